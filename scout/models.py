@@ -1,0 +1,128 @@
+"""Domain values shared by every layer: listings, money, saved searches, alerts. Frozen, no IO."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in an ISO 4217 currency; never a float."""
+
+    amount: Decimal
+    currency: str
+
+    def __str__(self) -> str:
+        return f"{self.amount:,.2f} {self.currency}"
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One item for sale as a marketplace shows it."""
+
+    marketplace: str
+    external_id: str
+    title: str
+    url: str
+    price: Money | None = None
+    price_text: str | None = None
+    location: str | None = None
+    image_url: str | None = None
+    posted_at: datetime | None = None
+    condition: str | None = None
+    seller: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.marketplace, self.external_id)
+
+
+class SearchStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class UnpricedRule(enum.StrEnum):
+    """What a search does with listings that show no price."""
+
+    INCLUDE = "include"
+    EXCLUDE = "exclude"
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where alerts go: a platform and a channel or chat id on it."""
+
+    platform: str
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSpec:
+    """A validated description of a saved search, before it has an id."""
+
+    query: str
+    marketplaces: tuple[str, ...]
+    check_interval_minutes: int
+    exclude: tuple[str, ...] = ()
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    currency: str | None = None
+    location: str | None = None
+    radius_km: int | None = None
+    unpriced: UnpricedRule = UnpricedRule.INCLUDE
+
+
+@dataclass(frozen=True, slots=True)
+class SavedSearch:
+    """A search as stored: its spec plus who owns it, where alerts go and its schedule."""
+
+    id: int
+    owner: str
+    destination: Destination
+    spec: SearchSpec
+    status: SearchStatus
+    created_at: datetime
+    next_run_at: datetime
+    scope: str | None = None
+    paused_reason: str | None = None
+    last_run_at: datetime | None = None
+    last_success_at: datetime | None = None
+    baselined: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def query(self) -> str:
+        return self.spec.query
+
+    @property
+    def marketplaces(self) -> tuple[str, ...]:
+        return self.spec.marketplaces
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A listing to announce to one destination because a search matched it."""
+
+    outbox_id: int
+    destination: Destination
+    listing: Listing
+    search_id: int | None
+    search_query: str
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An outbox row as a user sees it in 'recent deals'."""
+
+    outbox_id: int
+    listing: Listing
+    status: str
+    created_at: datetime
+    sent_at: datetime | None

@@ -1,0 +1,1 @@
+"""Marketplace adapters and the polite fetcher they share."""

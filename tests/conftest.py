@@ -1,0 +1,52 @@
+"""Suite-wide guards and helpers: no test reaches past 127.0.0.1, and real pages come from ../shared/fixtures."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+
+
+def _is_local(address: object) -> bool:
+    if isinstance(address, tuple) and address:
+        host = address[0]
+    else:
+        return True  # unix sockets and the like
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any connection that is not to the loopback interface."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guarded_connect(self: socket.socket, address: object) -> object:
+        if not _is_local(address):
+            raise AssertionError(f"test tried to reach the network: {address!r}")
+        return real_connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: object) -> object:
+        if not _is_local(address):
+            raise AssertionError(f"test tried to reach the network: {address!r}")
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+
+
+def fixture_path(relative: str) -> Path:
+    """A real third-party page; skips the calling test when ../shared/fixtures is absent."""
+    path = FIXTURES / relative
+    if not path.is_file():
+        pytest.skip(f"real page {relative} not found under {FIXTURES} (the shared fixtures folder is absent)")
+    return path
