@@ -126,3 +126,55 @@ class StoredAlert:
     status: str
     created_at: datetime
     sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketplaceState:
+    """Whether a marketplace is in use, and how its recent fetches went."""
+
+    key: str
+    status: str = "active"
+    reason: str | None = None
+    changed_by: str | None = None
+    changed_at: datetime | None = None
+    consecutive_failures: int = 0
+    last_status: str | None = None
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_error: str | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.status == "paused"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOutcome:
+    """One marketplace fetch of a scan, shared by every search that asked the same thing, and what each matched."""
+
+    marketplace: str
+    query: str
+    status: str
+    duration_ms: int
+    listings: tuple[Listing, ...] = ()
+    error: str | None = None
+    # search id -> the listings of this fetch that pass that search's filters
+    matches: dict[int, tuple[Listing, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRun:
+    """How one search's scan ended: when it runs next and which marketplaces it scanned successfully."""
+
+    search_id: int
+    next_run_at: datetime
+    succeeded: frozenset[str]
+    failed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSaved:
+    new_listings: int
+    price_changes: int
+    new_matches: int
+    alerts_queued: int

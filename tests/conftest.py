@@ -50,3 +50,26 @@ def fixture_path(relative: str) -> Path:
     if not path.is_file():
         pytest.skip(f"real page {relative} not found under {FIXTURES} (the shared fixtures folder is absent)")
     return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An empty database URL: every storage test runs on SQLite, and on PostgreSQL when the suite is given one."""
+    from tests.db import fresh_database
+
+    async with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+async def repo(database_url: str):  # type: ignore[no-untyped-def]
+    """A migrated database and its repository."""
+    from storage.db import create_engine, session_factory, upgrade
+    from storage.repo import Repository
+
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    try:
+        yield Repository(session_factory(engine))
+    finally:
+        await engine.dispose()

@@ -1,0 +1,1 @@
+"""Chat front ends and the platform-neutral command layer they share."""

@@ -1,0 +1,287 @@
+"""Platform-neutral commands on saved searches: the one place input is validated, shared by the CLI and the bots."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from scout.errors import InputError, NotFoundError
+from scout.models import Destination, SavedSearch, SearchSpec, SearchStatus, StoredAlert, UnpricedRule
+from scrapers.base import Adapter
+from storage.repo import Repository
+
+# searches.query is VARCHAR(200); a longer query is a paste accident, not a search.
+MAX_QUERY_LENGTH = 200
+MAX_EXCLUDED_WORDS = 20
+MAX_WORD_LENGTH = 50
+MAX_LOCATION_LENGTH = 100
+# A week: a search checked less often than that is forgotten, not watched.
+MAX_INTERVAL_MINUTES = 7 * 24 * 60
+# Numeric(18, 4) holds 14 integer digits; a price this large is a typo.
+MAX_PRICE = Decimal("1000000000")
+MAX_RADIUS_KM = 500
+MAX_SEARCHES_PER_OWNER = 100
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is asking: an id on the platform and whether they may manage everyone's searches in this scope."""
+
+    id: str
+    is_admin: bool = False
+
+
+def _clean_text(value: str, *, field: str, limit: int) -> str:
+    text = " ".join(value.split())
+    if _CONTROL.search(value.replace("\n", " ").replace("\t", " ")):
+        raise InputError(f"The {field} contains control characters.", field=field)
+    if len(text) > limit:
+        raise InputError(f"The {field} is {len(text)} characters long; the limit is {limit}.", field=field)
+    return text
+
+
+def parse_price(value: str | Decimal | int | float | None, *, field: str) -> Decimal | None:
+    """A price bound from user input: a non-negative decimal with at most two places, or None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        amount = Decimal(str(value).strip().replace(",", "").lstrip("$€£"))
+    except InvalidOperation:
+        raise InputError(f"The {field} {str(value)[:30]!r} is not a number.", field=field) from None
+    if not amount.is_finite():
+        raise InputError(f"The {field} must be a number.", field=field)
+    if amount < 0:
+        raise InputError(f"The {field} cannot be negative.", field=field)
+    if amount > MAX_PRICE:
+        raise InputError(f"The {field} is too large (at most {MAX_PRICE:,}).", field=field)
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InputError(f"The {field} has more than two decimal places.", field=field)
+    return amount
+
+
+def build_spec(
+    adapters: Mapping[str, Adapter],
+    *,
+    query: str,
+    marketplaces: Iterable[str] | str | None = None,
+    interval_minutes: int | str | None = None,
+    exclude: Iterable[str] | str | None = None,
+    min_price: Any = None,
+    max_price: Any = None,
+    currency: str | None = None,
+    location: str | None = None,
+    radius_km: int | str | None = None,
+    unpriced: str | UnpricedRule | None = None,
+    default_unpriced: UnpricedRule = UnpricedRule.INCLUDE,
+) -> SearchSpec:
+    """Validate a search as a user typed it; raises InputError naming the first thing wrong."""
+    text = _clean_text(query or "", field="query", limit=MAX_QUERY_LENGTH)
+    if not re.search(r"\w", text):
+        raise InputError("The query needs at least one word to search for.", field="query")
+
+    if isinstance(marketplaces, str):
+        marketplaces = marketplaces.replace(",", " ").split()
+    chosen = tuple(dict.fromkeys(m.strip().lower() for m in (marketplaces or ()) if m.strip()))
+    if not chosen:
+        chosen = tuple(adapters)
+    unknown = [m for m in chosen if m not in adapters]
+    if unknown:
+        raise InputError(
+            f"Unknown marketplace {unknown[0][:40]!r}. Choose from: {', '.join(sorted(adapters))}.",
+            field="marketplaces",
+        )
+
+    floor = max(adapters[m].min_interval_minutes for m in chosen)
+    if interval_minutes is None or (isinstance(interval_minutes, str) and not interval_minutes.strip()):
+        interval = floor
+    else:
+        try:
+            interval = int(str(interval_minutes).strip().removesuffix("m"))
+        except ValueError:
+            raise InputError("The check interval must be a whole number of minutes.", field="interval") from None
+    if interval < floor:
+        slowest = max(chosen, key=lambda m: adapters[m].min_interval_minutes)
+        raise InputError(
+            f"The check interval must be at least {floor} minutes for {adapters[slowest].name}.", field="interval"
+        )
+    if interval > MAX_INTERVAL_MINUTES:
+        raise InputError(f"The check interval can be at most {MAX_INTERVAL_MINUTES} minutes (a week).",
+                         field="interval")
+
+    if isinstance(exclude, str):
+        exclude = exclude.replace(",", " ").split()
+    words = tuple(dict.fromkeys(w.strip().lstrip("-").lower() for w in (exclude or ()) if w.strip().lstrip("-")))
+    if len(words) > MAX_EXCLUDED_WORDS:
+        raise InputError(f"At most {MAX_EXCLUDED_WORDS} excluded words.", field="exclude")
+    for word in words:
+        _clean_text(word, field="excluded word", limit=MAX_WORD_LENGTH)
+
+    low = parse_price(min_price, field="minimum price")
+    high = parse_price(max_price, field="maximum price")
+    if low is not None and high is not None and low > high:
+        raise InputError(f"The minimum price ({low}) is above the maximum price ({high}).", field="min_price")
+
+    code = currency.strip().upper() if currency and currency.strip() else None
+    if code is not None and not _CURRENCY.match(code):
+        raise InputError(f"{currency[:10]!r} is not a currency code such as USD, EUR or GBP.", field="currency")
+
+    place = _clean_text(location, field="location", limit=MAX_LOCATION_LENGTH) if location else None
+    if place and not any(adapters[m].capabilities.location for m in chosen):
+        raise InputError("None of the chosen marketplaces can search by location.", field="location")
+    radius = None
+    if radius_km not in (None, ""):
+        try:
+            radius = int(str(radius_km))
+        except ValueError:
+            raise InputError("The radius must be a whole number of kilometres.", field="radius") from None
+        if not 1 <= radius <= MAX_RADIUS_KM:
+            raise InputError(f"The radius must be from 1 to {MAX_RADIUS_KM} km.", field="radius")
+        if not place:
+            raise InputError("A radius needs a location.", field="radius")
+
+    try:
+        rule = UnpricedRule(unpriced.lower()) if isinstance(unpriced, str) else (unpriced or default_unpriced)
+    except ValueError:
+        raise InputError("Listings without a price can be 'include'd or 'exclude'd.", field="unpriced") from None
+
+    return SearchSpec(query=text, marketplaces=chosen, check_interval_minutes=interval, exclude=words,
+                      min_price=low, max_price=high, currency=code, location=place, radius_km=radius, unpriced=rule)
+
+
+def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None = None) -> str:
+    """A one-paragraph, platform-neutral description of a search."""
+    spec = search.spec
+    names = [adapters[m].name if adapters and m in adapters else m for m in spec.marketplaces]
+    parts = [f"#{search.id} \u201c{spec.query}\u201d on {', '.join(names)}, every {spec.check_interval_minutes} min"]
+    if spec.exclude:
+        parts.append("excluding " + ", ".join(spec.exclude))
+    if spec.min_price is not None or spec.max_price is not None:
+        low = f"{spec.min_price}" if spec.min_price is not None else "0"
+        high = f"{spec.max_price}" if spec.max_price is not None else "any"
+        parts.append(f"price {low}\u2013{high}{' ' + spec.currency if spec.currency else ''}")
+    if spec.location:
+        parts.append(f"near {spec.location}" + (f" ({spec.radius_km} km)" if spec.radius_km else ""))
+    state = "active" if search.status is SearchStatus.ACTIVE else f"paused ({search.paused_reason or 'by its owner'})"
+    parts.append(state)
+    return "; ".join(parts)
+
+
+class Commands:
+    """The actions users take on searches. Every front end calls these, so they all behave alike."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        adapters: Mapping[str, Adapter],
+        *,
+        clock: Callable[[], datetime],
+        rng: random.Random | None = None,
+        default_unpriced: UnpricedRule = UnpricedRule.INCLUDE,
+    ) -> None:
+        self.repo = repo
+        self.adapters = adapters
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._default_unpriced = default_unpriced
+
+    async def add_search(
+        self, actor: Actor, destination: Destination, *, scope: str | None = None, **fields: Any
+    ) -> SavedSearch:
+        spec = build_spec(self.adapters, default_unpriced=self._default_unpriced, **fields)
+        mine = await self.repo.load_searches(platform=destination.platform, scope=scope, owner=actor.id)
+        if len(mine) >= MAX_SEARCHES_PER_OWNER:
+            raise InputError(f"You already have {len(mine)} searches here; remove one first.")
+        now = self._clock()
+        # The first scan comes within a few seconds, spread so a burst of new searches does not arrive at once.
+        first = now + timedelta(seconds=5 * self._rng.random())
+        return await self.repo.save_search(owner=actor.id, destination=destination, scope=scope, spec=spec, now=now,
+                                           first_run_at=first)
+
+    async def list_searches(self, actor: Actor, *, platform: str, scope: str | None,
+                            everyone: bool = False) -> list[SavedSearch]:
+        owner = None if everyone and actor.is_admin else actor.id
+        return await self.repo.load_searches(platform=platform, scope=scope, owner=owner)
+
+    async def show_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None) -> SavedSearch:
+        return await self._mine(actor, search_id, scope)
+
+    async def pause_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
+                           reason: str | None = None) -> SavedSearch:
+        search = await self._mine(actor, search_id, scope)
+        why = _clean_text(reason, field="reason", limit=200) if reason else f"paused by {actor.id}"
+        return await self.repo.update_search(search.id, now=self._clock(), status=SearchStatus.PAUSED,
+                                             paused_reason=why)
+
+    async def resume_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None) -> SavedSearch:
+        search = await self._mine(actor, search_id, scope)
+        return await self.repo.update_search(search.id, now=self._clock(), status=SearchStatus.ACTIVE,
+                                             next_run_at=self._clock())
+
+    async def edit_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
+                          **changes: Any) -> SavedSearch:
+        search = await self._mine(actor, search_id, scope)
+        spec = search.spec
+        current: dict[str, Any] = {
+            "query": spec.query, "marketplaces": spec.marketplaces, "interval_minutes": spec.check_interval_minutes,
+            "exclude": spec.exclude, "min_price": spec.min_price, "max_price": spec.max_price,
+            "currency": spec.currency, "location": spec.location, "radius_km": spec.radius_km,
+            "unpriced": spec.unpriced,
+        }
+        unknown = set(changes) - set(current)
+        if unknown:
+            raise InputError(f"Cannot change {sorted(unknown)[0]!r}.")
+        current.update({key: value for key, value in changes.items() if value is not None})
+        new_spec = build_spec(self.adapters, default_unpriced=self._default_unpriced, **current)
+        if new_spec == spec:
+            return search
+        return await self.repo.update_search(search.id, now=self._clock(), spec=new_spec)
+
+    async def remove_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None) -> SavedSearch:
+        search = await self._mine(actor, search_id, scope)
+        await self.repo.delete_search(search.id)
+        return search
+
+    async def recent_deals(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
+                           limit: int = 10) -> list[StoredAlert]:
+        search = await self._mine(actor, search_id, scope)
+        return await self.repo.load_recent_alerts(search.id, limit=max(1, min(limit, 50)))
+
+    async def _mine(self, actor: Actor, search_id: int | str, scope: str | None) -> SavedSearch:
+        try:
+            number = int(str(search_id).strip().lstrip("#"))
+        except ValueError:
+            raise InputError(f"{str(search_id)[:20]!r} is not a search number.", field="search_id") from None
+        search = await self.repo.load_search(number) if 0 < number < 2**31 else None
+        # "Not found" and "not yours" read the same, so ids of other people's searches are not revealed.
+        if search is None or (scope is not None and search.scope != scope):
+            raise NotFoundError(f"You have no search #{number}.")
+        if search.owner != actor.id and not actor.is_admin:
+            raise NotFoundError(f"You have no search #{number}.")
+        return search
+
+
+PLATFORMS = ("console", "discord", "telegram")
+
+
+def parse_destination(text: str) -> Destination:
+    """'console', 'discord:<channel id>' or 'telegram:<chat id>'."""
+    platform, _, target = text.strip().partition(":")
+    platform = platform.lower()
+    if platform not in PLATFORMS:
+        raise InputError(f"Unknown destination {text[:40]!r}: use console, discord:<channel id> or telegram:<chat id>.",
+                         field="destination")
+    if platform == "console":
+        return Destination("console", target or "main")
+    if not re.fullmatch(r"-?\d{1,20}", target):
+        raise InputError(f"A {platform} destination needs a numeric id, as in {platform}:123456789.",
+                         field="destination")
+    return Destination(platform, target)

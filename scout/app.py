@@ -1,0 +1,137 @@
+"""The composition root: builds storage, fetcher, adapters, engine, notifiers and the scheduler, and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from yarl import URL
+
+from bot.commands import Commands
+from bot.console import ConsoleNotifier
+from scout.config import Settings
+from scout.delivery import Dispatcher, Notifier
+from scout.scan import Scanner
+from scout.scheduler import DELIVERY_JOB, ScoutScheduler
+from scrapers.base import Adapter, SearchQuery
+from scrapers.http import HttpFetcher
+from scrapers.registry import build_adapters
+from storage import db
+from storage.repo import Repository
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_fetcher(settings: Settings, adapters: Mapping[str, Adapter],
+                  resolve: Mapping[str, str] | None = None) -> HttpFetcher:
+    fetcher = HttpFetcher(
+        user_agent=settings.http_user_agent, timeout_seconds=settings.http_timeout_seconds,
+        max_retries=settings.http_max_retries, proxy=settings.http_proxy, respect_robots=settings.respect_robots,
+        resolve=resolve,
+    )
+    for adapter in adapters.values():
+        # Each adapter's request budget becomes its host's rate limit in the shared fetcher.
+        host = URL(adapter.build_request(SearchQuery("probe")).url).host
+        if host:
+            fetcher.set_host_rate(host, adapter.requests_per_minute)
+    return fetcher
+
+
+@dataclass
+class Store:
+    engine: AsyncEngine
+    repo: Repository
+
+
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Store]:
+    engine = db.create_engine(settings.resolved_database_url)
+    try:
+        if migrate:
+            await db.upgrade(engine)
+        yield Store(engine, Repository(db.session_factory(engine)))
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class Service:
+    """Everything a running Deal Scout is made of, for the CLI, the tests and the ops endpoints."""
+
+    settings: Settings
+    store: Store
+    adapters: dict[str, Adapter]
+    fetcher: HttpFetcher
+    scanner: Scanner
+    dispatcher: Dispatcher
+    scheduler: ScoutScheduler
+    commands: Commands
+    notifiers: dict[str, Notifier]
+
+
+@contextlib.asynccontextmanager
+async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None = None,
+                        notifiers: Mapping[str, Notifier] | None = None) -> AsyncIterator[Service]:
+    rng = random.Random()
+    async with open_store(settings) as store:
+        adapters = build_adapters(settings)
+        fetcher = build_fetcher(settings, adapters, resolve)
+        scheduler = ScoutScheduler(scan_tick_seconds=settings.scan_tick_seconds,
+                                   delivery_tick_seconds=settings.delivery_tick_seconds)
+        chosen: dict[str, Notifier] = {"console": ConsoleNotifier()}
+        chosen.update(notifiers or {})
+        scanner = Scanner(
+            store.repo, adapters, fetcher, clock=utc_now, rng=rng, batch_size=settings.scan_batch_size,
+            concurrency=settings.scan_concurrency, lease_seconds=settings.scan_lease_seconds,
+            jitter=settings.schedule_jitter, baseline_first_scan=settings.baseline_first_scan,
+            on_alerts_queued=lambda: scheduler.wake(DELIVERY_JOB),
+        )
+        dispatcher = Dispatcher(
+            store.repo, chosen, clock=utc_now, rng=rng, max_attempts=settings.delivery_max_attempts,
+            backoff_seconds=settings.delivery_backoff_seconds,
+            backoff_max_seconds=settings.delivery_backoff_max_seconds,
+        )
+        commands = Commands(store.repo, adapters, clock=utc_now, rng=rng,
+                            default_unpriced=settings.unpriced_listings)
+        try:
+            yield Service(settings, store, adapters, fetcher, scanner, dispatcher, scheduler, commands, chosen)
+        finally:
+            scheduler.shutdown()
+            await fetcher.close()
+
+
+async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or `stop` is set): scan on schedule and deliver alerts."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with build_service(settings) as service:
+        # One scheduler per database: leases left by a previous process that died are void now.
+        await service.store.repo.release_all_leases()
+        service.scheduler.add_scan(service.scanner.run_until_idle)
+        service.scheduler.add_delivery(service.dispatcher.drain)
+        service.scheduler.start()
+        searches = await service.store.repo.count_searches()
+        log.info("Deal Scout running: %d saved searches, marketplaces: %s, database: %s", searches,
+                 ", ".join(sorted(service.adapters)), db.safe_url(db.normalise_url(settings.resolved_database_url)))
+        if not settings.chat_configured:
+            log.info("No DISCORD_TOKEN or TELEGRAM_TOKEN set: alerts print to this console. "
+                     "Set one of them to deliver to Discord or Telegram (see README, 'Connect a chat').")
+        if not searches:
+            log.info("No searches yet. Add one in another terminal: dealscout search add \"nintendo switch\" "
+                     "--max-price 200")
+        await stop.wait()
+        log.info("Deal Scout stopping")

@@ -1,0 +1,257 @@
+"""The `dealscout` command: run the service, manage searches, try a marketplace, parse a saved page, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.commands import Actor, Commands, describe_search, parse_destination
+from scout.app import build_fetcher, open_store, run_service, utc_now
+from scout.config import SETTINGS, Settings, load_settings
+from scout.errors import ConfigError, DealScoutError, InputError, StorageError
+from scout.models import Listing
+from scrapers.base import Page, ScrapeResult, ScrapeStatus, SearchQuery
+from scrapers.registry import build_adapters
+from storage import db
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
+
+CLI_ACTOR = Actor("cli", is_admin=True)
+EXIT_USAGE = 2  # the same code argparse uses for bad arguments
+EXIT_FAILURE = 1
+
+
+def _listing_json(listing: Listing) -> dict[str, Any]:
+    return {
+        "id": listing.external_id,
+        "title": listing.title,
+        "price": str(listing.price.amount) if listing.price else None,
+        "currency": listing.price.currency if listing.price else None,
+        "url": listing.url,
+        "image": listing.image_url,
+        "location": listing.location,
+        "posted_at": listing.posted_at.isoformat() if listing.posted_at else None,
+    }
+
+
+def _cut(text: str | None, width: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def render_listing_table(listings: Sequence[Listing]) -> str:
+    rows = [("ID", "PRICE", "TITLE", "LOCATION", "URL")]
+    for item in listings:
+        price = f"{item.price.amount:,.2f} {item.price.currency}" if item.price else (item.price_text or "-")
+        rows.append((item.external_id, price, _cut(item.title, 60), _cut(item.location, 24), item.url))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows
+    )
+
+
+def _print_result(result: ScrapeResult, fmt: str) -> int:
+    if fmt == "json":
+        print(json.dumps([_listing_json(item) for item in result.listings], ensure_ascii=False, indent=2))
+    elif result.listings:
+        print(render_listing_table(result.listings))
+    summary = f"{result.status.value}: {len(result.listings)} listings"
+    print(summary + (f" ({result.detail})" if result.detail else ""), file=sys.stderr)
+    return 0 if result.ok else EXIT_FAILURE
+
+
+def _adapter(settings: Settings, key: str):  # type: ignore[no-untyped-def]
+    adapters = build_adapters(settings)
+    if key not in adapters:
+        raise InputError(f"Unknown marketplace {key[:40]!r}. Choose from: {', '.join(sorted(adapters))}.")
+    return adapters[key]
+
+
+async def cmd_parse(settings: Settings, args: argparse.Namespace) -> int:
+    adapter = _adapter(settings, args.marketplace)
+    path = Path(args.file)
+    if not path.is_file():
+        raise InputError(f"No such file: {path}")
+    suffix = path.suffix.lower()
+    content_type = {".json": "application/json", ".rss": "application/rss+xml", ".xml": "application/xml"}.get(
+        suffix, "text/html; charset=utf-8")
+    page = Page(url=path.resolve().as_uri(), status=200, body=path.read_bytes(), content_type=content_type)
+    return _print_result(adapter.parse_safely(page), args.format)
+
+
+async def cmd_scrape(settings: Settings, args: argparse.Namespace) -> int:
+    adapter = _adapter(settings, args.marketplace)
+    query = SearchQuery.build(args.query, args.location)
+    if not query.text:
+        raise InputError("The query needs at least one word to search for.")
+    async with build_fetcher(settings, {adapter.key: adapter}) as fetcher:
+        result = await adapter.search(query, fetcher)
+    return _print_result(result, args.format)
+
+
+async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    engine = db.create_engine(settings.resolved_database_url)
+    try:
+        await db.upgrade(engine)
+        print(f"database at revision {await db.current_revision(engine)}")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_store(settings) as store:
+        adapters = build_adapters(settings)
+        commands = Commands(store.repo, adapters, clock=utc_now, default_unpriced=settings.unpriced_listings)
+        action = args.search_action
+        if action == "add":
+            search = await commands.add_search(
+                CLI_ACTOR, parse_destination(args.to), query=args.query, marketplaces=args.marketplaces,
+                interval_minutes=args.every, exclude=args.exclude, min_price=args.min_price,
+                max_price=args.max_price, currency=args.currency, location=args.location, radius_km=args.radius,
+                unpriced=args.unpriced,
+            )
+            print(f"saved {describe_search(search, adapters)}")
+            print("the first scan runs within seconds of `dealscout run`; it records what is listed now, "
+                  "and new listings after it are alerted")
+        elif action == "list":
+            searches = await store.repo.load_searches()
+            for search in searches:
+                print(f"{describe_search(search, adapters)} -> {search.destination}")
+            if not searches:
+                print("no saved searches; add one with: dealscout search add \"QUERY\"")
+        elif action == "show":
+            search = await commands.show_search(CLI_ACTOR, args.id)
+            print(describe_search(search, adapters))
+            print(f"  destination: {search.destination}  owner: {search.owner}")
+            print(f"  next run: {search.next_run_at:%Y-%m-%d %H:%M:%S} UTC  last success: "
+                  f"{search.last_success_at.strftime('%Y-%m-%d %H:%M:%S UTC') if search.last_success_at else 'never'}")
+            for alert in await commands.recent_deals(CLI_ACTOR, search.id, limit=args.deals):
+                price = str(alert.listing.price) if alert.listing.price else "-"
+                print(f"  [{alert.status}] {price}  {_cut(alert.listing.title, 70)}  {alert.listing.url}")
+        elif action == "pause":
+            print(f"paused {describe_search(await commands.pause_search(CLI_ACTOR, args.id, reason=args.reason))}")
+        elif action == "resume":
+            print(f"resumed {describe_search(await commands.resume_search(CLI_ACTOR, args.id))}")
+        elif action == "remove":
+            print(f"removed {describe_search(await commands.remove_search(CLI_ACTOR, args.id))}")
+    return 0
+
+
+async def cmd_marketplaces(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_store(settings) as store:
+        states = await store.repo.load_marketplace_states()
+    for key, adapter in sorted(build_adapters(settings).items()):
+        state = states.get(key)
+        status = f"paused: {state.reason}" if state and state.paused else "active"
+        caps = adapter.capabilities
+        features = [name for name, on in (("price filter", caps.price_filter), ("location", caps.location),
+                                          ("posted time", caps.posted_time), ("images", caps.images)) if on]
+        print(f"{key:<12} {adapter.name:<14} {status:<10} every >= {adapter.min_interval_minutes} min, "
+              f"{adapter.requests_per_minute:g} requests/min; {', '.join(features) or 'no extras'}")
+    return 0
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    await run_service(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dealscout", description="Deal alerts for second-hand marketplaces.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="run the scheduler, the scans and alert delivery").set_defaults(func=cmd_run)
+
+    search = sub.add_parser("search", help="manage saved searches")
+    actions = search.add_subparsers(dest="search_action", required=True)
+    add = actions.add_parser("add", help="save a search")
+    add.add_argument("query")
+    add.add_argument("-m", "--marketplaces", help="comma-separated marketplace keys (default: all)")
+    add.add_argument("--exclude", help="words that rule a listing out, comma- or space-separated")
+    add.add_argument("--min-price")
+    add.add_argument("--max-price")
+    add.add_argument("--currency", help="ISO code the price range is in, e.g. USD")
+    add.add_argument("--every", help="check interval in minutes (default: the marketplaces' minimum)")
+    add.add_argument("--location", help="where the marketplace supports it, e.g. a Craigslist site like sfbay")
+    add.add_argument("--radius", help="kilometres around --location")
+    add.add_argument("--unpriced", choices=["include", "exclude"], help="listings without a comparable price")
+    add.add_argument("--to", default="console", help="console (default), discord:<channel id>, telegram:<chat id>")
+    actions.add_parser("list", help="list saved searches")
+    show = actions.add_parser("show", help="one search and its newest alerts")
+    show.add_argument("id")
+    show.add_argument("--deals", type=int, default=10, help="how many recent alerts to show")
+    pause = actions.add_parser("pause", help="stop checking a search")
+    pause.add_argument("id")
+    pause.add_argument("--reason")
+    for name, text in (("resume", "check a paused search again"), ("remove", "delete a search")):
+        actions.add_parser(name, help=text).add_argument("id")
+    search.set_defaults(func=cmd_search)
+
+    scrape = sub.add_parser("scrape", help="fetch one search from a marketplace and print the listings")
+    scrape.add_argument("marketplace")
+    scrape.add_argument("query")
+    scrape.add_argument("--location")
+    scrape.add_argument("--format", choices=["table", "json"], default="table")
+    scrape.set_defaults(func=cmd_scrape)
+
+    parse = sub.add_parser("parse", help="parse a saved marketplace page (check a parser after a site change)")
+    parse.add_argument("marketplace")
+    parse.add_argument("file")
+    parse.add_argument("--format", choices=["table", "json"], default="table")
+    parse.set_defaults(func=cmd_parse)
+
+    database = sub.add_parser("db", help="database maintenance")
+    db_actions = database.add_subparsers(dest="db_action", required=True)
+    db_actions.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+
+    sub.add_parser("marketplaces", help="list marketplaces, their state and limits").set_defaults(
+        func=cmd_marketplaces)
+
+    parser.epilog = "settings come from the environment or a .env file: " + ", ".join(
+        s.env for s in SETTINGS.values())
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as err:
+        print(f"dealscout: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else settings.log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(args.func(settings, args))
+    except InputError as err:
+        print(f"dealscout: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ConfigError, StorageError) as err:
+        print(f"dealscout: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except DealScoutError as err:
+        print(f"dealscout: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (SQLAlchemyError, OSError) as err:
+        # Driver messages can quote the connection string; name the failure, not the details.
+        print(f"dealscout: database error ({type(err).__name__}); check DATABASE_URL and that the server is up",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

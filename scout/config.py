@@ -1,0 +1,180 @@
+"""Settings from the environment (and an optional .env file), validated at start with messages that name the variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from scout.errors import ConfigError
+from scout.models import UnpricedRule
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("expected a number above 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected a whole number of at least 1")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise ValueError("expected a fraction from 0 up to (not including) 1")
+    return value
+
+
+def _unpriced(text: str) -> UnpricedRule:
+    return UnpricedRule(text.strip().lower())
+
+
+def _optional(text: str) -> str | None:
+    return text.strip() or None
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+
+# One row per setting: the README's configuration reference is this table.
+SETTINGS: dict[str, Setting] = {
+    "data_dir": Setting("DEALSCOUT_DATA_DIR", "data", str, "Folder for the embedded SQLite database."),
+    "database_url": Setting(
+        "DATABASE_URL", "", str,
+        "Database URL. Empty: SQLite at DEALSCOUT_DATA_DIR/dealscout.db. PostgreSQL: postgresql://user:pass@host/db.",
+        secret=True,
+    ),
+    "log_level": Setting("LOG_LEVEL", "INFO", str.upper, "Logging level: DEBUG, INFO, WARNING or ERROR."),
+    "scan_tick_seconds": Setting(
+        "SCAN_TICK_SECONDS", "15", _positive_float, "How often the scheduler looks for searches that are due."),
+    "scan_batch_size": Setting(
+        "SCAN_BATCH_SIZE", "500", _positive_int, "Most searches one scan pass takes from the database at once."),
+    "scan_concurrency": Setting(
+        "SCAN_CONCURRENCY", "8", _positive_int, "Marketplace fetches in flight at once (per-host limits still apply)."),
+    "scan_lease_seconds": Setting(
+        "SCAN_LEASE_SECONDS", "300", _positive_float,
+        "How long a scan holds a search; a search held by a scan that died is free again after this."),
+    "schedule_jitter": Setting(
+        "SCHEDULE_JITTER", "0.1", _fraction,
+        "Random spread added to each search's next run, as a fraction of its interval, so searches do not bunch up."),
+    "baseline_first_scan": Setting(
+        "BASELINE_FIRST_SCAN", "true", _bool,
+        "A new search's first scan records what is already listed and sends nothing; false sends it all."),
+    "unpriced_listings": Setting(
+        "UNPRICED_LISTINGS", "include", _unpriced,
+        "Default for new searches with a price range: include or exclude listings that show no comparable price."),
+    "delivery_tick_seconds": Setting(
+        "DELIVERY_TICK_SECONDS", "2", _positive_float, "How often the outbox is checked for alerts to send."),
+    "delivery_max_attempts": Setting(
+        "DELIVERY_MAX_ATTEMPTS", "8", _positive_int, "Attempts before an alert is marked dead with its last error."),
+    "delivery_backoff_seconds": Setting(
+        "DELIVERY_BACKOFF_SECONDS", "5", _positive_float, "First retry delay of a failed alert; doubles each attempt."),
+    "delivery_backoff_max_seconds": Setting(
+        "DELIVERY_BACKOFF_MAX_SECONDS", "900", _positive_float, "Longest wait between two attempts of one alert."),
+    "http_user_agent": Setting(
+        "HTTP_USER_AGENT", "DealScout/0.1 (+https://github.com/deal-scout/deal-scout)", str,
+        "User-Agent sent to marketplaces."),
+    "http_timeout_seconds": Setting(
+        "HTTP_TIMEOUT_SECONDS", "20", _positive_float, "Total time allowed for one marketplace request."),
+    "http_max_retries": Setting(
+        "HTTP_MAX_RETRIES", "3", int, "Retries of a request after a 429, a 5xx or a connection error."),
+    "http_proxy": Setting("HTTP_PROXY_URL", "", _optional, "Proxy for marketplace requests (http://user:pass@host:port).",
+                          secret=True),
+    "respect_robots": Setting("RESPECT_ROBOTS_TXT", "true", _bool, "Honour each marketplace's robots.txt."),
+    "ebay_domain": Setting("EBAY_DOMAIN", "www.ebay.com", str, "eBay site to search (www.ebay.co.uk, www.ebay.de, ...)."),
+    "craigslist_site": Setting(
+        "CRAIGSLIST_SITE", "sfbay", str, "Craigslist site used when a search names no location (sfbay, newyork, ...)."),
+    "discord_token": Setting("DISCORD_TOKEN", "", _optional, "Discord bot token; empty: no Discord.", secret=True),
+    "telegram_token": Setting("TELEGRAM_TOKEN", "", _optional, "Telegram bot token; empty: no Telegram.", secret=True),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str
+    database_url: str
+    log_level: str
+    scan_tick_seconds: float
+    scan_batch_size: int
+    scan_concurrency: int
+    scan_lease_seconds: float
+    schedule_jitter: float
+    baseline_first_scan: bool
+    unpriced_listings: UnpricedRule
+    delivery_tick_seconds: float
+    delivery_max_attempts: int
+    delivery_backoff_seconds: float
+    delivery_backoff_max_seconds: float
+    http_user_agent: str
+    http_timeout_seconds: float
+    http_max_retries: int
+    http_proxy: str | None
+    respect_robots: bool
+    ebay_domain: str
+    craigslist_site: str
+    discord_token: str | None
+    telegram_token: str | None
+
+    def __repr__(self) -> str:
+        shown = {
+            f.name: ("***" if SETTINGS[f.name].secret and getattr(self, f.name) else getattr(self, f.name))
+            for f in fields(self)
+        }
+        return f"Settings({shown})"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir).expanduser() / 'dealscout.db'}"
+
+    @property
+    def chat_configured(self) -> bool:
+        return bool(self.discord_token or self.telegram_token)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | None = ".env") -> Settings:
+    """Read every setting; one ConfigError lists every bad variable at once."""
+    if environ is None:
+        if env_file and Path(env_file).is_file():
+            from dotenv import load_dotenv
+
+            load_dotenv(env_file, override=False)
+        environ = os.environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, setting in SETTINGS.items():
+        raw = environ.get(setting.env, setting.default)
+        try:
+            values[name] = setting.parse(raw)
+        except ValueError as err:
+            shown = "(hidden)" if setting.secret else repr(raw)
+            problems.append(f"{setting.env}={shown}: {err}")
+    if values.get("log_level") not in (None, "DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append(f"LOG_LEVEL={values['log_level']!r}: expected DEBUG, INFO, WARNING or ERROR")
+    if problems:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
+    return Settings(**values)

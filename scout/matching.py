@@ -1,0 +1,76 @@
+"""Pure filter rules: does a listing satisfy a saved search's words, exclusions and price range?"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal
+
+from scout.models import Listing, SearchSpec, UnpricedRule
+
+_WORD = re.compile(r"\w+")
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents, so 'Pokémon' and 'POKEMON' compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def tokenize(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(fold(text)))
+
+
+def _word_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not words:
+        return None
+    # A word matches at the start of a word of the title: "lego" finds "LEGO" and "Legos", "3080" finds "3080Ti".
+    return re.compile("|".join(rf"\b{re.escape(word)}" for word in sorted(set(words), key=len, reverse=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    required: tuple[re.Pattern[str], ...]
+    excluded: re.Pattern[str] | None
+    min_price: Decimal | None
+    max_price: Decimal | None
+    currency: str | None
+    unpriced: UnpricedRule
+
+    def matches(self, listing: Listing) -> bool:
+        title = fold(listing.title)
+        if not all(pattern.search(title) for pattern in self.required):
+            return False
+        if self.excluded is not None and self.excluded.search(title):
+            return False
+        return self._price_ok(listing)
+
+    def _price_ok(self, listing: Listing) -> bool:
+        if self.min_price is None and self.max_price is None:
+            return True
+        price = listing.price
+        # Without a price, or in a currency we cannot compare without exchange rates, the search's rule decides.
+        if price is None or (self.currency is not None and price.currency != self.currency):
+            return self.unpriced is UnpricedRule.INCLUDE
+        if self.min_price is not None and price.amount < self.min_price:
+            return False
+        return self.max_price is None or price.amount <= self.max_price
+
+
+def build_matcher(spec: SearchSpec) -> Matcher:
+    words = tokenize(spec.query)
+    excluded = tuple(word for phrase in spec.exclude for word in tokenize(phrase))
+    return Matcher(
+        required=tuple(re.compile(rf"\b{re.escape(word)}") for word in dict.fromkeys(words)),
+        excluded=_word_pattern(excluded),
+        min_price=spec.min_price,
+        max_price=spec.max_price,
+        currency=spec.currency,
+        unpriced=spec.unpriced,
+    )
+
+
+def match_listings(spec: SearchSpec, listings: tuple[Listing, ...]) -> tuple[Listing, ...]:
+    matcher = build_matcher(spec)
+    return tuple(listing for listing in listings if matcher.matches(listing))

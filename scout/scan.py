@@ -1,0 +1,171 @@
+"""One pass over the due searches: shared fetches, in-memory filters, and one transaction that records it all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from scout.matching import build_matcher
+from scout.models import FetchOutcome, SavedSearch, ScanSaved, SearchRun
+from scrapers.base import Adapter, Fetcher, ScrapeResult, ScrapeStatus, SearchQuery
+from storage.repo import Repository
+
+log = logging.getLogger(__name__)
+
+FetchKey = tuple[str, SearchQuery]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    searches: int = 0
+    fetches: int = 0
+    new_listings: int = 0
+    alerts_queued: int = 0
+    failed_fetches: int = 0
+
+    def __add__(self, other: ScanReport) -> ScanReport:
+        return ScanReport(
+            self.searches + other.searches, self.fetches + other.fetches, self.new_listings + other.new_listings,
+            self.alerts_queued + other.alerts_queued, self.failed_fetches + other.failed_fetches,
+        )
+
+
+def next_run(now: datetime, interval_minutes: int, jitter: float, rand: float) -> datetime:
+    """When a search runs next: its interval, stretched by up to `jitter` of it so searches spread out."""
+    return now + timedelta(minutes=interval_minutes * (1 + jitter * rand))
+
+
+def task_status(result: ScrapeResult) -> tuple[str, str | None]:
+    """The task_logs status and error of a result; a broken page is a failure the runbook's queries must see."""
+    if result.status is ScrapeStatus.BROKEN:
+        return "failed", f"layout changed: {result.detail}"
+    return result.status.value, result.detail or None
+
+
+class Scanner:
+    """Claims due searches, fetches each distinct (marketplace, query) once, and saves the outcome."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        adapters: Mapping[str, Adapter],
+        fetcher: Fetcher,
+        *,
+        clock: Callable[[], datetime],
+        rng: random.Random | None = None,
+        batch_size: int = 500,
+        concurrency: int = 8,
+        lease_seconds: float = 300.0,
+        jitter: float = 0.1,
+        baseline_first_scan: bool = True,
+        on_alerts_queued: Callable[[], Awaitable[None] | None] | None = None,
+    ) -> None:
+        self._repo = repo
+        self._adapters = dict(adapters)
+        self._fetcher = fetcher
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._batch = batch_size
+        self._limit = asyncio.Semaphore(concurrency)
+        self._lease = timedelta(seconds=lease_seconds)
+        self._jitter = jitter
+        self._baseline = baseline_first_scan
+        self._on_alerts_queued = on_alerts_queued
+        self.last_tick_at: datetime | None = None
+
+    async def run_until_idle(self, *, max_batches: int = 100) -> ScanReport:
+        """Scan batches of due searches until none is due."""
+        total = ScanReport()
+        self.last_tick_at = self._clock()
+        for _ in range(max_batches):
+            report = await self.run_once()
+            if not report.searches:
+                break
+            total += report
+        return total
+
+    async def run_once(self) -> ScanReport:
+        now = self._clock()
+        states = await self._repo.load_marketplace_states()
+        searches = await self._repo.claim_due_searches(now=now, lease_until=now + self._lease, limit=self._batch)
+        if not searches:
+            return ScanReport()
+        try:
+            groups = self.group(searches, paused={key for key, state in states.items() if state.paused})
+            keys = list(groups)
+            results = await asyncio.gather(*(self._fetch(key) for key in keys))
+        except BaseException:
+            await self._repo.release_searches([s.id for s in searches])
+            raise
+        fetches = [self._outcome(key, groups[key], result, ms) for key, (result, ms) in zip(keys, results, strict=True)]
+        runs = self._runs(searches, fetches, now)
+        saved = await self._repo.save_scan(
+            now=self._clock(), fetches=fetches, runs=runs, searches={s.id: s for s in searches},
+            baseline_first_scan=self._baseline,
+        )
+        failed = sum(1 for f in fetches if f.status not in ("success", "empty"))
+        log.info("scanned %d searches with %d fetches: %d new listings, %d alerts queued, %d fetches failed",
+                 len(searches), len(fetches), saved.new_listings, saved.alerts_queued, failed)
+        if saved.alerts_queued and self._on_alerts_queued is not None:
+            maybe = self._on_alerts_queued()
+            if maybe is not None:
+                await maybe
+        return self._report(searches, fetches, saved, failed)
+
+    def group(self, searches: list[SavedSearch], paused: set[str]) -> dict[FetchKey, list[SavedSearch]]:
+        """Searches that ask a marketplace the same thing share one fetch; paused or unknown marketplaces are skipped."""
+        groups: dict[FetchKey, list[SavedSearch]] = {}
+        for search in searches:
+            for key in search.marketplaces:
+                adapter = self._adapters.get(key)
+                if adapter is None or key in paused:
+                    continue
+                location = search.spec.location if adapter.capabilities.location else None
+                radius = search.spec.radius_km if location else None
+                query = SearchQuery.build(search.query, location, radius)
+                groups.setdefault((key, query), []).append(search)
+        return groups
+
+    async def _fetch(self, key: FetchKey) -> tuple[ScrapeResult, int]:
+        marketplace, query = key
+        started = time.perf_counter()
+        async with self._limit:
+            try:
+                result = await self._adapters[marketplace].search(query, self._fetcher)
+            except Exception as err:  # noqa: BLE001 - an adapter bug must fail this fetch, not the scan
+                log.exception("adapter %s raised on %r", marketplace, query.text)
+                result = ScrapeResult.failed(f"{type(err).__name__}: {err}")
+        return result, int((time.perf_counter() - started) * 1000)
+
+    def _outcome(self, key: FetchKey, searches: list[SavedSearch], result: ScrapeResult, ms: int) -> FetchOutcome:
+        marketplace, query = key
+        status, error = task_status(result)
+        matches = {search.id: tuple(filter(build_matcher(search.spec).matches, result.listings))
+                   for search in searches}
+        return FetchOutcome(marketplace, query.text, status, ms, result.listings, error, matches)
+
+    def _runs(self, searches: list[SavedSearch], fetches: list[FetchOutcome], now: datetime) -> list[SearchRun]:
+        ok: dict[int, set[str]] = {}
+        bad: dict[int, set[str]] = {}
+        for fetch in fetches:
+            bucket = ok if fetch.status in ("success", "empty") else bad
+            for search_id in fetch.matches:
+                bucket.setdefault(search_id, set()).add(fetch.marketplace)
+        return [
+            SearchRun(
+                search.id,
+                next_run(now, search.spec.check_interval_minutes, self._jitter, self._rng.random()),
+                frozenset(ok.get(search.id, ())),
+                frozenset(bad.get(search.id, ())),
+            )
+            for search in searches
+        ]
+
+    @staticmethod
+    def _report(searches: list[SavedSearch], fetches: list[FetchOutcome], saved: ScanSaved, failed: int) -> ScanReport:
+        return ScanReport(len(searches), len(fetches), saved.new_listings, saved.alerts_queued, failed)

@@ -1,0 +1,64 @@
+"""The one shared APScheduler: a scan job that claims due searches from the database and a delivery job."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+log = logging.getLogger(__name__)
+
+SCAN_JOB = "scan"
+DELIVERY_JOB = "deliver"
+
+
+class ScoutScheduler:
+    """Runs the scan and delivery jobs; the database's next_run_at, not this scheduler, says what is due."""
+
+    def __init__(self, *, scan_tick_seconds: float, delivery_tick_seconds: float) -> None:
+        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        self._scan_tick = scan_tick_seconds
+        self._delivery_tick = delivery_tick_seconds
+        self.last_tick_at: dict[str, datetime] = {}
+
+    def add_job(self, job_id: str, func: Callable[[], Awaitable[object]], seconds: float, *,
+                start_now: bool = True) -> None:
+        """Run `func` every `seconds`; never two runs of one job at once, missed runs coalesce into one."""
+
+        async def guarded() -> None:
+            self.last_tick_at[job_id] = datetime.now(UTC)
+            try:
+                await func()
+            except Exception:  # noqa: BLE001 - the top-level job guard: log, keep the schedule alive
+                log.exception("job %s failed", job_id)
+
+        timing = {"next_run_time": datetime.now(UTC)} if start_now else {}
+        self._scheduler.add_job(
+            guarded, "interval", seconds=seconds, id=job_id, name=job_id, replace_existing=True,
+            misfire_grace_time=None, **timing,
+        )
+
+    def add_scan(self, func: Callable[[], Awaitable[object]]) -> None:
+        self.add_job(SCAN_JOB, func, self._scan_tick)
+
+    def add_delivery(self, func: Callable[[], Awaitable[object]]) -> None:
+        self.add_job(DELIVERY_JOB, func, self._delivery_tick)
+
+    def wake(self, job_id: str) -> None:
+        """Run a job as soon as possible (after a scan queues alerts, delivery need not wait for its tick)."""
+        job = self._scheduler.get_job(job_id)
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler.running

@@ -1,0 +1,609 @@
+"""The repository: every SQL statement of the service, returning domain objects from scout.models."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from scout.errors import NotFoundError, StorageError
+from scout.models import (
+    Alert,
+    Destination,
+    FetchOutcome,
+    Listing,
+    MarketplaceState,
+    Money,
+    SavedSearch,
+    ScanSaved,
+    SearchRun,
+    SearchSpec,
+    SearchStatus,
+    StoredAlert,
+    UnpricedRule,
+)
+from storage.tables import (
+    AuditLogRow,
+    ListingRow,
+    MarketplaceStateRow,
+    OutboxRow,
+    PriceHistoryRow,
+    SearchMatchRow,
+    SearchRow,
+    TaskLogRow,
+)
+from storage.types import text_list
+
+log = logging.getLogger(__name__)
+
+SCAN_TASK_NAME = "run_search_task"  # the name the operations runbook queries task_logs by
+# Rows per IN (...) list; well under SQLite's 32,766 bound parameters and PostgreSQL's 32,767.
+CHUNK = 500
+# Marketplace outcomes that count as a failure for health and circuit purposes.
+FAILING_STATUSES = ("blocked", "broken", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSummary:
+    pending: int
+    dead: int
+    sent: int
+    oldest_pending_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLog:
+    marketplace: str | None
+    status: str
+    error: str | None
+    query: str | None
+    duration_ms: int | None
+    listings_found: int
+    new_listings: int
+    alerts_queued: int
+    created_at: datetime
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _search_from_row(row: SearchRow) -> SavedSearch:
+    spec = SearchSpec(
+        query=row.query,
+        marketplaces=tuple(text_list(row.marketplaces)),
+        check_interval_minutes=row.check_interval_minutes,
+        exclude=tuple(text_list(row.exclude_words)),
+        min_price=row.min_price,
+        max_price=row.max_price,
+        currency=row.currency,
+        location=row.location,
+        radius_km=row.radius_km,
+        unpriced=UnpricedRule(row.unpriced),
+    )
+    return SavedSearch(
+        id=row.id,
+        owner=row.owner,
+        destination=Destination(row.platform, row.target),
+        spec=spec,
+        status=SearchStatus(row.status),
+        created_at=row.created_at,
+        next_run_at=row.next_run_at,
+        scope=row.scope,
+        paused_reason=row.paused_reason,
+        last_run_at=row.last_run_at,
+        last_success_at=row.last_success_at,
+        baselined=frozenset(text_list(row.baselined)),
+    )
+
+
+def _listing_from_row(row: ListingRow) -> Listing:
+    price = Money(row.price, row.currency) if row.price is not None and row.currency else None
+    return Listing(
+        marketplace=row.marketplace,
+        external_id=row.external_id,
+        title=row.title,
+        url=row.url,
+        price=price,
+        price_text=row.price_text,
+        location=row.location,
+        image_url=row.image_url,
+        posted_at=row.posted_at,
+        condition=row.condition,
+        seller=row.seller,
+    )
+
+
+def _listing_values(listing: Listing, now: datetime) -> dict[str, Any]:
+    return {
+        "marketplace": listing.marketplace,
+        "external_id": listing.external_id,
+        "title": listing.title,
+        "url": listing.url,
+        "price": listing.price.amount if listing.price else None,
+        "currency": listing.price.currency if listing.price else None,
+        "price_text": (listing.price_text or "")[:200] or None,
+        "location": (listing.location or "")[:200] or None,
+        "image_url": listing.image_url,
+        "posted_at": listing.posted_at,
+        "condition": (listing.condition or "")[:100] or None,
+        "seller": (listing.seller or "")[:200] or None,
+        "first_seen_at": now,
+        "last_seen_at": now,
+    }
+
+
+def _spec_values(spec: SearchSpec) -> dict[str, Any]:
+    return {
+        "query": spec.query,
+        "exclude_words": list(spec.exclude),
+        "min_price": spec.min_price,
+        "max_price": spec.max_price,
+        "currency": spec.currency,
+        "marketplaces": list(spec.marketplaces),
+        "check_interval_minutes": spec.check_interval_minutes,
+        "location": spec.location,
+        "radius_km": spec.radius_km,
+        "unpriced": spec.unpriced.value,
+    }
+
+
+class Repository:
+    """All reads and writes. Each public method is one transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        bind = sessions.kw["bind"]
+        self.dialect: str = bind.dialect.name
+
+    def _insert(self, table: type[Any]) -> Any:
+        return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
+
+    async def ping(self) -> None:
+        try:
+            async with self._sessions() as session:
+                await session.execute(sa.text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as err:
+            raise StorageError(f"database unreachable: {type(err).__name__}") from err
+
+    # --- saved searches ---------------------------------------------------------------------------------------
+
+    async def save_search(
+        self, *, owner: str, destination: Destination, scope: str | None, spec: SearchSpec, now: datetime,
+        first_run_at: datetime,
+    ) -> SavedSearch:
+        row = SearchRow(
+            owner=owner, platform=destination.platform, target=destination.target, scope=scope,
+            status=SearchStatus.ACTIVE.value, created_at=now, updated_at=now, next_run_at=first_run_at, baselined=[],
+            **_spec_values(spec),
+        )
+        async with self._sessions.begin() as session:
+            session.add(row)
+            await session.flush()
+            return _search_from_row(row)
+
+    async def load_search(self, search_id: int) -> SavedSearch | None:
+        async with self._sessions() as session:
+            row = await session.get(SearchRow, search_id)
+            return _search_from_row(row) if row else None
+
+    async def load_searches(
+        self, *, platform: str | None = None, scope: str | None = None, owner: str | None = None,
+        target: str | None = None, status: SearchStatus | None = None, limit: int | None = None, offset: int = 0,
+    ) -> list[SavedSearch]:
+        stmt = sa.select(SearchRow).order_by(SearchRow.id)
+        for column, value in (
+            (SearchRow.platform, platform), (SearchRow.scope, scope), (SearchRow.owner, owner),
+            (SearchRow.target, target), (SearchRow.status, status.value if status else None),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        stmt = stmt.offset(offset).limit(limit)
+        async with self._sessions() as session:
+            return [_search_from_row(row) for row in (await session.scalars(stmt)).all()]
+
+    async def count_searches(self, *, status: SearchStatus | None = None) -> int:
+        stmt = sa.select(sa.func.count()).select_from(SearchRow)
+        if status is not None:
+            stmt = stmt.where(SearchRow.status == status.value)
+        async with self._sessions() as session:
+            return int((await session.execute(stmt)).scalar_one())
+
+    async def update_search(
+        self, search_id: int, *, now: datetime, spec: SearchSpec | None = None, status: SearchStatus | None = None,
+        paused_reason: str | None = None, next_run_at: datetime | None = None,
+    ) -> SavedSearch:
+        async with self._sessions.begin() as session:
+            row = await session.get(SearchRow, search_id, with_for_update=self.dialect == "postgresql")
+            if row is None:
+                raise NotFoundError(f"There is no search #{search_id}.")
+            if spec is not None:
+                changed_query = (spec.query, tuple(spec.marketplaces)) != (row.query, tuple(row.marketplaces))
+                for key, value in _spec_values(spec).items():
+                    setattr(row, key, value)
+                if changed_query:
+                    # A different question deserves a fresh baseline, not a flood of everything it now finds.
+                    row.baselined = []
+            if status is not None:
+                row.status = status.value
+                row.paused_reason = paused_reason if status is SearchStatus.PAUSED else None
+            if next_run_at is not None:
+                row.next_run_at = next_run_at
+            row.updated_at = now
+            await session.flush()
+            return _search_from_row(row)
+
+    async def delete_search(self, search_id: int) -> bool:
+        async with self._sessions.begin() as session:
+            result = await session.execute(sa.delete(SearchRow).where(SearchRow.id == search_id))
+            return bool(result.rowcount)
+
+    async def claim_due_searches(self, *, now: datetime, lease_until: datetime, limit: int) -> list[SavedSearch]:
+        """Take the searches that are due and not being run, holding a lease so no other scan takes them too."""
+        free = sa.or_(SearchRow.lease_until.is_(None), SearchRow.lease_until < now)
+        due = (
+            sa.select(SearchRow.id)
+            .where(SearchRow.status == SearchStatus.ACTIVE.value, SearchRow.next_run_at <= now, free)
+            .order_by(SearchRow.next_run_at)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        async with self._sessions.begin() as session:
+            ids = list((await session.scalars(due)).all())
+            if not ids:
+                return []
+            claimed = await session.scalars(
+                sa.update(SearchRow)
+                .where(SearchRow.id.in_(ids), free)
+                .values(lease_until=lease_until)
+                .returning(SearchRow.id)
+            )
+            claimed_ids = list(claimed.all())
+            rows = await session.scalars(sa.select(SearchRow).where(SearchRow.id.in_(claimed_ids)))
+            return sorted((_search_from_row(row) for row in rows), key=lambda s: s.next_run_at)
+
+    async def release_searches(self, search_ids: Sequence[int]) -> None:
+        async with self._sessions.begin() as session:
+            for chunk in _chunks(list(search_ids)):
+                await session.execute(sa.update(SearchRow).where(SearchRow.id.in_(chunk)).values(lease_until=None))
+
+    async def release_all_leases(self) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                sa.update(SearchRow).where(SearchRow.lease_until.is_not(None)).values(lease_until=None)
+            )
+
+    async def scale_intervals(self, marketplace: str, *, factor: int, cap_minutes: int, now: datetime) -> int:
+        """Multiply the check interval of the active searches on a marketplace (the runbook's rate-limit remedy)."""
+        async with self._sessions.begin() as session:
+            rows = (await session.scalars(sa.select(SearchRow).where(SearchRow.status == "active"))).all()
+            changed = 0
+            for row in rows:
+                if marketplace in text_list(row.marketplaces) and row.check_interval_minutes < cap_minutes:
+                    row.check_interval_minutes = min(row.check_interval_minutes * factor, cap_minutes)
+                    row.updated_at = now
+                    changed += 1
+            return changed
+
+    # --- one scan's results -----------------------------------------------------------------------------------
+
+    async def save_scan(
+        self, *, now: datetime, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],
+        searches: dict[int, SavedSearch], baseline_first_scan: bool = True,
+    ) -> ScanSaved:
+        """Record a scan in one transaction: listings, price changes, matches, outbox rows, schedules, task logs."""
+        async with self._sessions.begin() as session:
+            listings = {listing.key: listing for fetch in fetches for listing in fetch.listings}
+            ids, new_keys, price_changes = await self._upsert_listings(session, list(listings.values()), now)
+            # Searches removed while the scan ran get neither matches nor schedule updates.
+            live: set[int] = set()
+            for chunk in _chunks(list(searches)):
+                live.update((await session.scalars(sa.select(SearchRow.id).where(SearchRow.id.in_(chunk)))).all())
+            new_matches, queued = await self._record_matches(session, fetches, searches, live, ids, now,
+                                                             baseline_first_scan)
+            await self._finish_runs(session, runs, searches, live, now)
+            await self._log_fetches(session, fetches, new_keys, queued, now)
+            await self._update_marketplace_health(session, fetches, now)
+        return ScanSaved(len(new_keys), price_changes, sum(new_matches.values()), sum(queued.values()))
+
+    async def _upsert_listings(
+        self, session: AsyncSession, listings: list[Listing], now: datetime
+    ) -> tuple[dict[tuple[str, str], int], set[tuple[str, str]], int]:
+        ids: dict[tuple[str, str], int] = {}
+        known: dict[tuple[str, str], tuple[Any, Any]] = {}
+        for chunk in _chunks(listings):
+            keys = [listing.key for listing in chunk]
+            rows = await session.execute(
+                sa.select(ListingRow.id, ListingRow.marketplace, ListingRow.external_id, ListingRow.price,
+                          ListingRow.currency)
+                .where(sa.tuple_(ListingRow.marketplace, ListingRow.external_id).in_(keys))
+            )
+            for row_id, marketplace, external_id, price, currency in rows:
+                ids[(marketplace, external_id)] = row_id
+                known[(marketplace, external_id)] = (price, currency)
+        fresh = [listing for listing in listings if listing.key not in ids]
+        for chunk in _chunks(fresh):
+            stmt = self._insert(ListingRow).values([_listing_values(listing, now) for listing in chunk])
+            stmt = stmt.on_conflict_do_nothing(index_elements=["marketplace", "external_id"])
+            await session.execute(stmt)
+            keys = [listing.key for listing in chunk]
+            rows = await session.execute(
+                sa.select(ListingRow.id, ListingRow.marketplace, ListingRow.external_id)
+                .where(sa.tuple_(ListingRow.marketplace, ListingRow.external_id).in_(keys))
+            )
+            for row_id, marketplace, external_id in rows:
+                ids[(marketplace, external_id)] = row_id
+        new_keys = {listing.key for listing in fresh}
+        history: list[dict[str, Any]] = []
+        changes = 0
+        for listing in listings:
+            price = listing.price.amount if listing.price else None
+            currency = listing.price.currency if listing.price else None
+            if listing.key in new_keys:
+                if price is not None:
+                    history.append({"listing_id": ids[listing.key], "price": price, "currency": currency,
+                                    "observed_at": now})
+                continue
+            old_price, old_currency = known[listing.key]
+            if price is not None and (old_price is None or old_price != price or old_currency != currency):
+                changes += 1
+                history.append({"listing_id": ids[listing.key], "price": price, "currency": currency,
+                                "observed_at": now})
+                await session.execute(
+                    sa.update(ListingRow).where(ListingRow.id == ids[listing.key])
+                    .values(price=price, currency=currency, price_text=listing.price_text, last_seen_at=now)
+                )
+        seen = [ids[key] for key in ids if key not in new_keys]
+        for chunk in _chunks(seen):
+            await session.execute(sa.update(ListingRow).where(ListingRow.id.in_(chunk)).values(last_seen_at=now))
+        if history:
+            await session.execute(sa.insert(PriceHistoryRow), history)
+        return ids, new_keys, changes
+
+    async def _record_matches(
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], searches: dict[int, SavedSearch],
+        live: set[int], ids: dict[tuple[str, str], int], now: datetime, baseline_first_scan: bool,
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        """Insert the new (search, listing) matches and one outbox row per new match past the baseline."""
+        wanted: dict[tuple[int, int], tuple[int, str]] = {}  # (search, listing) -> (fetch index, marketplace)
+        for index, fetch in enumerate(fetches):
+            for search_id, matched in fetch.matches.items():
+                if search_id in live:
+                    for listing in matched:
+                        wanted.setdefault((search_id, ids[listing.key]), (index, fetch.marketplace))
+        already: set[tuple[int, int]] = set()
+        pairs = list(wanted)
+        for chunk in _chunks(pairs):
+            rows = await session.execute(
+                sa.select(SearchMatchRow.search_id, SearchMatchRow.listing_id)
+                .where(sa.tuple_(SearchMatchRow.search_id, SearchMatchRow.listing_id).in_(chunk))
+            )
+            already.update((s, lst) for s, lst in rows)
+        new_matches: dict[int, int] = {}
+        queued: dict[int, int] = {}
+        match_rows: list[dict[str, Any]] = []
+        outbox_rows: list[dict[str, Any]] = []
+        queued_keys: set[tuple[str, str, int]] = set()  # one alert per destination, however many searches matched
+        for (search_id, listing_id), (index, marketplace) in wanted.items():
+            if (search_id, listing_id) in already:
+                continue
+            search = searches[search_id]
+            baseline = baseline_first_scan and marketplace not in search.baselined
+            match_rows.append({"search_id": search_id, "listing_id": listing_id, "matched_at": now,
+                               "baseline": baseline})
+            new_matches[index] = new_matches.get(index, 0) + 1
+            destination_key = (search.destination.platform, search.destination.target, listing_id)
+            if not baseline and destination_key not in queued_keys:
+                queued_keys.add(destination_key)
+                outbox_rows.append({
+                    "platform": search.destination.platform, "target": search.destination.target,
+                    "listing_id": listing_id, "search_id": search_id, "status": "pending", "attempts": 0,
+                    "next_attempt_at": now, "created_at": now, "_index": index,
+                })
+        for chunk in _chunks(match_rows):
+            stmt = self._insert(SearchMatchRow).values(list(chunk)).on_conflict_do_nothing()
+            await session.execute(stmt)
+        for chunk in _chunks(outbox_rows):
+            values = [{k: v for k, v in row.items() if k != "_index"} for row in chunk]
+            stmt = self._insert(OutboxRow).values(values).on_conflict_do_nothing(
+                index_elements=["platform", "target", "listing_id"]
+            ).returning(OutboxRow.listing_id, OutboxRow.platform, OutboxRow.target)
+            inserted = set((await session.execute(stmt)).all())
+            for row in chunk:
+                if (row["listing_id"], row["platform"], row["target"]) in inserted:
+                    queued[row["_index"]] = queued.get(row["_index"], 0) + 1
+        return new_matches, queued
+
+    async def _finish_runs(
+        self, session: AsyncSession, runs: Sequence[SearchRun], searches: dict[int, SavedSearch], live: set[int],
+        now: datetime,
+    ) -> None:
+        for run in runs:
+            if run.search_id not in live:
+                continue
+            values: dict[str, Any] = {"next_run_at": run.next_run_at, "last_run_at": now, "lease_until": None}
+            if run.succeeded and not run.failed:
+                values["last_success_at"] = now
+            baselined = searches[run.search_id].baselined | run.succeeded
+            if baselined != searches[run.search_id].baselined:
+                values["baselined"] = sorted(baselined)
+            await session.execute(sa.update(SearchRow).where(SearchRow.id == run.search_id).values(**values))
+
+    async def _log_fetches(
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], new_keys: set[tuple[str, str]],
+        queued: dict[int, int], now: datetime,
+    ) -> None:
+        rows = [
+            {
+                "task_name": SCAN_TASK_NAME, "marketplace": fetch.marketplace, "status": fetch.status,
+                "error": fetch.error, "query": fetch.query[:200], "duration_ms": fetch.duration_ms,
+                "searches": len(fetch.matches), "listings_found": len(fetch.listings),
+                "new_listings": sum(1 for listing in fetch.listings if listing.key in new_keys),
+                "alerts_queued": queued.get(index, 0), "created_at": now,
+            }
+            for index, fetch in enumerate(fetches)
+        ]
+        if rows:
+            await session.execute(sa.insert(TaskLogRow), rows)
+
+    async def _update_marketplace_health(
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], now: datetime
+    ) -> None:
+        by_market: dict[str, list[FetchOutcome]] = {}
+        for fetch in fetches:
+            by_market.setdefault(fetch.marketplace, []).append(fetch)
+        for key, outcomes in by_market.items():
+            row = await session.get(MarketplaceStateRow, key)
+            if row is None:
+                row = MarketplaceStateRow(marketplace=key, status="active", consecutive_failures=0,
+                                          total_successes=0, total_failures=0, total_blocked=0)
+                session.add(row)
+            for fetch in outcomes:
+                row.last_status = fetch.status
+                if fetch.status in FAILING_STATUSES:
+                    row.consecutive_failures += 1
+                    row.total_failures += 1
+                    row.total_blocked += fetch.status == "blocked"
+                    row.last_failure_at = now
+                    row.last_error = (fetch.error or fetch.status)[:1000]
+                else:
+                    row.consecutive_failures = 0
+                    row.total_successes += 1
+                    row.last_success_at = now
+
+    # --- the alert outbox -------------------------------------------------------------------------------------
+
+    async def load_due_alerts(self, *, now: datetime, limit: int, platforms: Iterable[str]) -> list[Alert]:
+        stmt = (
+            sa.select(OutboxRow, ListingRow, SearchRow.query)
+            .join(ListingRow, ListingRow.id == OutboxRow.listing_id)
+            .outerjoin(SearchRow, SearchRow.id == OutboxRow.search_id)
+            .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now,
+                   OutboxRow.platform.in_(list(platforms)))
+            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        return [
+            Alert(
+                outbox_id=outbox.id, destination=Destination(outbox.platform, outbox.target),
+                listing=_listing_from_row(listing), search_id=outbox.search_id, search_query=query or "",
+                attempts=outbox.attempts,
+            )
+            for outbox, listing, query in rows
+        ]
+
+    async def mark_alert_sent(self, outbox_id: int, *, now: datetime) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                sa.update(OutboxRow).where(OutboxRow.id == outbox_id, OutboxRow.status == "pending")
+                .values(status="sent", sent_at=now, attempts=OutboxRow.attempts + 1, last_error=None)
+            )
+
+    async def mark_alert_retry(self, outbox_id: int, *, next_attempt_at: datetime, error: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                sa.update(OutboxRow).where(OutboxRow.id == outbox_id, OutboxRow.status == "pending")
+                .values(attempts=OutboxRow.attempts + 1, next_attempt_at=next_attempt_at, last_error=error[:1000])
+            )
+
+    async def defer_alert(self, outbox_id: int, *, next_attempt_at: datetime) -> None:
+        """Put an alert back without counting an attempt (the platform asked us to wait, nothing failed)."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                sa.update(OutboxRow).where(OutboxRow.id == outbox_id, OutboxRow.status == "pending")
+                .values(next_attempt_at=next_attempt_at)
+            )
+
+    async def mark_alert_dead(self, outbox_id: int, *, reason: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                sa.update(OutboxRow).where(OutboxRow.id == outbox_id, OutboxRow.status == "pending")
+                .values(status="dead", attempts=OutboxRow.attempts + 1, last_error=reason[:1000])
+            )
+
+    async def outbox_summary(self) -> OutboxSummary:
+        stmt = sa.select(OutboxRow.status, sa.func.count(), sa.func.min(OutboxRow.created_at)).group_by(
+            OutboxRow.status
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        counts = {status: (count, oldest) for status, count, oldest in rows}
+        pending, oldest = counts.get("pending", (0, None))
+        return OutboxSummary(pending, counts.get("dead", (0, None))[0], counts.get("sent", (0, None))[0], oldest)
+
+    async def load_recent_alerts(self, search_id: int, *, limit: int = 10) -> list[StoredAlert]:
+        stmt = (
+            sa.select(OutboxRow, ListingRow)
+            .join(ListingRow, ListingRow.id == OutboxRow.listing_id)
+            .where(OutboxRow.search_id == search_id)
+            .order_by(OutboxRow.id.desc())
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        return [StoredAlert(o.id, _listing_from_row(lst), o.status, o.created_at, o.sent_at) for o, lst in rows]
+
+    # --- marketplaces, task logs and the audit log ------------------------------------------------------------
+
+    async def load_marketplace_states(self) -> dict[str, MarketplaceState]:
+        async with self._sessions() as session:
+            rows = (await session.scalars(sa.select(MarketplaceStateRow))).all()
+        return {
+            row.marketplace: MarketplaceState(
+                key=row.marketplace, status=row.status, reason=row.reason, changed_by=row.changed_by,
+                changed_at=row.changed_at, consecutive_failures=row.consecutive_failures, last_status=row.last_status,
+                last_success_at=row.last_success_at, last_failure_at=row.last_failure_at, last_error=row.last_error,
+            )
+            for row in rows
+        }
+
+    async def set_marketplace_status(
+        self, key: str, *, status: str, reason: str | None, actor: str, now: datetime
+    ) -> None:
+        """Pause or resume a marketplace and write who did it to the audit log, in one transaction."""
+        async with self._sessions.begin() as session:
+            row = await session.get(MarketplaceStateRow, key)
+            if row is None:
+                row = MarketplaceStateRow(marketplace=key, consecutive_failures=0, total_successes=0,
+                                          total_failures=0, total_blocked=0)
+                session.add(row)
+            row.status, row.reason, row.changed_by, row.changed_at = status, reason, actor, now
+            session.add(AuditLogRow(actor=actor, action=f"marketplace.{'pause' if status == 'paused' else 'resume'}",
+                                    target=key, detail=reason, created_at=now))
+
+    async def add_audit(self, *, actor: str, action: str, target: str | None, detail: str | None,
+                        now: datetime) -> None:
+        async with self._sessions.begin() as session:
+            session.add(AuditLogRow(actor=actor, action=action, target=target, detail=detail, created_at=now))
+
+    async def load_task_logs(self, *, since: datetime, marketplace: str | None = None,
+                             limit: int = 100) -> list[TaskLog]:
+        stmt = sa.select(TaskLogRow).where(TaskLogRow.created_at >= since).order_by(TaskLogRow.id.desc()).limit(limit)
+        if marketplace:
+            stmt = stmt.where(TaskLogRow.marketplace == marketplace)
+        async with self._sessions() as session:
+            rows = (await session.scalars(stmt)).all()
+        return [
+            TaskLog(r.marketplace, r.status, r.error, r.query, r.duration_ms, r.listings_found, r.new_listings,
+                    r.alerts_queued, r.created_at)
+            for r in rows
+        ]
+
+    async def count_failed_tasks(self, *, since: datetime) -> int:
+        stmt = sa.select(sa.func.count()).select_from(TaskLogRow).where(
+            TaskLogRow.created_at >= since, TaskLogRow.status.in_(FAILING_STATUSES)
+        )
+        async with self._sessions() as session:
+            return int((await session.execute(stmt)).scalar_one())

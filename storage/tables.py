@@ -1,0 +1,177 @@
+"""SQLAlchemy 2 typed table models. Names follow the operations runbook; no business rules live here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.types import Price, TextList, UtcDateTime
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class SearchRow(Base):
+    __tablename__ = "searches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(sa.String(128))
+    platform: Mapped[str] = mapped_column(sa.String(32))
+    target: Mapped[str] = mapped_column(sa.String(128))
+    # The Discord server or Telegram group the search belongs to; None for private chats and the CLI.
+    scope: Mapped[str | None] = mapped_column(sa.String(128))
+    query: Mapped[str] = mapped_column(sa.String(200))
+    exclude_words: Mapped[list[str]] = mapped_column(TextList, default=list)
+    min_price: Mapped[Decimal | None] = mapped_column(Price)
+    max_price: Mapped[Decimal | None] = mapped_column(Price)
+    currency: Mapped[str | None] = mapped_column(sa.String(3))
+    marketplaces: Mapped[list[str]] = mapped_column(TextList)
+    check_interval_minutes: Mapped[int] = mapped_column(sa.Integer)
+    location: Mapped[str | None] = mapped_column(sa.String(100))
+    radius_km: Mapped[int | None] = mapped_column(sa.Integer)
+    unpriced: Mapped[str] = mapped_column(sa.String(16), default="include")
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    paused_reason: Mapped[str | None] = mapped_column(sa.String(300))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_run_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Held while a scan works on the search, so it never runs twice at once; expires if that scan dies.
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Marketplaces whose first scan has been recorded as the baseline for this search.
+    baselined: Mapped[list[str]] = mapped_column(TextList, default=list)
+
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('active', 'paused')", name="status"),
+        sa.CheckConstraint("check_interval_minutes > 0", name="interval"),
+        sa.Index("ix_searches_due", "status", "next_run_at"),
+        sa.Index("ix_searches_owner", "platform", "scope", "owner"),
+    )
+
+
+class ListingRow(Base):
+    __tablename__ = "listings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    marketplace: Mapped[str] = mapped_column(sa.String(32))
+    external_id: Mapped[str] = mapped_column(sa.String(128))
+    title: Mapped[str] = mapped_column(sa.Text)
+    url: Mapped[str] = mapped_column(sa.Text)
+    price: Mapped[Decimal | None] = mapped_column(Price)
+    currency: Mapped[str | None] = mapped_column(sa.String(3))
+    price_text: Mapped[str | None] = mapped_column(sa.String(200))
+    location: Mapped[str | None] = mapped_column(sa.String(200))
+    image_url: Mapped[str | None] = mapped_column(sa.Text)
+    posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    condition: Mapped[str | None] = mapped_column(sa.String(100))
+    seller: Mapped[str | None] = mapped_column(sa.String(200))
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (sa.UniqueConstraint("marketplace", "external_id", name="uq_listings_marketplace_external_id"),)
+
+
+class PriceHistoryRow(Base):
+    __tablename__ = "price_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(sa.ForeignKey("listings.id", ondelete="CASCADE"), index=True)
+    price: Mapped[Decimal | None] = mapped_column(Price)
+    currency: Mapped[str | None] = mapped_column(sa.String(3))
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SearchMatchRow(Base):
+    """Which listings a search has already matched, so a listing is new to a search exactly once."""
+
+    __tablename__ = "search_matches"
+
+    search_id: Mapped[int] = mapped_column(sa.ForeignKey("searches.id", ondelete="CASCADE"), primary_key=True)
+    listing_id: Mapped[int] = mapped_column(sa.ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True)
+    matched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    baseline: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+
+class OutboxRow(Base):
+    __tablename__ = "alert_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(sa.String(32))
+    target: Mapped[str] = mapped_column(sa.String(128))
+    listing_id: Mapped[int] = mapped_column(sa.ForeignKey("listings.id", ondelete="CASCADE"))
+    search_id: Mapped[int | None] = mapped_column(sa.ForeignKey("searches.id", ondelete="SET NULL"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "target", "listing_id", name="uq_alert_outbox_destination_listing"),
+        sa.CheckConstraint("status IN ('pending', 'sent', 'dead')", name="status"),
+        sa.Index("ix_alert_outbox_due", "status", "next_attempt_at"),
+    )
+
+
+class TaskLogRow(Base):
+    __tablename__ = "task_logs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_name: Mapped[str] = mapped_column(sa.String(64))
+    marketplace: Mapped[str | None] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    query: Mapped[str | None] = mapped_column(sa.String(200))
+    duration_ms: Mapped[int | None] = mapped_column(sa.Integer)
+    searches: Mapped[int] = mapped_column(sa.Integer, default=0)
+    listings_found: Mapped[int] = mapped_column(sa.Integer, default=0)
+    new_listings: Mapped[int] = mapped_column(sa.Integer, default=0)
+    alerts_queued: Mapped[int] = mapped_column(sa.Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (sa.Index("ix_task_logs_created", "created_at", "task_name"),)
+
+
+class MarketplaceStateRow(Base):
+    __tablename__ = "marketplace_state"
+
+    marketplace: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    reason: Mapped[str | None] = mapped_column(sa.String(300))
+    changed_by: Mapped[str | None] = mapped_column(sa.String(128))
+    changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    consecutive_failures: Mapped[int] = mapped_column(sa.Integer, default=0)
+    total_successes: Mapped[int] = mapped_column(sa.Integer, default=0)
+    total_failures: Mapped[int] = mapped_column(sa.Integer, default=0)
+    total_blocked: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_status: Mapped[str | None] = mapped_column(sa.String(16))
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.CheckConstraint("status IN ('active', 'paused')", name="status"),)
+
+
+class AuditLogRow(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(sa.String(128))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    target: Mapped[str | None] = mapped_column(sa.String(128))
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

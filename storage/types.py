@@ -1,0 +1,40 @@
+"""Column types that behave the same on SQLite and PostgreSQL: aware UTC timestamps and text lists."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timestamps stored as UTC and always read back timezone-aware (SQLite keeps no zone of its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# A list of strings: a real text[] on PostgreSQL (the runbook queries `'ebay' = ANY(marketplaces)`), JSON elsewhere.
+TextList = sa.JSON().with_variant(postgresql.ARRAY(sa.Text()), "postgresql")
+
+# Prices: exact decimals. 18 digits with 4 places covers IDR-sized amounts and three-decimal currencies.
+Price = sa.Numeric(18, 4, asdecimal=True)
+
+
+def text_list(value: Any) -> list[str]:
+    return [str(item) for item in value or ()]

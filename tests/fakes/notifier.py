@@ -1,0 +1,37 @@
+"""A notifier that records what it was asked to send and answers from a script the test writes."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from scout.delivery import DeliveryResult
+from scout.models import Alert, Destination
+
+
+@dataclass
+class RecordingNotifier:
+    platform: str = "console"
+    sent: list[tuple[Destination, Alert]] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+    # Per destination target: results to answer with, in order; when empty, deliveries succeed.
+    script: dict[str, deque[DeliveryResult | Exception]] = field(default_factory=dict)
+
+    def answer(self, target: str, *results: DeliveryResult | Exception) -> None:
+        self.script.setdefault(target, deque()).extend(results)
+
+    async def send_alert(self, destination: Destination, alert: Alert) -> DeliveryResult:
+        queue = self.script.get(destination.target)
+        outcome = queue.popleft() if queue else DeliveryResult.ok()
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome.delivered:
+            self.sent.append((destination, alert))
+        return outcome
+
+    async def send_ops(self, message: str) -> DeliveryResult:
+        self.ops.append(message)
+        return DeliveryResult.ok()
+
+    def delivered_ids(self) -> list[str]:
+        return [alert.listing.external_id for _, alert in self.sent]

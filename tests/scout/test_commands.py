@@ -1,0 +1,143 @@
+"""The shared command layer: validation of every field, ownership, and the life of a search."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from bot.commands import Actor, Commands, build_spec, parse_destination
+from scout.errors import InputError, NotFoundError
+from scout.models import Destination, SearchStatus, UnpricedRule
+from storage.repo import Repository
+from tests.fakes.adapters import TableAdapter
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+ADAPTERS = {"fakebay": TableAdapter(), "slowlist": TableAdapter(key="slowlist", name="SlowList",
+                                                                min_interval_minutes=30)}
+DEST = Destination("console", "main")
+
+
+def test_a_full_spec() -> None:
+    spec = build_spec(ADAPTERS, query="  RTX   3080 ", marketplaces="fakebay, slowlist", interval_minutes="45",
+                      exclude="-broken, parts", min_price="100", max_price="499.99", currency="usd",
+                      location="sfbay", radius_km="25", unpriced="exclude")
+    assert spec.query == "RTX 3080"
+    assert spec.marketplaces == ("fakebay", "slowlist")
+    assert spec.check_interval_minutes == 45
+    assert spec.exclude == ("broken", "parts")
+    assert (spec.min_price, spec.max_price, spec.currency) == (Decimal("100"), Decimal("499.99"), "USD")
+    assert (spec.location, spec.radius_km, spec.unpriced) == ("sfbay", 25, UnpricedRule.EXCLUDE)
+
+
+def test_defaults_are_all_marketplaces_at_their_slowest_minimum() -> None:
+    spec = build_spec(ADAPTERS, query="lego")
+    assert spec.marketplaces == ("fakebay", "slowlist")
+    assert spec.check_interval_minutes == 30
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"query": ""}, "at least one word"),
+        ({"query": "   "}, "at least one word"),
+        ({"query": "!!!"}, "at least one word"),
+        ({"query": "x" * 10_000}, "limit is 200"),
+        ({"query": "a\x00b"}, "control characters"),
+        ({"marketplaces": "nosuchmarket"}, "Unknown marketplace 'nosuchmarket'"),
+        ({"min_price": "-5"}, "cannot be negative"),
+        ({"max_price": "-0.01"}, "cannot be negative"),
+        ({"min_price": "500", "max_price": "100"}, "above the maximum"),
+        ({"max_price": "abc"}, "not a number"),
+        ({"max_price": "NaN"}, "must be a number"),
+        ({"max_price": "Infinity"}, "must be a number"),
+        ({"max_price": "1e30"}, "too large"),
+        ({"max_price": "1.005"}, "two decimal places"),
+        ({"interval_minutes": "2", "marketplaces": "fakebay"}, "at least 5 minutes for FakeBay"),
+        ({"interval_minutes": "10", "marketplaces": "slowlist"}, "at least 30 minutes for SlowList"),
+        ({"interval_minutes": "often"}, "whole number of minutes"),
+        ({"interval_minutes": "100000"}, "at most"),
+        ({"currency": "dollars"}, "not a currency code"),
+        ({"radius_km": "10"}, "needs a location"),
+        ({"location": "sfbay", "radius_km": "-3"}, "from 1 to"),
+        ({"exclude": " ".join(f"w{i}" for i in range(30))}, "At most 20"),
+        ({"unpriced": "maybe"}, "include"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message(fields: dict[str, str], message: str) -> None:
+    values = {"query": "rtx 3080", **fields}
+    with pytest.raises(InputError) as caught:
+        build_spec(ADAPTERS, **values)
+    assert message in str(caught.value)
+
+
+def test_location_needs_a_marketplace_that_supports_it() -> None:
+    adapters = {"nolocation": TableAdapter(key="nolocation", capabilities=TableAdapter.capabilities.__class__())}
+    with pytest.raises(InputError, match="by location"):
+        build_spec(adapters, query="rtx", location="sfbay")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("console", Destination("console", "main")), ("discord:123", Destination("discord", "123")),
+     ("telegram:-100123", Destination("telegram", "-100123"))],
+)
+def test_destinations(text: str, expected: Destination) -> None:
+    assert parse_destination(text) == expected
+
+
+@pytest.mark.parametrize("text", ["slack:1", "discord:", "discord:general", "telegram:12ab"])
+def test_bad_destinations(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_destination(text)
+
+
+@pytest.fixture
+def commands(repo: Repository) -> Commands:
+    return Commands(repo, ADAPTERS, clock=lambda: NOW)
+
+
+async def test_life_of_a_search(commands: Commands) -> None:
+    alice = Actor("alice")
+    search = await commands.add_search(alice, DEST, query="rtx 3080", max_price="500")
+    assert search.owner == "alice" and search.status is SearchStatus.ACTIVE
+    assert [s.id for s in await commands.list_searches(alice, platform="console", scope=None)] == [search.id]
+    paused = await commands.pause_search(alice, search.id, reason="on holiday")
+    assert (paused.status, paused.paused_reason) == (SearchStatus.PAUSED, "on holiday")
+    resumed = await commands.resume_search(alice, f"#{search.id}")
+    assert resumed.status is SearchStatus.ACTIVE
+    edited = await commands.edit_search(alice, search.id, max_price="450", exclude="broken")
+    assert (edited.spec.max_price, edited.spec.exclude) == (Decimal("450"), ("broken",))
+    await commands.remove_search(alice, search.id)
+    with pytest.raises(NotFoundError):
+        await commands.show_search(alice, search.id)
+
+
+async def test_bad_edit_changes_nothing(commands: Commands) -> None:
+    alice = Actor("alice")
+    search = await commands.add_search(alice, DEST, query="rtx 3080", max_price="500")
+    with pytest.raises(InputError):
+        await commands.edit_search(alice, search.id, min_price="900")
+    assert (await commands.show_search(alice, search.id)).spec == search.spec
+
+
+async def test_other_peoples_searches_are_invisible_unless_admin(commands: Commands) -> None:
+    search = await commands.add_search(Actor("alice"), DEST, query="rtx 3080")
+    for action in (commands.show_search, commands.pause_search, commands.resume_search, commands.remove_search):
+        with pytest.raises(NotFoundError, match=f"no search #{search.id}"):
+            await action(Actor("mallory"), search.id)
+    assert (await commands.show_search(Actor("mod", is_admin=True), search.id)).id == search.id
+    assert await commands.list_searches(Actor("mallory"), platform="console", scope=None) == []
+
+
+async def test_searches_in_another_scope_are_not_found(commands: Commands) -> None:
+    search = await commands.add_search(Actor("alice"), DEST, scope="guild-1", query="rtx 3080")
+    with pytest.raises(NotFoundError):
+        await commands.show_search(Actor("alice"), search.id, scope="guild-2")
+
+
+@pytest.mark.parametrize("search_id", ["abc", "-1", "0", "99999999999999"])
+async def test_bad_search_ids(commands: Commands, search_id: str) -> None:
+    with pytest.raises(InputError):
+        await commands.show_search(Actor("alice"), search_id)

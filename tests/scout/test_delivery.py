@@ -1,0 +1,119 @@
+"""The outbox dispatcher: order, retries with backoff, retry-after, dead rows, isolation between destinations."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from scout.delivery import DeliveryResult, Dispatcher, backoff_delay
+from scout.models import Destination, FetchOutcome, SearchRun, SearchSpec
+from storage.repo import Repository
+from tests.fakes.adapters import make_listing
+from tests.fakes.notifier import RecordingNotifier
+from tests.scout.clock import ManualClock
+
+
+async def queue_alerts(repo: Repository, clock: ManualClock, target: str, count: int, start: int = 0) -> None:
+    spec = SearchSpec(query="lego", marketplaces=("fakebay",), check_interval_minutes=5)
+    search = await repo.save_search(owner="a", destination=Destination("console", target), scope=None, spec=spec,
+                                    now=clock(), first_run_at=clock())
+    listings = tuple(make_listing(start + n, f"lego {n}") for n in range(count))
+    fetch = FetchOutcome("fakebay", "lego", "success", 1, listings, matches={search.id: listings})
+    run = SearchRun(search.id, clock() + timedelta(minutes=5), frozenset({"fakebay"}))
+    await repo.save_scan(now=clock(), fetches=[fetch], runs=[run], searches={search.id: search},
+                         baseline_first_scan=False)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def dispatcher(repo: Repository, notifier: RecordingNotifier, clock: ManualClock) -> Dispatcher:
+    return Dispatcher(repo, {"console": notifier}, clock=clock, rng=random.Random(3), max_attempts=4,
+                      backoff_seconds=10, backoff_max_seconds=300)
+
+
+async def test_alerts_go_out_once_in_order(repo: Repository, dispatcher: Dispatcher, notifier: RecordingNotifier,
+                                           clock: ManualClock) -> None:
+    await queue_alerts(repo, clock, "main", 5)
+    report = await dispatcher.drain()
+    assert report.sent == 5
+    assert notifier.delivered_ids() == ["0", "1", "2", "3", "4"]
+    assert (await dispatcher.drain()).sent == 0
+    assert (await repo.outbox_summary()).sent == 5
+
+
+async def test_retry_after_is_honoured_and_holds_the_queue_behind_it(
+    repo: Repository, dispatcher: Dispatcher, notifier: RecordingNotifier, clock: ManualClock
+) -> None:
+    await queue_alerts(repo, clock, "main", 3)
+    notifier.answer("main", DeliveryResult.ok(), DeliveryResult.retry("429", retry_after=30))
+    await dispatcher.drain()
+    assert notifier.delivered_ids() == ["0"]
+    clock.advance(seconds=29)
+    assert (await dispatcher.drain()).sent == 0
+    clock.advance(seconds=1)
+    await dispatcher.drain()
+    assert notifier.delivered_ids() == ["0", "1", "2"]  # order kept
+
+
+async def test_backoff_grows_then_the_alert_is_dead_with_its_reason(
+    repo: Repository, dispatcher: Dispatcher, notifier: RecordingNotifier, clock: ManualClock
+) -> None:
+    await queue_alerts(repo, clock, "main", 1)
+    notifier.answer("main", *[DeliveryResult.retry("HTTP 502")] * 4)
+    waits = []
+    for _ in range(3):
+        await dispatcher.drain()
+        due = await repo.load_due_alerts(now=clock() + timedelta(hours=1), limit=1, platforms=["console"])
+        pending = await repo.load_due_alerts(now=clock(), limit=1, platforms=["console"])
+        assert pending == []  # not due again straight away
+        summary = await repo.outbox_summary()
+        assert summary.pending == 1
+        clock.advance(hours=1)
+        waits.append(due[0].attempts)
+    assert waits == [1, 2, 3]
+    await dispatcher.drain()
+    summary = await repo.outbox_summary()
+    assert (summary.pending, summary.dead) == (0, 1)
+    recent = await repo.load_recent_alerts(1)
+    assert recent[0].status == "dead"
+
+
+async def test_a_dead_destination_does_not_hold_up_the_others(
+    repo: Repository, dispatcher: Dispatcher, notifier: RecordingNotifier, clock: ManualClock
+) -> None:
+    await queue_alerts(repo, clock, "gone", 2)
+    await queue_alerts(repo, clock, "fine", 2, start=10)
+    notifier.answer("gone", DeliveryResult.dead("chat not found"), DeliveryResult.dead("chat not found"))
+    report = await dispatcher.drain()
+    assert (report.sent, report.dead) == (2, 2)
+    assert notifier.delivered_ids() == ["10", "11"]
+
+
+async def test_a_notifier_that_raises_is_retried_not_fatal(
+    repo: Repository, dispatcher: Dispatcher, notifier: RecordingNotifier, clock: ManualClock
+) -> None:
+    await queue_alerts(repo, clock, "main", 1)
+    notifier.answer("main", RuntimeError("socket closed"))
+    report = await dispatcher.drain()
+    assert report.retried == 1
+    clock.advance(minutes=10)
+    assert (await dispatcher.drain()).sent == 1
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 5, 12])
+def test_backoff_delay_is_bounded_and_grows(attempt: int) -> None:
+    low = backoff_delay(attempt, base=5, cap=300, rand=0.0)
+    high = backoff_delay(attempt, base=5, cap=300, rand=0.999)
+    assert 2.5 <= low <= high <= 300
+    assert high >= min(300, 5 * 2 ** (attempt - 1)) * 0.99

@@ -1,0 +1,141 @@
+"""A scan pass: due searches, shared fetches, baseline, paused searches and marketplaces, task logs."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from bot.commands import Actor, Commands
+from scout.models import Destination
+from scout.scan import Scanner, next_run
+from scrapers.base import ScrapeResult
+from storage.repo import Repository
+from tests.fakes.adapters import TableAdapter, make_listing
+from tests.scout.clock import ManualClock
+
+DEST = Destination("console", "main")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def market() -> TableAdapter:
+    return TableAdapter()
+
+
+@pytest.fixture
+def commands(repo: Repository, market: TableAdapter, clock: ManualClock) -> Commands:
+    return Commands(repo, {market.key: market}, clock=clock, rng=random.Random(1))
+
+
+@pytest.fixture
+def scanner(repo: Repository, market: TableAdapter, clock: ManualClock) -> Scanner:
+    return Scanner(repo, {market.key: market}, fetcher=None, clock=clock, rng=random.Random(2),  # type: ignore[arg-type]
+                   jitter=0.1)
+
+
+async def test_searches_asking_the_same_thing_share_one_fetch(
+    commands: Commands, scanner: Scanner, market: TableAdapter, clock: ManualClock, repo: Repository
+) -> None:
+    cheap = await commands.add_search(Actor("a"), DEST, query="RTX  3080", max_price="400")
+    dear = await commands.add_search(Actor("b"), Destination("console", "other"), query="rtx 3080",
+                                     min_price="401")
+    other = await commands.add_search(Actor("c"), DEST, query="lego")
+    market.serve("rtx 3080", make_listing(1, "RTX 3080", "350"))
+    clock.advance(seconds=10)
+    report = await scanner.run_until_idle()
+    assert (report.searches, report.fetches) == (3, 2)
+    assert sorted(q.text for q in market.calls) == ["lego", "rtx 3080"]
+    # Next time round, a new listing is matched by each search's own filters.
+    market.serve("rtx 3080", make_listing(1, "RTX 3080", "350"), make_listing(2, "RTX 3080", "300"),
+                 make_listing(3, "RTX 3080 OC", "450"))
+    clock.advance(minutes=6)
+    report = await scanner.run_until_idle()
+    assert report.alerts_queued == 2
+    alerts = await repo.load_due_alerts(now=clock(), limit=10, platforms=["console"])
+    assert sorted((a.search_id, a.listing.external_id) for a in alerts) == [(cheap.id, "2"), (dear.id, "3")]
+    assert other.id not in {a.search_id for a in alerts}
+
+
+async def test_nothing_runs_before_it_is_due(commands: Commands, scanner: Scanner, market: TableAdapter,
+                                             clock: ManualClock, repo: Repository) -> None:
+    search = await commands.add_search(Actor("a"), DEST, query="lego", interval_minutes="10")
+    clock.advance(seconds=10)
+    await scanner.run_until_idle()
+    saved = await repo.load_search(search.id)
+    # The next run is the interval plus at most 10% jitter away.
+    assert clock() + timedelta(minutes=10) <= saved.next_run_at <= clock() + timedelta(minutes=11)
+    clock.advance(minutes=9)
+    assert (await scanner.run_until_idle()).searches == 0
+    assert len(market.calls) == 1
+
+
+async def test_paused_searches_and_marketplaces_are_skipped(
+    commands: Commands, scanner: Scanner, market: TableAdapter, clock: ManualClock, repo: Repository
+) -> None:
+    paused = await commands.add_search(Actor("a"), DEST, query="lego")
+    await commands.pause_search(Actor("a"), paused.id)
+    await commands.add_search(Actor("a"), DEST, query="duplo")
+    await repo.set_marketplace_status("fakebay", status="paused", reason="blocked us", actor="ops", now=clock())
+    clock.advance(seconds=10)
+    report = await scanner.run_until_idle()
+    assert report.searches == 1 and report.fetches == 0
+    assert market.calls == []
+    await repo.set_marketplace_status("fakebay", status="active", reason=None, actor="ops", now=clock())
+    clock.advance(minutes=6)
+    await scanner.run_until_idle()
+    assert [q.text for q in market.calls] == ["duplo"]
+
+
+async def test_blocked_is_logged_and_does_not_count_as_baseline(
+    commands: Commands, scanner: Scanner, market: TableAdapter, clock: ManualClock, repo: Repository
+) -> None:
+    search = await commands.add_search(Actor("a"), DEST, query="lego")
+    market.results["lego"] = ScrapeResult.blocked("HTTP 429")
+    clock.advance(seconds=10)
+    await scanner.run_until_idle()
+    market.results["lego"] = ScrapeResult.broken("no results list")
+    clock.advance(minutes=6)
+    await scanner.run_until_idle()
+    logs = await repo.load_task_logs(since=clock() - timedelta(hours=1))
+    assert [(log.status, log.error) for log in logs] == [
+        ("failed", "layout changed: no results list"), ("blocked", "HTTP 429")]
+    # The first good scan is still the baseline: nothing already listed is announced.
+    market.serve("lego", make_listing(1, "lego castle"))
+    clock.advance(minutes=6)
+    assert (await scanner.run_until_idle()).alerts_queued == 0
+    market.serve("lego", make_listing(1, "lego castle"), make_listing(2, "lego ship"))
+    clock.advance(minutes=6)
+    assert (await scanner.run_until_idle()).alerts_queued == 1
+    assert (await repo.load_search(search.id)).last_success_at == clock()
+
+
+async def test_an_adapter_that_raises_fails_its_fetch_only(
+    commands: Commands, repo: Repository, market: TableAdapter, clock: ManualClock
+) -> None:
+    class Exploding(TableAdapter):
+        async def search(self, query, fetcher):  # type: ignore[no-untyped-def]
+            raise RuntimeError("bug in adapter")
+
+    boom = Exploding(key="boom")
+    scanner = Scanner(repo, {market.key: market, "boom": boom}, fetcher=None, clock=clock)  # type: ignore[arg-type]
+    commands = Commands(repo, {market.key: market, "boom": boom}, clock=clock)
+    await commands.add_search(Actor("a"), DEST, query="lego")
+    market.serve("lego", make_listing(1, "lego"))
+    clock.advance(seconds=10)
+    report = await scanner.run_until_idle()
+    assert (report.fetches, report.failed_fetches) == (2, 1)
+    statuses = {log.marketplace: (log.status, log.error) for log in
+                await repo.load_task_logs(since=clock() - timedelta(hours=1))}
+    assert statuses == {"fakebay": ("success", None), "boom": ("failed", "RuntimeError: bug in adapter")}
+
+
+def test_next_run_spreads_within_the_jitter() -> None:
+    now = ManualClock()()
+    assert next_run(now, 10, 0.1, 0.0) == now + timedelta(minutes=10)
+    assert next_run(now, 10, 0.1, 0.999) < now + timedelta(minutes=11)
