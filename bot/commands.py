@@ -201,10 +201,9 @@ class Commands:
         if len(mine) >= MAX_SEARCHES_PER_OWNER:
             raise InputError(f"You already have {len(mine)} searches here; remove one first.")
         now = self._clock()
-        # The first scan comes within a few seconds, spread so a burst of new searches does not arrive at once.
-        first = now + timedelta(seconds=5 * self._rng.random())
+        # Due at once: the next scan tick takes it, sharing fetches with any other search that asks the same.
         return await self.repo.save_search(owner=actor.id, destination=destination, scope=scope, spec=spec, now=now,
-                                           first_run_at=first)
+                                           first_run_at=now)
 
     async def list_searches(self, actor: Actor, *, platform: str, scope: str | None,
                             everyone: bool = False) -> list[SavedSearch]:

@@ -107,8 +107,17 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         try:
             yield Service(settings, store, adapters, fetcher, scanner, dispatcher, scheduler, commands, chosen)
         finally:
-            scheduler.shutdown()
+            await scheduler.stop()
             await fetcher.close()
+
+
+async def start_service(service: Service) -> None:
+    """Start the scheduled scan and delivery jobs."""
+    # One scheduler per database: leases left by a previous process that died are void now.
+    await service.store.repo.release_all_leases()
+    service.scheduler.add_scan(service.scanner.run_until_idle)
+    service.scheduler.add_delivery(service.dispatcher.drain)
+    service.scheduler.start()
 
 
 async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -119,11 +128,7 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with build_service(settings) as service:
-        # One scheduler per database: leases left by a previous process that died are void now.
-        await service.store.repo.release_all_leases()
-        service.scheduler.add_scan(service.scanner.run_until_idle)
-        service.scheduler.add_delivery(service.dispatcher.drain)
-        service.scheduler.start()
+        await start_service(service)
         searches = await service.store.repo.count_searches()
         log.info("Deal Scout running: %d saved searches, marketplaces: %s, database: %s", searches,
                  ", ".join(sorted(service.adapters)), db.safe_url(db.normalise_url(settings.resolved_database_url)))

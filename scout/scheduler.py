@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ class ScoutScheduler:
         self._scan_tick = scan_tick_seconds
         self._delivery_tick = delivery_tick_seconds
         self.last_tick_at: dict[str, datetime] = {}
+        self._running: set[asyncio.Task[None]] = set()
 
     def add_job(self, job_id: str, func: Callable[[], Awaitable[object]], seconds: float, *,
                 start_now: bool = True) -> None:
@@ -29,10 +32,16 @@ class ScoutScheduler:
 
         async def guarded() -> None:
             self.last_tick_at[job_id] = datetime.now(UTC)
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
             try:
                 await func()
             except Exception:  # noqa: BLE001 - the top-level job guard: log, keep the schedule alive
                 log.exception("job %s failed", job_id)
+            finally:
+                if task is not None:
+                    self._running.discard(task)
 
         timing = {"next_run_time": datetime.now(UTC)} if start_now else {}
         self._scheduler.add_job(
@@ -55,9 +64,23 @@ class ScoutScheduler:
     def start(self) -> None:
         self._scheduler.start()
 
-    def shutdown(self) -> None:
+    async def stop(self, *, grace_seconds: float = 10.0) -> None:
+        """Start no new runs; let running jobs finish within the grace period, then cancel them.
+
+        A cancelled scan commits nothing and its searches run again after restart; a cancelled delivery
+        leaves its alerts pending. Nothing is lost either way.
+        """
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        running = set(self._running)
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=grace_seconds)
+        for task in late:
+            task.cancel()
+        for task in late:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     @property
     def running(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ class RecordingNotifier:
     ops: list[str] = field(default_factory=list)
     # Per destination target: results to answer with, in order; when empty, deliveries succeed.
     script: dict[str, deque[DeliveryResult | Exception]] = field(default_factory=dict)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def answer(self, target: str, *results: DeliveryResult | Exception) -> None:
         self.script.setdefault(target, deque()).extend(results)
@@ -27,7 +29,14 @@ class RecordingNotifier:
             raise outcome
         if outcome.delivered:
             self.sent.append((destination, alert))
+            async with self.changed:
+                self.changed.notify_all()
         return outcome
+
+    async def wait_for(self, count: int) -> None:
+        """Return once `count` alerts have been delivered."""
+        async with self.changed:
+            await self.changed.wait_for(lambda: len(self.sent) >= count)
 
     async def send_ops(self, message: str) -> DeliveryResult:
         self.ops.append(message)
