@@ -12,7 +12,7 @@ from typing import Any
 
 from scout.errors import InputError, NotFoundError
 from scout.models import Destination, SavedSearch, SearchSpec, SearchStatus, StoredAlert, UnpricedRule
-from scrapers.base import Adapter
+from scrapers.base import Adapter, SearchQuery
 from storage.repo import Repository
 
 # searches.query is VARCHAR(200); a longer query is a paste accident, not a search.
@@ -147,6 +147,12 @@ def build_spec(
             raise InputError(f"The radius must be from 1 to {MAX_RADIUS_KM} km.", field="radius")
         if not place:
             raise InputError("A radius needs a location.", field="radius")
+
+    if place:
+        for key in chosen:
+            if adapters[key].capabilities.location:
+                # The adapter refuses a location it cannot search (a Craigslist site name, say) with an InputError.
+                adapters[key].build_request(SearchQuery.build(text, place, radius))
 
     try:
         rule = UnpricedRule(unpriced.lower()) if isinstance(unpriced, str) else (unpriced or default_unpriced)

@@ -41,10 +41,10 @@ def build_fetcher(settings: Settings, adapters: Mapping[str, Adapter],
         resolve=resolve,
     )
     for adapter in adapters.values():
-        # Each adapter's request budget becomes its host's rate limit in the shared fetcher.
-        host = URL(adapter.build_request(SearchQuery("probe")).url).host
-        if host:
-            fetcher.set_host_rate(host, adapter.requests_per_minute)
+        # Each adapter's request budget becomes its domain's rate limit in the shared fetcher.
+        domain = adapter.rate_limit_domain or URL(adapter.build_request(SearchQuery("probe")).url).host
+        if domain:
+            fetcher.set_host_rate(domain, adapter.requests_per_minute)
     return fetcher
 
 
@@ -132,9 +132,9 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
         searches = await service.store.repo.count_searches()
         log.info("Deal Scout running: %d saved searches, marketplaces: %s, database: %s", searches,
                  ", ".join(sorted(service.adapters)), db.safe_url(db.normalise_url(settings.resolved_database_url)))
-        if not settings.chat_configured:
-            log.info("No DISCORD_TOKEN or TELEGRAM_TOKEN set: alerts print to this console. "
-                     "Set one of them to deliver to Discord or Telegram (see README, 'Connect a chat').")
+        log.info("Alerts for console destinations print here. Alerts for destinations on %s wait in the outbox "
+                 "until that platform is connected (see README, 'Connect a chat').",
+                 ", ".join(p for p in ("discord", "telegram") if p not in service.notifiers))
         if not searches:
             log.info("No searches yet. Add one in another terminal: dealscout search add \"nintendo switch\" "
                      "--max-price 200")

@@ -35,6 +35,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("expected a whole number of at least 0")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value < 1:
@@ -95,12 +102,12 @@ SETTINGS: dict[str, Setting] = {
     "delivery_backoff_max_seconds": Setting(
         "DELIVERY_BACKOFF_MAX_SECONDS", "900", _positive_float, "Longest wait between two attempts of one alert."),
     "http_user_agent": Setting(
-        "HTTP_USER_AGENT", "DealScout/0.1 (+https://github.com/deal-scout/deal-scout)", str,
+        "HTTP_USER_AGENT", "DealScout/0.1 (personal deal alerts; honours robots.txt)", str,
         "User-Agent sent to marketplaces."),
     "http_timeout_seconds": Setting(
         "HTTP_TIMEOUT_SECONDS", "20", _positive_float, "Total time allowed for one marketplace request."),
     "http_max_retries": Setting(
-        "HTTP_MAX_RETRIES", "3", int, "Retries of a request after a 429, a 5xx or a connection error."),
+        "HTTP_MAX_RETRIES", "3", _non_negative_int, "Retries of a request after a 429, a 5xx or a connection error."),
     "http_proxy": Setting("HTTP_PROXY_URL", "", _optional, "Proxy for marketplace requests (http://user:pass@host:port).",
                           secret=True),
     "respect_robots": Setting("RESPECT_ROBOTS_TXT", "true", _bool, "Honour each marketplace's robots.txt."),
@@ -150,10 +157,6 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.data_dir).expanduser() / 'dealscout.db'}"
-
-    @property
-    def chat_configured(self) -> bool:
-        return bool(self.discord_token or self.telegram_token)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | None = ".env") -> Settings:

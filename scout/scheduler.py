@@ -20,11 +20,14 @@ class ScoutScheduler:
     """Runs the scan and delivery jobs; the database's next_run_at, not this scheduler, says what is due."""
 
     def __init__(self, *, scan_tick_seconds: float, delivery_tick_seconds: float) -> None:
-        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        # Two instances are allowed so that APScheduler never logs "maximum number of running instances" for a
+        # long scan; the guard below turns the second into a no-op, so a job never really runs twice at once.
+        self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 2})
         self._scan_tick = scan_tick_seconds
         self._delivery_tick = delivery_tick_seconds
         self.last_tick_at: dict[str, datetime] = {}
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
 
     def add_job(self, job_id: str, func: Callable[[], Awaitable[object]], seconds: float, *,
                 start_now: bool = True) -> None:
@@ -33,15 +36,19 @@ class ScoutScheduler:
         async def guarded() -> None:
             self.last_tick_at[job_id] = datetime.now(UTC)
             task = asyncio.current_task()
-            if task is not None:
-                self._running.add(task)
+            if job_id in self._running or task is None or self._stopping:
+                return  # the previous run is still going; it picks up whatever is due now
+            self._running[job_id] = task
             try:
                 await func()
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                log.info("job %s cancelled at shutdown", job_id)
             except Exception:  # noqa: BLE001 - the top-level job guard: log, keep the schedule alive
                 log.exception("job %s failed", job_id)
             finally:
-                if task is not None:
-                    self._running.discard(task)
+                self._running.pop(job_id, None)
 
         timing = {"next_run_time": datetime.now(UTC)} if start_now else {}
         self._scheduler.add_job(
@@ -70,9 +77,10 @@ class ScoutScheduler:
         A cancelled scan commits nothing and its searches run again after restart; a cancelled delivery
         leaves its alerts pending. Nothing is lost either way.
         """
+        self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
-        running = set(self._running)
+        running = set(self._running.values())
         if not running:
             return
         _, late = await asyncio.wait(running, timeout=grace_seconds)

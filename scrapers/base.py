@@ -140,6 +140,8 @@ class Adapter(abc.ABC):
     min_interval_minutes: int
     # Requests per minute this adapter lets the fetcher send to its host.
     requests_per_minute: float
+    # The domain the budget covers, subdomains included; None: the host of the search URL.
+    rate_limit_domain: str | None = None
     capabilities: Capabilities = Capabilities()
 
     @property

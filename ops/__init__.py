@@ -1,0 +1,1 @@
+"""Operations: health checks, metrics, alert thresholds and the ops channel."""

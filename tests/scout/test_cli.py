@@ -1,0 +1,135 @@
+"""The `dealscout` command: search management, parse, scrape, db upgrade, marketplaces; bad input exits non-zero."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scout import cli
+from scrapers.http import HttpFetcher
+from tests.fakes.ebay_pages import ebay_results_page
+from tests.fakes.marketplace import FakeMarketplace
+
+PAGES = Path(__file__).resolve().parent.parent / "scrapers" / "pages"
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in ("DATABASE_URL", "DISCORD_TOKEN", "TELEGRAM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DEALSCOUT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)  # no stray .env file
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_search_lifecycle(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "search", "add", "rtx 3080", "--max-price", "500", "--exclude", "broken,parts",
+                       "-m", "ebay", "--every", "15")
+    assert code == 0
+    assert out.startswith("saved #1 \u201crtx 3080\u201d on eBay, every 15 min; excluding broken, parts; price 0\u2013500")
+    code, out, _ = run(capsys, "search", "list")
+    assert code == 0 and "#1 \u201crtx 3080\u201d" in out and "console:main" in out
+    assert run(capsys, "search", "pause", "1", "--reason", "holiday")[1].startswith("paused #1")
+    code, out, _ = run(capsys, "search", "show", "1")
+    assert code == 0 and "paused (holiday)" in out and "last success: never" in out
+    assert run(capsys, "search", "resume", "1")[1].startswith("resumed #1")
+    assert run(capsys, "search", "remove", "1")[1].startswith("removed #1")
+    assert "no saved searches" in run(capsys, "search", "list")[1]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "add", "rtx", "--max-price", "-1"], "cannot be negative"),
+        (["search", "add", "rtx", "--min-price", "9", "--max-price", "1"], "above the maximum"),
+        (["search", "add", "x" * 10_000], "limit is 200"),
+        (["search", "add", "rtx", "-m", "nosuch"], "Unknown marketplace 'nosuch'"),
+        (["search", "add", "rtx", "-m", "ebay", "--every", "1"], "at least 5 minutes"),
+        (["search", "add", "rtx", "--to", "slack:1"], "Unknown destination"),
+        (["search", "show", "42"], "no search #42"),
+        (["search", "pause", "abc"], "not a search number"),
+        (["parse", "nosuch", "file.html"], "Unknown marketplace"),
+        (["parse", "ebay", "missing.html"], "No such file"),
+    ],
+)
+def test_bad_input_exits_2_and_changes_nothing(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                               message: str) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert "no saved searches" in run(capsys, "search", "list")[1]
+
+
+def test_parse_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    page.write_text(ebay_results_page([(5, "Lego castle", "12.50"), (6, "Lego ship", "1,234.00")]))
+    code, out, err = run(capsys, "parse", "ebay", str(page), "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    assert rows[0] == {"id": "5", "title": "Lego castle", "price": "12.50", "currency": "USD",
+                       "url": "https://www.ebay.com/itm/5", "image": "https://i.ebayimg.com/images/g/5/s-l500.webp",
+                       "location": "Located in United States", "posted_at": None}
+    assert rows[1]["price"] == "1234.00"
+    assert "success: 2 listings" in err
+
+
+def test_parse_table_and_a_blocked_page(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "parse", "craigslist", str(PAGES / "craigslist_static.html"))
+    assert code == 0 and out.splitlines()[0].split() == ["ID", "PRICE", "TITLE", "LOCATION", "URL"]
+    code, out, err = run(capsys, "parse", "ebay", str(PAGES / "ebay_challenge.html"), "--format", "json")
+    assert code == 1 and json.loads(out) == [] and err.startswith("blocked")
+
+
+def test_parse_garbage_is_broken_not_empty(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    junk = tmp_path / "junk.html"
+    junk.write_bytes(bytes(range(256)) * 20)
+    code, _, err = run(capsys, "parse", "ebay", str(junk))
+    assert code == 1 and err.startswith("broken")
+
+
+def test_scrape_prints_a_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    async def scenario() -> int:
+        async with FakeMarketplace() as market:
+            market.route("/sch/i.html", body=ebay_results_page([(9, "Nintendo Switch", "150.00")]))
+            real = cli.build_fetcher
+
+            def local(settings, adapters):  # type: ignore[no-untyped-def]
+                fetcher: HttpFetcher = real(settings, adapters, market.resolving("www.ebay.com"))
+                fetcher.set_host_rate("www.ebay.com", float("inf"))
+                return fetcher
+
+            monkeypatch.setattr(cli, "build_fetcher", local)
+            from scout.config import load_settings
+
+            parser = cli.build_parser()
+            return await cli.cmd_scrape(load_settings(), parser.parse_args(["scrape", "ebay", "nintendo switch"]))
+
+    assert asyncio.run(scenario()) == 0
+    out, err = capsys.readouterr()
+    assert "Nintendo Switch" in out and "150.00 USD" in out and "success: 1 listings" in err
+
+
+def test_db_upgrade_and_marketplaces(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "db", "upgrade")
+    assert code == 0 and "revision 0001" in out
+    code, out, _ = run(capsys, "marketplaces")
+    assert code == 0
+    assert out.splitlines()[0].startswith("craigslist") and "ebay" in out and "requests/min" in out
+
+
+def test_a_bad_setting_is_named(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCAN_TICK_SECONDS", "soon")
+    monkeypatch.setenv("DISCORD_TOKEN", "secret-token-value")
+    code, _, err = run(capsys, "search", "list")
+    assert code == 2 and "SCAN_TICK_SECONDS='soon'" in err
+    assert "secret-token-value" not in err
