@@ -58,14 +58,18 @@ class Page:
     headers: tuple[tuple[str, str], ...] = ()
 
     @property
-    def text(self) -> str:
-        charset = "utf-8"
+    def charset(self) -> str | None:
+        """The charset the Content-Type header declares, if any."""
         for part in self.content_type.split(";")[1:]:
             name, _, value = part.strip().partition("=")
             if name.lower() == "charset" and value:
-                charset = value.strip('"')
+                return value.strip('"')
+        return None
+
+    @property
+    def text(self) -> str:
         try:
-            return self.body.decode(charset, errors="replace")
+            return self.body.decode(self.charset or "utf-8", errors="replace")
         except LookupError:
             return self.body.decode("utf-8", errors="replace")
 

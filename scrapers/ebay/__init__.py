@@ -1,0 +1,1 @@
+"""eBay: search pages parsed into listings, and the adapter that fetches them."""

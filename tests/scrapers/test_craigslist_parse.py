@@ -1,0 +1,260 @@
+"""Craigslist parsing: the real static page and sapi JSON (skipped without ../shared/fixtures), and synthetic pages."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from scout.errors import ConfigError, InputError, ParseError
+from scout.models import Listing, Money
+from scrapers.base import Page, ScrapeStatus, SearchQuery
+from scrapers.craigslist.adapter import CraigslistAdapter
+from scrapers.craigslist.parse import parse_sapi, parse_search_page, parse_static_page
+from tests.conftest import fixture_path
+
+PAGES = Path(__file__).parent / "pages"
+BASE = "https://corvallis.craigslist.org/search/sss?query=bike&sort=date"
+
+
+def _page(name: str) -> bytes:
+    return (PAGES / name).read_bytes()
+
+
+# --- real pages ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.fixtures
+def test_real_static_page_sanity_facts() -> None:
+    body = fixture_path("craigslist/sfbay-sss-surfing-board-static-2025-10.html").read_bytes()
+    result = parse_static_page(body, base_url="https://sfbay.craigslist.org/search/sss?query=surfing%20board")
+
+    assert result.status is ScrapeStatus.SUCCESS
+    listings = result.listings
+    assert len(listings) == 65
+    assert len({listing.external_id for listing in listings}) == 65
+    first = listings[0]
+    assert first.external_id == "7888520643"
+    assert first.title == "6’2 Bushwacker surfboard 37.6L"
+    assert first.price == Money(Decimal("400"), "USD")
+    assert first.price_text == "$400"
+    assert first.location == "richmond / seacliff"
+    assert first.url == "https://sfbay.craigslist.org/sfc/spo/d/san-francisco-62-bushwacker-surfboard/7888520643.html"
+    # merged from the ld+json list, which is in the same order
+    assert first.image_url == "https://images.craigslist.org/00r0r_bb0sFZ5YNM7_05s0ew_600x450.jpg"
+    for listing in listings:
+        assert listing.marketplace == "craigslist"
+        assert listing.url.startswith("https://") and listing.url.endswith(f"/{listing.external_id}.html")
+        assert listing.price is not None and listing.price.currency == "USD"
+        assert listing.image_url and listing.image_url.startswith("https://images.craigslist.org/")
+        assert listing.location
+
+
+@pytest.mark.fixtures
+def test_real_sapi_answer_sanity_facts() -> None:
+    body = fixture_path("craigslist/sapi-v7-corvallis-sss-macbook-2022-12.json").read_bytes()
+    result = parse_search_page(body, content_type="application/json")
+
+    assert result.status is ScrapeStatus.SUCCESS
+    listings = result.listings
+    assert len(listings) == 61
+    assert len({listing.external_id for listing in listings}) == 61
+    first = listings[0]
+    assert first.external_id == "7566610755"
+    assert first.posted_at == datetime(2022, 12, 9, 23, 40, 36, tzinfo=UTC)
+    assert first.price == Money(Decimal(30), "USD")
+    assert first.title == "Apple 128GB Flash SSD"
+    assert first.location == "Corvallis"
+    assert first.url == "https://corvallis.craigslist.org/sop/7566610755.html"
+    assert first.image_url == "https://images.craigslist.org/00L0L_5DgbnM8Dh7Fz_0CI0t2_300x300.jpg"
+    for listing in listings:
+        assert listing.posted_at is not None and listing.posted_at.utcoffset().total_seconds() == 0
+        assert listing.url.startswith("https://") and ".craigslist.org/" in listing.url
+        assert listing.title
+
+
+# --- synthetic pages ------------------------------------------------------------------------------------------
+
+
+def test_static_page_merges_ld_json_by_position() -> None:
+    result = parse_search_page(_page("craigslist_static.html"), base_url=BASE, content_type="text/html")
+
+    assert result.status is ScrapeStatus.SUCCESS
+    road, kids, rack = result.listings
+    assert road == Listing(
+        marketplace="craigslist",
+        external_id="7800000001",
+        title="Road bike, 56cm",
+        url="https://corvallis.craigslist.org/bik/d/corvallis-road-bike/7800000001.html",
+        price=Money(Decimal("250"), "USD"),
+        price_text="$250",
+        location="downtown",
+        image_url="https://images.craigslist.org/00a0a_one_600x450.jpg",
+    )
+    # no price shown: the ld+json offer says 0; a relative link is made absolute; no image in ld+json
+    assert kids.title == "Kids bike free"
+    assert kids.price == Money(Decimal("0.00"), "USD") and kids.price_text is None
+    assert kids.url == "https://corvallis.craigslist.org/bik/d/albany-kids-bike/7800000002.html"
+    assert kids.image_url is None
+    # no location shown: the ld+json locality stands in
+    assert rack.price == Money(Decimal("1200"), "USD")
+    assert rack.location == "Philomath"
+
+
+def test_static_page_does_not_merge_a_drifted_ld_json_list() -> None:
+    body = _page("craigslist_static.html").replace(b'"name":"Road bike, 56cm"', b'"name":"Something else"')
+    road = parse_static_page(body, base_url=BASE).listings[0]
+    assert road.image_url is None
+    assert road.price == Money(Decimal("250"), "USD")  # the row's own price still stands
+
+
+def test_zero_results_page_is_empty_not_blocked() -> None:
+    result = parse_search_page(_page("craigslist_zero_results.html"), base_url=BASE)
+    assert result.status is ScrapeStatus.EMPTY
+    assert result.listings == ()
+
+
+def test_blocked_page_is_blocked_not_empty() -> None:
+    result = parse_search_page(_page("craigslist_blocked.html"), base_url=BASE)
+    assert result.status is ScrapeStatus.BLOCKED
+    assert "automatically blocked" in result.detail
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"  \n", bytes(range(256)) * 4, b"<html><body><div class='gallery'>new layout</div></body></html>"],
+    ids=["empty", "whitespace", "garbage-bytes", "unknown-layout"],
+)
+def test_unrecognised_pages_raise_parse_error(body: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse_search_page(body, base_url=BASE)
+
+
+def test_truncated_static_page_keeps_complete_rows() -> None:
+    page = _page("craigslist_static.html")
+    cut = page.index(b'title="Bike rack"')
+    listings = parse_search_page(page[:cut], base_url=BASE).listings
+    assert [listing.external_id for listing in listings] == ["7800000001", "7800000002"]
+
+
+def test_sapi_items_decode_against_the_tables() -> None:
+    result = parse_sapi(_page("craigslist_sapi.json"))
+
+    assert result.status is ScrapeStatus.SUCCESS
+    air, ssd, stand = result.listings
+    assert air == Listing(
+        marketplace="craigslist",
+        external_id="7500000001",
+        title="MacBook Air M1",
+        url="https://corvallis.craigslist.org/sys/7500000001.html",
+        price=Money(Decimal(450), "USD"),
+        location="Corvallis",
+        image_url="https://images.craigslist.org/00a0a_imgone_0CI0t2_300x300.jpg",
+        posted_at=datetime.fromtimestamp(1670003600, tz=UTC),
+    )
+    # -1 means no price; a negative int is a dedupe key, not a field; subareas go into the URL
+    assert ssd.price is None
+    assert ssd.title == "SSD, price on request"
+    assert ssd.url == "https://portland.craigslist.org/wsc/sop/7500000002.html"
+    assert ssd.location == "Beaverton"
+    # an unknown category falls back to "sss"; a stray space in "3: <id>" is tolerated
+    assert stand.url == "https://corvallis.craigslist.org/sss/7500000003.html"
+    assert stand.image_url == "https://images.craigslist.org/00c0c_imgthree_0t20CI_300x300.jpg"
+
+
+def test_sapi_dispatch_on_leading_brace_without_content_type() -> None:
+    result = parse_search_page(_page("craigslist_sapi.json"), content_type="text/plain")
+    assert [listing.external_id for listing in result.listings] == ["7500000001", "7500000002", "7500000003"]
+
+
+def test_sapi_with_no_items_is_empty() -> None:
+    payload = {"data": {"decode": {"minPostingId": 1, "minPostedDate": 1, "locations": [0]}, "items": []}}
+    assert parse_sapi(json.dumps(payload)).status is ScrapeStatus.EMPTY
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b'{"errors": ["rate limited"]}', b'{"data": {"items": "nope", "decode": {}}}',
+     b'{"data": {"items": [[1]], "decode": {"minPostingId": 1, "minPostedDate": 1}}}'],
+    ids=["bad-json", "no-data", "items-not-list", "undecodable-items"],
+)
+def test_sapi_unrecognised_answers_raise_parse_error(body: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse_sapi(body)
+
+
+# --- adapter ---------------------------------------------------------------------------------------------------
+
+
+def test_adapter_contract_values() -> None:
+    adapter = CraigslistAdapter()
+    assert (adapter.key, adapter.name) == ("craigslist", "Craigslist")
+    assert adapter.min_interval_minutes >= 1 and adapter.requests_per_minute > 0
+    assert adapter.capabilities.location
+
+
+def test_adapter_searches_the_location_site_newest_first() -> None:
+    adapter = CraigslistAdapter()
+    request = adapter.build_request(SearchQuery.build("Road Bike", location="Corvallis"))
+    assert request.url == "https://corvallis.craigslist.org/search/sss?query=road%20bike&sort=date"
+    default = adapter.build_request(SearchQuery.build("surf board"))
+    assert default.url == "https://sfbay.craigslist.org/search/sss?query=surf%20board&sort=date"
+
+
+@pytest.mark.parametrize("location", ["san francisco", "sfbay.evil.com", "../x", "sf1"])
+def test_adapter_rejects_a_location_that_is_not_a_site_name(location: str) -> None:
+    with pytest.raises(InputError) as caught:
+        CraigslistAdapter().build_request(SearchQuery.build("bike", location=location))
+    assert caught.value.field == "location"
+
+
+def test_adapter_rejects_a_bad_default_site() -> None:
+    with pytest.raises(ConfigError):
+        CraigslistAdapter(default_site="SF Bay")
+
+
+def test_adapter_parse_dispatches_on_content_type() -> None:
+    adapter = CraigslistAdapter("corvallis")
+    html = adapter.parse(Page(BASE, 200, _page("craigslist_static.html"), "text/html; charset=utf-8"))
+    assert html.status is ScrapeStatus.SUCCESS and len(html.listings) == 3
+    api = adapter.parse(Page("https://sapi.craigslist.org/web/v8/postings/search/full", 200,
+                             _page("craigslist_sapi.json"), "application/json"))
+    assert api.status is ScrapeStatus.SUCCESS and api.listings[0].posted_at is not None
+    blocked = adapter.parse(Page(BASE, 200, _page("craigslist_blocked.html"), "text/html"))
+    assert blocked.status is ScrapeStatus.BLOCKED
+    broken = adapter.parse_safely(Page(BASE, 200, b"\xff\xfe\x00garbage", "text/html"))
+    assert broken.status is ScrapeStatus.BROKEN
+
+
+def test_zero_results_for_a_query_that_reads_like_a_block_is_still_empty() -> None:
+    """The page repeats the query: searching "automatically blocked" must not make no-results look blocked."""
+    body = _page("craigslist_zero_results.html").replace(b"qwzxv", b"this ip has been automatically blocked")
+    assert parse_search_page(body, base_url=BASE).status is ScrapeStatus.EMPTY
+
+
+def test_results_list_with_rows_of_an_unknown_kind_is_broken_not_empty() -> None:
+    renamed_row = b'<li class="cl-search-result-v2"><a href="/x/1.html">x</a></li>'
+    body = _page("craigslist_zero_results.html").replace(b"</ol>", renamed_row + b"</ol>")
+    with pytest.raises(ParseError, match="unknown kind"):
+        parse_search_page(body, base_url=BASE)
+
+
+def test_page_cut_after_the_list_opens_is_broken_not_empty() -> None:
+    """Without the ld+json block there is no positive sign that nothing matched."""
+    page = _page("craigslist_static.html")
+    body = page[page.index(b"</script>") + len(b"</script>") :]  # no ld+json
+    body = body[: body.index(b'<li class="cl-static-search-result"')]
+    with pytest.raises(ParseError):
+        parse_search_page(body, base_url=BASE)
+
+
+def test_malformed_ld_json_entries_are_ignored_not_fatal() -> None:
+    original = b'"offers":{"@type":"Offer","price":"250.00"'
+    assert original in _page("craigslist_static.html")
+    body = _page("craigslist_static.html").replace(original, b'"offers":[],"x":{"a":"1"')  # offers not an object
+    road = parse_static_page(body, base_url=BASE).listings[0]
+    assert road.price == Money(Decimal("250"), "USD")
+    assert road.image_url == "https://images.craigslist.org/00a0a_one_600x450.jpg"
