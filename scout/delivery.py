@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from scout.models import Alert, Destination
+from scout.models import Alert, Destination, SavedSearch
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,9 @@ class DeliveryResult:
     delivered: bool
     error: str | None = None
     retry_after: float | None = None  # the platform told us when to come back
-    permanent: bool = False  # retrying cannot help: chat gone, bot blocked, message refused
+    permanent: bool = False  # retrying this message cannot help: the platform refused it
+    destination_gone: bool = False  # the chat or channel is gone, or we lost access to it
+    moved_to: str | None = None  # the chat has a new id (a Telegram group became a supergroup)
 
     @classmethod
     def ok(cls) -> DeliveryResult:
@@ -37,13 +39,39 @@ class DeliveryResult:
     def dead(cls, error: str) -> DeliveryResult:
         return cls(False, error, permanent=True)
 
+    @classmethod
+    def gone(cls, error: str) -> DeliveryResult:
+        return cls(False, error, permanent=True, destination_gone=True)
+
+    @classmethod
+    def moved(cls, new_target: str) -> DeliveryResult:
+        return cls(False, f"chat moved to {new_target}", moved_to=new_target)
+
 
 class Notifier(Protocol):
+    """A chat platform. Expected failures come back as DeliveryResult values, never as exceptions."""
+
     platform: str
 
     async def send_alert(self, destination: Destination, alert: Alert) -> DeliveryResult: ...
 
     async def send_ops(self, message: str) -> DeliveryResult: ...
+
+
+@runtime_checkable
+class DigestNotifier(Notifier, Protocol):
+    """A platform that can fold several alerts into one message when a destination falls behind."""
+
+    digest_size: int
+
+    def wants_digest(self, destination: Destination, waiting: int) -> bool:
+        """True when `waiting` alerts would trail behind this destination's rate limit one by one."""
+        ...
+
+    async def send_digest(self, destination: Destination, alerts: list[Alert]) -> DeliveryResult: ...
+
+
+DestinationGoneHook = Callable[[Destination, str, list[SavedSearch]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +101,7 @@ class Dispatcher:
         backoff_seconds: float = 5.0,
         backoff_max_seconds: float = 900.0,
         batch_size: int = 200,
+        on_destination_gone: DestinationGoneHook | None = None,
     ) -> None:
         self._repo = repo
         self._notifiers = dict(notifiers)
@@ -82,6 +111,7 @@ class Dispatcher:
         self._backoff = backoff_seconds
         self._backoff_max = backoff_max_seconds
         self._batch = batch_size
+        self._on_gone = on_destination_gone
         self.last_delivery_at: dict[str, datetime] = {}
 
     async def drain_once(self) -> DrainReport:
@@ -106,22 +136,48 @@ class Dispatcher:
         return total
 
     async def _send_in_order(self, alerts: list[Alert]) -> DrainReport:
+        destination = alerts[0].destination
+        notifier = self._notifiers[destination.platform]
+        batches: list[list[Alert]]
+        if isinstance(notifier, DigestNotifier) and len(alerts) > 1 and notifier.wants_digest(destination,
+                                                                                              len(alerts)):
+            size = max(1, notifier.digest_size)
+            batches = [alerts[start : start + size] for start in range(0, len(alerts), size)]
+        else:
+            batches = [[alert] for alert in alerts]
         sent = retried = dead = 0
-        for index, alert in enumerate(alerts):
-            result = await self._send(alert)
+        for index, batch in enumerate(batches):
+            result = await self._send(notifier, batch)
             if result.delivered:
-                await self._repo.mark_alert_sent(alert.outbox_id, now=self._clock())
-                self.last_delivery_at[alert.destination.platform] = self._clock()
-                sent += 1
+                now = self._clock()
+                for alert in batch:
+                    await self._repo.mark_alert_sent(alert.outbox_id, now=now)
+                self.last_delivery_at[destination.platform] = now
+                sent += len(batch)
                 continue
-            attempt = alert.attempts + 1
+            if result.moved_to:
+                # Everything waiting for the old id now waits for the new one and goes out on the next pass.
+                await self._repo.move_destination(destination, Destination(destination.platform, result.moved_to))
+                log.info("%s chat moved; its searches and pending alerts follow it", destination.platform)
+                return DrainReport(sent, retried + len(alerts) - sent, dead)
+            if result.destination_gone:
+                reason = result.error or "destination unreachable"
+                searches, dropped = await self._repo.mark_destination_gone(destination, reason=reason,
+                                                                           now=self._clock())
+                log.warning("%s destination unreachable (%s): %d searches paused, %d alerts dropped",
+                            destination.platform, reason, len(searches), dropped)
+                if self._on_gone is not None:
+                    await self._tell_owners(self._on_gone, destination, reason, searches)
+                return DrainReport(sent, retried, dead + dropped)
+            attempt = max(alert.attempts for alert in batch) + 1
             if result.permanent or attempt >= self._max_attempts:
                 reason = result.error or "unknown error"
                 if not result.permanent:
                     reason = f"gave up after {attempt} attempts: {reason}"
-                await self._repo.mark_alert_dead(alert.outbox_id, reason=reason)
-                log.warning("alert %s to %s is dead: %s", alert.outbox_id, alert.destination.platform, reason)
-                dead += 1
+                for alert in batch:
+                    await self._repo.mark_alert_dead(alert.outbox_id, reason=reason)
+                log.warning("%d alerts to %s are dead: %s", len(batch), destination.platform, reason)
+                dead += len(batch)
                 continue
             if result.retry_after is not None:
                 # The platform set the pace: wait exactly that long, and keep this destination's queue behind it.
@@ -129,17 +185,29 @@ class Dispatcher:
             else:
                 wait = backoff_delay(attempt, base=self._backoff, cap=self._backoff_max, rand=self._rng.random())
             next_at = self._clock() + timedelta(seconds=wait)
-            await self._repo.mark_alert_retry(alert.outbox_id, next_attempt_at=next_at, error=result.error or "")
-            for later in alerts[index + 1 :]:
-                await self._repo.defer_alert(later.outbox_id, next_attempt_at=next_at)
-            retried += 1
+            for alert in batch:
+                await self._repo.mark_alert_retry(alert.outbox_id, next_attempt_at=next_at, error=result.error or "")
+            for later in batches[index + 1 :]:
+                for alert in later:
+                    await self._repo.defer_alert(alert.outbox_id, next_attempt_at=next_at)
+            retried += len(batch)
             break
         return DrainReport(sent, retried, dead)
 
-    async def _send(self, alert: Alert) -> DeliveryResult:
-        notifier = self._notifiers[alert.destination.platform]
+    @staticmethod
+    async def _tell_owners(hook: DestinationGoneHook, destination: Destination, reason: str,
+                           searches: list[SavedSearch]) -> None:
         try:
-            return await notifier.send_alert(alert.destination, alert)
-        except Exception as err:  # noqa: BLE001 - a notifier bug must not stop the batch; the row is retried
-            log.exception("notifier %s raised while sending alert %s", alert.destination.platform, alert.outbox_id)
+            await hook(destination, reason, searches)
+        except Exception:  # noqa: BLE001 - telling the owner is best effort; the searches are already paused
+            log.exception("could not tell the owners of a gone %s destination", destination.platform)
+
+    async def _send(self, notifier: Notifier, batch: list[Alert]) -> DeliveryResult:
+        destination = batch[0].destination
+        try:
+            if len(batch) == 1:
+                return await notifier.send_alert(destination, batch[0])
+            return await notifier.send_digest(destination, batch)  # type: ignore[attr-defined]
+        except Exception as err:  # noqa: BLE001 - a notifier bug must not stop the batch; the rows are retried
+            log.exception("notifier %s raised while sending %d alerts", destination.platform, len(batch))
             return DeliveryResult.retry(f"{type(err).__name__}: {err}")

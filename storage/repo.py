@@ -533,6 +533,43 @@ class Repository:
                 .values(status="dead", attempts=OutboxRow.attempts + 1, last_error=reason[:1000])
             )
 
+    async def mark_destination_gone(
+        self, destination: Destination, *, reason: str, now: datetime
+    ) -> tuple[list[SavedSearch], int]:
+        """A chat we can no longer reach: pause its searches (saying why) and drop its pending alerts."""
+        why = f"alerts cannot reach this chat: {reason}"[:300]
+        async with self._sessions.begin() as session:
+            where = (SearchRow.platform == destination.platform, SearchRow.target == destination.target)
+            rows = (await session.scalars(sa.select(SearchRow).where(*where, SearchRow.status == "active"))).all()
+            for row in rows:
+                row.status, row.paused_reason, row.updated_at = "paused", why, now
+            dropped = await session.execute(
+                sa.update(OutboxRow)
+                .where(OutboxRow.platform == destination.platform, OutboxRow.target == destination.target,
+                       OutboxRow.status == "pending")
+                .values(status="dead", last_error=why[:1000])
+            )
+            await session.flush()
+            return [_search_from_row(row) for row in rows], int(dropped.rowcount or 0)
+
+    async def move_destination(self, old: Destination, new: Destination) -> None:
+        """A chat changed its id: its searches and pending alerts follow it (alerts it already has stay behind)."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                sa.update(SearchRow).where(SearchRow.platform == old.platform, SearchRow.target == old.target)
+                .values(target=new.target)
+            )
+            already = sa.select(OutboxRow.listing_id).where(
+                OutboxRow.platform == new.platform, OutboxRow.target == new.target
+            ).scalar_subquery()
+            await session.execute(
+                sa.update(OutboxRow)
+                .where(OutboxRow.platform == old.platform, OutboxRow.target == old.target,
+                       OutboxRow.status == "pending", OutboxRow.listing_id.not_in(already))
+                .values(target=new.target)
+                .execution_options(synchronize_session=False)
+            )
+
     async def outbox_summary(self) -> OutboxSummary:
         stmt = sa.select(OutboxRow.status, sa.func.count(), sa.func.min(OutboxRow.created_at)).group_by(
             OutboxRow.status

@@ -44,3 +44,25 @@ class RecordingNotifier:
 
     def delivered_ids(self) -> list[str]:
         return [alert.listing.external_id for _, alert in self.sent]
+
+
+@dataclass
+class DigestingNotifier(RecordingNotifier):
+    """Folds alerts into digests when more than `digest_after` wait for one destination."""
+
+    digest_size: int = 10
+    digest_after: int = 3
+    digests: list[list[str]] = field(default_factory=list)
+
+    def wants_digest(self, destination: Destination, waiting: int) -> bool:
+        return waiting > self.digest_after
+
+    async def send_digest(self, destination: Destination, alerts: list[Alert]) -> DeliveryResult:
+        queue = self.script.get(destination.target)
+        outcome = queue.popleft() if queue else DeliveryResult.ok()
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome.delivered:
+            self.digests.append([alert.listing.external_id for alert in alerts])
+            self.sent.extend((destination, alert) for alert in alerts)
+        return outcome

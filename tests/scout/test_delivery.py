@@ -11,7 +11,7 @@ from scout.delivery import DeliveryResult, Dispatcher, backoff_delay
 from scout.models import Destination, FetchOutcome, SearchRun, SearchSpec
 from storage.repo import Repository
 from tests.fakes.adapters import make_listing
-from tests.fakes.notifier import RecordingNotifier
+from tests.fakes.notifier import DigestingNotifier, RecordingNotifier
 from tests.scout.clock import ManualClock
 
 
@@ -117,3 +117,46 @@ def test_backoff_delay_is_bounded_and_grows(attempt: int) -> None:
     high = backoff_delay(attempt, base=5, cap=300, rand=0.999)
     assert 2.5 <= low <= high <= 300
     assert high >= min(300, 5 * 2 ** (attempt - 1)) * 0.99
+
+
+async def test_a_destination_that_falls_behind_gets_digests(repo: Repository, clock: ManualClock) -> None:
+    notifier = DigestingNotifier(digest_size=4, digest_after=3)
+    dispatcher = Dispatcher(repo, {"console": notifier}, clock=clock)
+    await queue_alerts(repo, clock, "busy", 10)
+    await queue_alerts(repo, clock, "quiet", 2, start=100)
+    report = await dispatcher.drain()
+    assert report.sent == 12
+    assert notifier.digests == [["0", "1", "2", "3"], ["4", "5", "6", "7"], ["8", "9"]]
+    assert sorted(notifier.delivered_ids()) == sorted([str(n) for n in range(10)] + ["100", "101"])
+
+
+async def test_a_gone_destination_pauses_its_searches_and_tells_the_owner(
+    repo: Repository, notifier: RecordingNotifier, clock: ManualClock
+) -> None:
+    told = []
+
+    async def tell(destination: Destination, reason: str, searches: list) -> None:  # type: ignore[type-arg]
+        told.append((destination.target, reason, [s.id for s in searches]))
+
+    dispatcher = Dispatcher(repo, {"console": notifier}, clock=clock, on_destination_gone=tell)
+    await queue_alerts(repo, clock, "deleted", 3)
+    await queue_alerts(repo, clock, "fine", 1, start=50)
+    notifier.answer("deleted", DeliveryResult.gone("404 Unknown Channel"))
+    report = await dispatcher.drain()
+    assert (report.sent, report.dead) == (1, 3)
+    assert told == [("deleted", "404 Unknown Channel", [1])]
+    search = await repo.load_search(1)
+    assert search.status.value == "paused"
+    assert search.paused_reason == "alerts cannot reach this chat: 404 Unknown Channel"
+    assert (await repo.outbox_summary()).pending == 0
+
+
+async def test_a_moved_chat_takes_its_searches_and_alerts_along(
+    repo: Repository, notifier: RecordingNotifier, dispatcher: Dispatcher, clock: ManualClock
+) -> None:
+    await queue_alerts(repo, clock, "-100", 2)
+    notifier.answer("-100", DeliveryResult.moved("-100999"))
+    await dispatcher.drain()
+    await dispatcher.drain()
+    assert [(d.target, a.listing.external_id) for d, a in notifier.sent] == [("-100999", "0"), ("-100999", "1")]
+    assert (await repo.load_search(1)).destination == Destination("console", "-100999")

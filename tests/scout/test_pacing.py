@@ -1,0 +1,71 @@
+"""Token-bucket pacing on a fake clock: per-key limits, the global limit, and no head-of-line blocking."""
+
+from __future__ import annotations
+
+import asyncio
+
+from scout.pacing import Pacer, Rate
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_a_key_gets_its_burst_then_waits_for_refill() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    limits = [(("chan", 1), Rate(5, 5.0))]
+    stamps = []
+    for _ in range(7):
+        await pacer.acquire(limits)
+        stamps.append(clock.now)
+    assert stamps[:5] == [0.0] * 5
+    assert stamps[5:] == [1.0, 2.0]  # then one per second: 5 per 5 s
+
+
+async def test_the_global_rate_caps_all_keys_together() -> None:
+    clock = FakeClock()
+    pacer = Pacer(global_rate=Rate(2, 1.0), clock=clock, sleep=clock.sleep)
+    stamps = []
+    for n in range(6):
+        await pacer.acquire([(("chan", n), Rate(5, 5.0))])
+        stamps.append(clock.now)
+    assert stamps == [0.0, 0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+async def test_delay_reports_without_taking() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    limits = [(("chat", 1), Rate(1, 1.0))]
+    assert pacer.delay(limits) == 0.0
+    await pacer.acquire(limits)
+    assert pacer.delay(limits) == 1.0
+    assert pacer.delay(limits) == 1.0
+
+
+async def test_a_waiting_key_does_not_block_another() -> None:
+    """Regression: a lock held while sleeping made every chat wait behind the slowest one."""
+    clock = FakeClock()
+    gate = asyncio.Event()
+
+    async def held_sleep(seconds: float) -> None:
+        await gate.wait()  # the slow chat's wait does not end until the test says so
+
+    pacer = Pacer(clock=clock, sleep=held_sleep)
+    slow = [(("chat", "slow"), Rate(1, 60.0))]
+    await pacer.acquire(slow)
+    waiting = asyncio.create_task(pacer.acquire(slow))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(pacer.acquire([(("chat", "fast"), Rate(1, 60.0))]), timeout=5)
+    assert not waiting.done()
+    waiting.cancel()
