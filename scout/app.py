@@ -9,6 +9,7 @@ import random
 import signal
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,6 +19,7 @@ from bot.commands import Commands
 from bot.console import ConsoleNotifier
 from scout.config import Settings
 from scout.delivery import Dispatcher, Notifier
+from scout.models import Destination, SavedSearch
 from scout.scan import Scanner
 from scout.scheduler import DELIVERY_JOB, ScoutScheduler
 from scrapers.base import Adapter, SearchQuery
@@ -78,19 +80,62 @@ class Service:
     scheduler: ScoutScheduler
     commands: Commands
     notifiers: dict[str, Notifier]
+    front_ends: list[FrontEnd]
+
+
+class FrontEnd(Protocol):
+    """A chat platform: its commands, its notifier, and how to tell owners that their chat is unreachable."""
+
+    platform: str
+    notifier: Notifier
+
+    async def start(self) -> None:
+        """Connect and begin serving commands; returns once running (work continues in background tasks)."""
+
+    async def stop(self) -> None: ...
+
+    async def destination_gone(self, destination: Destination, reason: str, searches: list[SavedSearch]) -> None:
+        """Tell the owners of `searches` (where the platform can reach them) why their searches were paused."""
+
+
+def build_front_ends(settings: Settings, commands: Commands) -> list[FrontEnd]:
+    """The chat platforms whose tokens are configured."""
+    ends: list[FrontEnd] = []
+    if settings.discord_token:
+        from bot.discord.frontend import build_discord_front_end
+
+        ends.append(build_discord_front_end(settings, commands, clock=utc_now))
+    if settings.telegram_token:
+        from bot.telegram.frontend import build_telegram_front_end
+
+        ends.append(build_telegram_front_end(settings, commands, clock=utc_now))
+    return ends
 
 
 @contextlib.asynccontextmanager
 async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None = None,
-                        notifiers: Mapping[str, Notifier] | None = None) -> AsyncIterator[Service]:
+                        notifiers: Mapping[str, Notifier] | None = None,
+                        front_ends: list[FrontEnd] | None = None) -> AsyncIterator[Service]:
+    """Assemble the service. `front_ends` replaces the configured chat platforms (tests pass fakes-backed ones)."""
     rng = random.Random()
     async with open_store(settings) as store:
         adapters = build_adapters(settings)
         fetcher = build_fetcher(settings, adapters, resolve)
         scheduler = ScoutScheduler(scan_tick_seconds=settings.scan_tick_seconds,
                                    delivery_tick_seconds=settings.delivery_tick_seconds)
+        commands = Commands(store.repo, adapters, clock=utc_now, rng=rng,
+                            default_unpriced=settings.unpriced_listings)
+        ends = front_ends if front_ends is not None else build_front_ends(settings, commands)
         chosen: dict[str, Notifier] = {"console": ConsoleNotifier()}
+        chosen.update({end.platform: end.notifier for end in ends})
         chosen.update(notifiers or {})
+        by_platform = {end.platform: end for end in ends}
+
+        async def tell_owners(destination: Destination, reason: str, searches: list[SavedSearch]) -> None:
+            end = by_platform.get(destination.platform)
+            if end is not None:
+                await end.destination_gone(destination, reason, searches)
+
         scanner = Scanner(
             store.repo, adapters, fetcher, clock=utc_now, rng=rng, batch_size=settings.scan_batch_size,
             concurrency=settings.scan_concurrency, lease_seconds=settings.scan_lease_seconds,
@@ -100,14 +145,18 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         dispatcher = Dispatcher(
             store.repo, chosen, clock=utc_now, rng=rng, max_attempts=settings.delivery_max_attempts,
             backoff_seconds=settings.delivery_backoff_seconds,
-            backoff_max_seconds=settings.delivery_backoff_max_seconds,
+            backoff_max_seconds=settings.delivery_backoff_max_seconds, on_destination_gone=tell_owners,
         )
-        commands = Commands(store.repo, adapters, clock=utc_now, rng=rng,
-                            default_unpriced=settings.unpriced_listings)
+        service = Service(settings, store, adapters, fetcher, scanner, dispatcher, scheduler, commands, chosen, ends)
         try:
-            yield Service(settings, store, adapters, fetcher, scanner, dispatcher, scheduler, commands, chosen)
+            yield service
         finally:
             await scheduler.stop()
+            for end in ends:
+                try:
+                    await end.stop()
+                except Exception:  # noqa: BLE001 - shutdown guard: one platform failing to stop must not block the rest
+                    log.exception("stopping %s failed", end.platform)
             await fetcher.close()
 
 
@@ -118,6 +167,9 @@ async def start_service(service: Service) -> None:
     service.scheduler.add_scan(service.scanner.run_until_idle)
     service.scheduler.add_delivery(service.dispatcher.drain)
     service.scheduler.start()
+    for end in service.front_ends:
+        await end.start()
+        log.info("%s connected", end.platform)
 
 
 async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) -> None:

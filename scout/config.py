@@ -57,6 +57,22 @@ def _optional(text: str) -> str | None:
     return text.strip() or None
 
 
+def _optional_id(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError("expected a numeric id")
+    return int(text)
+
+
+def _telegram_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in ("polling", "webhook"):
+        raise ValueError("expected polling or webhook")
+    return mode
+
+
 @dataclass(frozen=True)
 class Setting:
     env: str
@@ -115,7 +131,23 @@ SETTINGS: dict[str, Setting] = {
     "craigslist_site": Setting(
         "CRAIGSLIST_SITE", "sfbay", str, "Craigslist site used when a search names no location (sfbay, newyork, ...)."),
     "discord_token": Setting("DISCORD_TOKEN", "", _optional, "Discord bot token; empty: no Discord.", secret=True),
+    "discord_guild_id": Setting(
+        "DISCORD_GUILD_ID", "", _optional_id,
+        "Sync slash commands to this one server only (instant, for development); empty: globally."),
+    "discord_manager_role": Setting(
+        "DISCORD_MANAGER_ROLE", "", _optional,
+        "Role (name or id) whose members manage everyone's searches in a server; empty: members with Manage Server."),
     "telegram_token": Setting("TELEGRAM_TOKEN", "", _optional, "Telegram bot token; empty: no Telegram.", secret=True),
+    "telegram_api_url": Setting(
+        "TELEGRAM_API_URL", "https://api.telegram.org/bot", str,
+        "Bot API base URL (change it for a self-hosted Bot API server)."),
+    "telegram_mode": Setting(
+        "TELEGRAM_MODE", "polling", _telegram_mode, "How updates arrive: polling, or webhook (for production)."),
+    "telegram_webhook_url": Setting(
+        "TELEGRAM_WEBHOOK_URL", "", _optional, "Public HTTPS URL Telegram posts updates to, in webhook mode."),
+    "telegram_webhook_secret": Setting(
+        "TELEGRAM_WEBHOOK_SECRET", "", _optional,
+        "Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token with each webhook update.", secret=True),
 }
 
 
@@ -143,7 +175,13 @@ class Settings:
     ebay_domain: str
     craigslist_site: str
     discord_token: str | None
+    discord_guild_id: int | None
+    discord_manager_role: str | None
     telegram_token: str | None
+    telegram_api_url: str
+    telegram_mode: str
+    telegram_webhook_url: str | None
+    telegram_webhook_secret: str | None
 
     def __repr__(self) -> str:
         shown = {
@@ -178,6 +216,10 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
             problems.append(f"{setting.env}={shown}: {err}")
     if values.get("log_level") not in (None, "DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"LOG_LEVEL={values['log_level']!r}: expected DEBUG, INFO, WARNING or ERROR")
+    if values.get("telegram_mode") == "webhook" and not (
+        values.get("telegram_webhook_url") and values.get("telegram_webhook_secret")
+    ):
+        problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL and TELEGRAM_WEBHOOK_SECRET")
     if problems:
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
     return Settings(**values)
