@@ -32,10 +32,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who is asking: an id on the platform and whether they may manage everyone's searches in this scope."""
+    """Who is asking, as the front end established it.
+
+    `is_admin`: may manage everyone's searches in this scope (a Discord server manager, a Telegram group admin).
+    `is_operator`: may run the service's admin commands (pause a marketplace...); configured per platform.
+    """
 
     id: str
     is_admin: bool = False
+    is_operator: bool = False
 
 
 def _clean_text(value: str, *, field: str, limit: int) -> str:

@@ -66,6 +66,13 @@ def _optional_id(text: str) -> int | None:
     return int(text)
 
 
+def _id_list(text: str) -> frozenset[int]:
+    ids = [part.strip() for part in text.replace(" ", ",").split(",") if part.strip()]
+    if any(not part.lstrip("-").isdigit() for part in ids):
+        raise ValueError("expected numeric ids separated by commas")
+    return frozenset(int(part) for part in ids)
+
+
 def _telegram_mode(text: str) -> str:
     mode = text.strip().lower()
     if mode not in ("polling", "webhook"):
@@ -137,6 +144,8 @@ SETTINGS: dict[str, Setting] = {
     "discord_manager_role": Setting(
         "DISCORD_MANAGER_ROLE", "", _optional,
         "Role (name or id) whose members manage everyone's searches in a server; empty: members with Manage Server."),
+    "discord_operator_ids": Setting(
+        "DISCORD_OPERATOR_IDS", "", _id_list, "Discord user ids allowed to run /admin commands, comma-separated."),
     "telegram_token": Setting("TELEGRAM_TOKEN", "", _optional, "Telegram bot token; empty: no Telegram.", secret=True),
     "telegram_api_url": Setting(
         "TELEGRAM_API_URL", "https://api.telegram.org/bot", str,
@@ -148,6 +157,8 @@ SETTINGS: dict[str, Setting] = {
     "telegram_webhook_secret": Setting(
         "TELEGRAM_WEBHOOK_SECRET", "", _optional,
         "Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token with each webhook update.", secret=True),
+    "telegram_operator_ids": Setting(
+        "TELEGRAM_OPERATOR_IDS", "", _id_list, "Telegram user ids allowed to run /admin commands, comma-separated."),
 }
 
 
@@ -177,11 +188,13 @@ class Settings:
     discord_token: str | None
     discord_guild_id: int | None
     discord_manager_role: str | None
+    discord_operator_ids: frozenset[int]
     telegram_token: str | None
     telegram_api_url: str
     telegram_mode: str
     telegram_webhook_url: str | None
     telegram_webhook_secret: str | None
+    telegram_operator_ids: frozenset[int]
 
     def __repr__(self) -> str:
         shown = {
