@@ -10,13 +10,14 @@ import signal
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
 from bot.commands import Commands
 from bot.console import ConsoleNotifier
+from scout.circuit import CircuitPolicy
 from scout.config import Settings
 from scout.delivery import Dispatcher, Notifier
 from scout.models import Destination, SavedSearch
@@ -141,6 +142,11 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
             concurrency=settings.scan_concurrency, lease_seconds=settings.scan_lease_seconds,
             jitter=settings.schedule_jitter, baseline_first_scan=settings.baseline_first_scan,
             on_alerts_queued=lambda: scheduler.wake(DELIVERY_JOB),
+            circuit_policy=CircuitPolicy(
+                failure_threshold=settings.circuit_failure_threshold,
+                base_wait=timedelta(seconds=settings.circuit_base_wait_seconds),
+                max_wait=timedelta(seconds=settings.circuit_max_wait_seconds),
+            ),
         )
         dispatcher = Dispatcher(
             store.repo, chosen, clock=utc_now, rng=rng, max_attempts=settings.delivery_max_attempts,

@@ -134,6 +134,14 @@ SETTINGS: dict[str, Setting] = {
     "http_proxy": Setting("HTTP_PROXY_URL", "", _optional, "Proxy for marketplace requests (http://user:pass@host:port).",
                           secret=True),
     "respect_robots": Setting("RESPECT_ROBOTS_TXT", "true", _bool, "Honour each marketplace's robots.txt."),
+    "circuit_failure_threshold": Setting(
+        "CIRCUIT_FAILURE_THRESHOLD", "5", _positive_int,
+        "Blocked or failed fetches in a row that open a marketplace's circuit (its searches wait)."),
+    "circuit_base_wait_seconds": Setting(
+        "CIRCUIT_BASE_WAIT_SECONDS", "300", _positive_float,
+        "First wait of an open circuit before one probe fetch; doubles each time the probe fails."),
+    "circuit_max_wait_seconds": Setting(
+        "CIRCUIT_MAX_WAIT_SECONDS", "21600", _positive_float, "Longest wait of an open circuit."),
     "ebay_domain": Setting("EBAY_DOMAIN", "www.ebay.com", str, "eBay site to search (www.ebay.co.uk, www.ebay.de, ...)."),
     "craigslist_site": Setting(
         "CRAIGSLIST_SITE", "sfbay", str, "Craigslist site used when a search names no location (sfbay, newyork, ...)."),
@@ -183,6 +191,9 @@ class Settings:
     http_max_retries: int
     http_proxy: str | None
     respect_robots: bool
+    circuit_failure_threshold: int
+    circuit_base_wait_seconds: float
+    circuit_max_wait_seconds: float
     ebay_domain: str
     craigslist_site: str
     discord_token: str | None

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from scout.circuit import Circuit
+
 
 @dataclass(frozen=True, slots=True)
 class Money:
@@ -142,6 +144,7 @@ class MarketplaceState:
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
     last_error: str | None = None
+    circuit: Circuit = field(default_factory=Circuit)
 
     @property
     def paused(self) -> bool:

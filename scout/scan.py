@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scout.matching import build_matcher
-from scout.models import FetchOutcome, SavedSearch, ScanSaved, SearchRun
+from scout.circuit import Circuit, CircuitPolicy, CircuitState, Transition, admit, record
+from scout.models import FetchOutcome, MarketplaceState, SavedSearch, ScanSaved, SearchRun
 from scrapers.base import Adapter, Fetcher, ScrapeResult, ScrapeStatus, SearchQuery
 from storage.repo import Repository
 
@@ -64,6 +65,8 @@ class Scanner:
         jitter: float = 0.1,
         baseline_first_scan: bool = True,
         on_alerts_queued: Callable[[], Awaitable[None] | None] | None = None,
+        circuit_policy: CircuitPolicy | None = None,
+        on_circuit_change: Callable[[list[Transition]], Awaitable[None]] | None = None,
     ) -> None:
         self._repo = repo
         self._adapters = dict(adapters)
@@ -76,6 +79,8 @@ class Scanner:
         self._jitter = jitter
         self._baseline = baseline_first_scan
         self._on_alerts_queued = on_alerts_queued
+        self._circuit_policy = circuit_policy or CircuitPolicy()
+        self._on_circuit_change = on_circuit_change
         self.last_tick_at: datetime | None = None
 
     async def run_until_idle(self, *, max_batches: int = 100) -> ScanReport:
@@ -97,6 +102,7 @@ class Scanner:
             return ScanReport()
         try:
             groups = self.group(searches, paused={key for key, state in states.items() if state.paused})
+            circuits, groups = self._admit(groups, states, now)
             keys = list(groups)
             results = await asyncio.gather(*(self._fetch(key) for key in keys))
         except BaseException:
@@ -104,10 +110,13 @@ class Scanner:
             raise
         fetches = [self._outcome(key, groups[key], result, ms) for key, (result, ms) in zip(keys, results, strict=True)]
         runs = self._runs(searches, fetches, now)
+        circuits, transitions = self._record_circuits(circuits, states, fetches)
         saved = await self._repo.save_scan(
             now=self._clock(), fetches=fetches, runs=runs, searches={s.id: s for s in searches},
-            baseline_first_scan=self._baseline,
+            baseline_first_scan=self._baseline, circuits=circuits, transitions=transitions,
         )
+        if transitions and self._on_circuit_change is not None:
+            await self._on_circuit_change(transitions)
         failed = sum(1 for f in fetches if f.status not in ("success", "empty"))
         log.info("scanned %d searches with %d fetches: %d new listings, %d alerts queued, %d fetches failed",
                  len(searches), len(fetches), saved.new_listings, saved.alerts_queued, failed)
@@ -130,6 +139,52 @@ class Scanner:
                 query = SearchQuery.build(search.query, location, radius)
                 groups.setdefault((key, query), []).append(search)
         return groups
+
+    def _admit(
+        self, groups: dict[FetchKey, list[SavedSearch]], states: Mapping[str, MarketplaceState], now: datetime
+    ) -> tuple[dict[str, Circuit], dict[FetchKey, list[SavedSearch]]]:
+        """Drop the fetches an open circuit forbids; a half-open circuit lets its marketplace's first fetch probe."""
+        circuits: dict[str, Circuit] = {}
+        admitted: dict[FetchKey, list[SavedSearch]] = {}
+        left: dict[str, int | None] = {}
+        for key, members in groups.items():
+            marketplace = key[0]
+            if marketplace not in left:
+                state = states.get(marketplace)
+                allowed, circuits[marketplace] = admit(state.circuit if state else Circuit(), now)
+                left[marketplace] = allowed
+            allowed = left[marketplace]
+            if allowed is None:
+                admitted[key] = members
+            elif allowed > 0:
+                left[marketplace] = allowed - 1
+                admitted[key] = members
+        return circuits, admitted
+
+    def _record_circuits(
+        self, circuits: dict[str, Circuit], states: Mapping[str, MarketplaceState], fetches: list[FetchOutcome]
+    ) -> tuple[dict[str, Circuit], list[Transition]]:
+        now = self._clock()
+        after = dict(circuits)
+        last_error: dict[str, str] = {}
+        for fetch in fetches:
+            ok = fetch.status in ("success", "empty")
+            after[fetch.marketplace] = record(after[fetch.marketplace], ok=ok, now=now, policy=self._circuit_policy)
+            if not ok:
+                last_error[fetch.marketplace] = fetch.error or fetch.status
+        transitions = []
+        for marketplace, circuit in after.items():
+            state = states.get(marketplace)
+            before = state.circuit.state if state else CircuitState.CLOSED
+            if circuit.state is not before and circuit.state is not CircuitState.HALF_OPEN:
+                if circuit.state is CircuitState.OPEN:
+                    wait = int((circuit.open_until - now).total_seconds() // 60) if circuit.open_until else 0
+                    reason = (f"circuit open for {wait} min after {circuit.failures} failed fetches: "
+                              f"{last_error.get(marketplace, 'failed')}")
+                else:
+                    reason = "circuit closed: a fetch succeeded"
+                transitions.append(Transition(marketplace, before, circuit.state, circuit, reason))
+        return after, transitions
 
     async def _fetch(self, key: FetchKey) -> tuple[ScrapeResult, int]:
         marketplace, query = key

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from scout.circuit import Circuit, CircuitState, Transition
 from scout.errors import NotFoundError, StorageError
 from scout.models import (
     Alert,
@@ -45,6 +46,7 @@ from storage.types import text_list
 log = logging.getLogger(__name__)
 
 SCAN_TASK_NAME = "run_search_task"  # the name the operations runbook queries task_logs by
+CIRCUIT_TASK_NAME = "scrape_circuit"
 # Rows per IN (...) list; well under SQLite's 32,766 bound parameters and PostgreSQL's 32,767.
 CHUNK = 500
 # Marketplace outcomes that count as a failure for health and circuit purposes.
@@ -300,6 +302,7 @@ class Repository:
     async def save_scan(
         self, *, now: datetime, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],
         searches: dict[int, SavedSearch], baseline_first_scan: bool = True,
+        circuits: Mapping[str, Circuit] | None = None, transitions: Sequence[Transition] = (),
     ) -> ScanSaved:
         """Record a scan in one transaction: listings, price changes, matches, outbox rows, schedules, task logs."""
         async with self._sessions.begin() as session:
@@ -313,7 +316,8 @@ class Repository:
                                                              baseline_first_scan)
             await self._finish_runs(session, runs, searches, live, now)
             await self._log_fetches(session, fetches, new_keys, queued, now)
-            await self._update_marketplace_health(session, fetches, now)
+            await self._update_marketplace_health(session, fetches, circuits or {}, now)
+            self._log_transitions(session, transitions, now)
         return ScanSaved(len(new_keys), price_changes, sum(new_matches.values()), sum(queued.values()))
 
     async def _upsert_listings(
@@ -457,18 +461,14 @@ class Repository:
             await session.execute(sa.insert(TaskLogRow), rows)
 
     async def _update_marketplace_health(
-        self, session: AsyncSession, fetches: Sequence[FetchOutcome], now: datetime
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], circuits: Mapping[str, Circuit], now: datetime
     ) -> None:
         by_market: dict[str, list[FetchOutcome]] = {}
         for fetch in fetches:
             by_market.setdefault(fetch.marketplace, []).append(fetch)
-        for key, outcomes in by_market.items():
-            row = await session.get(MarketplaceStateRow, key)
-            if row is None:
-                row = MarketplaceStateRow(marketplace=key, status="active", consecutive_failures=0,
-                                          total_successes=0, total_failures=0, total_blocked=0)
-                session.add(row)
-            for fetch in outcomes:
+        for key in sorted(set(by_market) | set(circuits)):
+            row = await self._marketplace_row(session, key)
+            for fetch in by_market.get(key, ()):
                 row.last_status = fetch.status
                 if fetch.status in FAILING_STATUSES:
                     row.consecutive_failures += 1
@@ -480,6 +480,34 @@ class Repository:
                     row.consecutive_failures = 0
                     row.total_successes += 1
                     row.last_success_at = now
+            circuit = circuits.get(key)
+            if circuit is not None:
+                row.consecutive_failures = circuit.failures
+                row.circuit_state = circuit.state.value
+                row.circuit_openings = circuit.openings
+                row.circuit_open_until = circuit.open_until
+
+    @staticmethod
+    async def _marketplace_row(session: AsyncSession, key: str) -> MarketplaceStateRow:
+        row = await session.get(MarketplaceStateRow, key)
+        if row is None:
+            row = MarketplaceStateRow(marketplace=key, status="active", consecutive_failures=0, total_successes=0,
+                                      total_failures=0, total_blocked=0, circuit_state="closed", circuit_openings=0)
+            session.add(row)
+        return row
+
+    @staticmethod
+    def _log_transitions(session: AsyncSession, transitions: Sequence[Transition], now: datetime) -> None:
+        # The circuit's history sits beside the fetches; its task name carries 'scrape', which the runbook's
+        # section 5 error-pattern query selects on.
+        for change in transitions:
+            failing = change.after is CircuitState.OPEN
+            session.add(TaskLogRow(
+                task_name=CIRCUIT_TASK_NAME, marketplace=change.marketplace,
+                status="failed" if failing else "success", error=change.reason[:1000] if failing else None,
+                query=f"circuit {change.before.value} -> {change.after.value}", searches=0, listings_found=0,
+                new_listings=0, alerts_queued=0, created_at=now,
+            ))
 
     # --- the alert outbox -------------------------------------------------------------------------------------
 
@@ -602,6 +630,8 @@ class Repository:
                 key=row.marketplace, status=row.status, reason=row.reason, changed_by=row.changed_by,
                 changed_at=row.changed_at, consecutive_failures=row.consecutive_failures, last_status=row.last_status,
                 last_success_at=row.last_success_at, last_failure_at=row.last_failure_at, last_error=row.last_error,
+                circuit=Circuit(CircuitState(row.circuit_state), row.consecutive_failures, row.circuit_openings,
+                                row.circuit_open_until),
             )
             for row in rows
         }
@@ -611,12 +641,11 @@ class Repository:
     ) -> None:
         """Pause or resume a marketplace and write who did it to the audit log, in one transaction."""
         async with self._sessions.begin() as session:
-            row = await session.get(MarketplaceStateRow, key)
-            if row is None:
-                row = MarketplaceStateRow(marketplace=key, consecutive_failures=0, total_successes=0,
-                                          total_failures=0, total_blocked=0)
-                session.add(row)
+            row = await self._marketplace_row(session, key)
             row.status, row.reason, row.changed_by, row.changed_at = status, reason, actor, now
+            if status == "active" and row.circuit_state == CircuitState.OPEN.value:
+                # An operator who resumes a marketplace asks for a try now: the next scan sends the probe.
+                row.circuit_open_until = now
             session.add(AuditLogRow(actor=actor, action=f"marketplace.{'pause' if status == 'paused' else 'resume'}",
                                     target=key, detail=reason, created_at=now))
 

@@ -162,6 +162,9 @@ class MarketplaceStateRow(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_failure_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    circuit_state: Mapped[str] = mapped_column(sa.String(16), default="closed", server_default="closed")
+    circuit_open_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    circuit_openings: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     __table_args__ = (sa.CheckConstraint("status IN ('active', 'paused')", name="status"),)
 

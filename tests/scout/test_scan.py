@@ -139,3 +139,63 @@ def test_next_run_spreads_within_the_jitter() -> None:
     now = ManualClock()()
     assert next_run(now, 10, 0.1, 0.0) == now + timedelta(minutes=10)
     assert next_run(now, 10, 0.1, 0.999) < now + timedelta(minutes=11)
+
+
+async def test_the_circuit_opens_on_repeated_blocks_probes_and_closes(
+    repo: Repository, market: TableAdapter, clock: ManualClock, commands: Commands
+) -> None:
+    from scout.circuit import CircuitPolicy, CircuitState
+
+    heard: list[tuple[str, str, str]] = []
+
+    async def on_change(transitions):  # type: ignore[no-untyped-def]
+        heard.extend((t.marketplace, t.after.value, t.reason) for t in transitions)
+
+    scanner = Scanner(repo, {market.key: market}, fetcher=None, clock=clock, rng=random.Random(2),  # type: ignore[arg-type]
+                      circuit_policy=CircuitPolicy(failure_threshold=2, base_wait=timedelta(minutes=30)),
+                      on_circuit_change=on_change)
+    await commands.add_search(Actor("a"), DEST, query="lego")
+    await commands.add_search(Actor("a"), DEST, query="duplo")
+    market.results["lego"] = market.results["duplo"] = ScrapeResult.blocked("HTTP 429")
+    clock.advance(seconds=10)
+    await scanner.run_until_idle()
+    assert heard == [("fakebay", "open", "circuit open for 30 min after 2 failed fetches: HTTP 429")]
+    state = (await repo.load_marketplace_states())["fakebay"]
+    assert state.circuit.state is CircuitState.OPEN
+
+    # While open, due searches are not fetched at all.
+    calls = len(market.calls)
+    clock.advance(minutes=6)
+    await scanner.run_until_idle()
+    assert len(market.calls) == calls
+
+    # After the wait one probe goes out; it succeeds and the circuit closes.
+    market.serve("lego", make_listing(1, "lego"))
+    market.serve("duplo", make_listing(2, "duplo"))
+    clock.advance(minutes=30)
+    await scanner.run_until_idle()
+    assert len(market.calls) == calls + 1
+    assert heard[-1] == ("fakebay", "closed", "circuit closed: a fetch succeeded")
+    assert (await repo.load_marketplace_states())["fakebay"].circuit.state is CircuitState.CLOSED
+    logs = [log for log in await repo.load_task_logs(since=clock() - timedelta(hours=2)) if log.query
+            and log.query.startswith("circuit")]
+    assert [(log.status, log.query) for log in logs] == [
+        ("success", "circuit open -> closed"), ("failed", "circuit closed -> open")]
+
+
+async def test_an_operator_resume_lets_the_probe_through_at_once(
+    repo: Repository, market: TableAdapter, clock: ManualClock, commands: Commands
+) -> None:
+    from scout.circuit import CircuitPolicy
+
+    scanner = Scanner(repo, {market.key: market}, fetcher=None, clock=clock,  # type: ignore[arg-type]
+                      circuit_policy=CircuitPolicy(failure_threshold=1, base_wait=timedelta(hours=1)))
+    await commands.add_search(Actor("a"), DEST, query="lego", interval_minutes="5")
+    market.results["lego"] = ScrapeResult.blocked("captcha")
+    clock.advance(seconds=10)
+    await scanner.run_until_idle()
+    await repo.set_marketplace_status("fakebay", status="active", reason=None, actor="op", now=clock())
+    market.serve("lego", make_listing(1, "lego"))
+    clock.advance(minutes=6)
+    await scanner.run_until_idle()
+    assert len(market.calls) == 2
