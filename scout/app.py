@@ -9,12 +9,14 @@ import random
 import signal
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
+from bot.admin import AdminCommands
+from scout import __version__
 from bot.commands import Commands
 from bot.console import ConsoleNotifier
 from scout.circuit import CircuitPolicy
@@ -23,6 +25,7 @@ from scout.delivery import Dispatcher, Notifier
 from scout.models import Destination, SavedSearch
 from scout.scan import Scanner
 from scout.scheduler import DELIVERY_JOB, ScoutScheduler
+from ops.assembly import Ops, build_ops
 from scrapers.base import Adapter, SearchQuery
 from scrapers.http import HttpFetcher
 from scrapers.registry import build_adapters
@@ -30,6 +33,9 @@ from storage import db
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
+
+OPS_JOB = "ops"
+SUMMARY_JOB = "daily-summary"
 
 
 def utc_now() -> datetime:
@@ -80,8 +86,10 @@ class Service:
     dispatcher: Dispatcher
     scheduler: ScoutScheduler
     commands: Commands
+    admin: AdminCommands
     notifiers: dict[str, Notifier]
     front_ends: list[FrontEnd]
+    ops: Ops
 
 
 class FrontEnd(Protocol):
@@ -137,6 +145,20 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
             if end is not None:
                 await end.destination_gone(destination, reason, searches)
 
+        dispatcher = Dispatcher(
+            store.repo, chosen, clock=utc_now, rng=rng, max_attempts=settings.delivery_max_attempts,
+            backoff_seconds=settings.delivery_backoff_seconds,
+            backoff_max_seconds=settings.delivery_backoff_max_seconds, on_destination_gone=tell_owners,
+        )
+        ops = build_ops(
+            settings, engine=store.engine, repo=store.repo, adapters=adapters, clock=utc_now,
+            scheduler_ticks=scheduler.last_tick_at, platforms=chosen, last_delivery=dispatcher.last_delivery_at,
+            channels=[notifier.send_ops for notifier in chosen.values()],
+        )
+        dispatcher.observe(ops.metrics)
+        for end in ends:
+            ops.extra_routes.extend(getattr(end, "routes", ()))
+        admin = AdminCommands(store.repo, adapters, clock=utc_now, announce=ops.reporter.say)
         scanner = Scanner(
             store.repo, adapters, fetcher, clock=utc_now, rng=rng, batch_size=settings.scan_batch_size,
             concurrency=settings.scan_concurrency, lease_seconds=settings.scan_lease_seconds,
@@ -147,13 +169,10 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
                 base_wait=timedelta(seconds=settings.circuit_base_wait_seconds),
                 max_wait=timedelta(seconds=settings.circuit_max_wait_seconds),
             ),
+            on_circuit_change=ops.reporter.circuit_changed, observer=ops.metrics,
         )
-        dispatcher = Dispatcher(
-            store.repo, chosen, clock=utc_now, rng=rng, max_attempts=settings.delivery_max_attempts,
-            backoff_seconds=settings.delivery_backoff_seconds,
-            backoff_max_seconds=settings.delivery_backoff_max_seconds, on_destination_gone=tell_owners,
-        )
-        service = Service(settings, store, adapters, fetcher, scanner, dispatcher, scheduler, commands, chosen, ends)
+        service = Service(settings, store, adapters, fetcher, scanner, dispatcher, scheduler, commands, admin,
+                          chosen, ends, ops)
         try:
             yield service
         finally:
@@ -163,6 +182,7 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
                     await end.stop()
                 except Exception:  # noqa: BLE001 - shutdown guard: one platform failing to stop must not block the rest
                     log.exception("stopping %s failed", end.platform)
+            await ops.stop_server()
             await fetcher.close()
 
 
@@ -172,10 +192,17 @@ async def start_service(service: Service) -> None:
     await service.store.repo.release_all_leases()
     service.scheduler.add_scan(service.scanner.run_until_idle)
     service.scheduler.add_delivery(service.dispatcher.drain)
+    service.scheduler.add_job(OPS_JOB, service.ops.evaluate, service.settings.ops_evaluate_seconds)
+    service.scheduler.add_daily(SUMMARY_JOB, service.ops.daily_summary, hour=service.settings.ops_daily_summary_hour)
+    await service.ops.start_server(service.settings)
     service.scheduler.start()
     for end in service.front_ends:
         await end.start()
         log.info("%s connected", end.platform)
+    await service.ops.reporter.say(
+        f"Deal Scout {__version__} started: {await service.store.repo.count_searches()} searches, "
+        f"marketplaces {', '.join(sorted(service.adapters))}, platforms {', '.join(sorted(service.notifiers))}."
+    )
 
 
 async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -198,3 +225,4 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) 
                      "--max-price 200")
         await stop.wait()
         log.info("Deal Scout stopping")
+        await service.ops.reporter.say("Deal Scout stopping.")

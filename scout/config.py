@@ -73,6 +73,36 @@ def _id_list(text: str) -> frozenset[int]:
     return frozenset(int(part) for part in ids)
 
 
+def _optional_signed_id(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not text.lstrip("-").isdigit():
+        raise ValueError("expected a numeric id (group chats are negative)")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port from 0 to 65535")
+    return value
+
+
+def _hour(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 23:
+        raise ValueError("expected an hour from 0 to 23")
+    return value
+
+
+def _thresholds(text: str) -> str:
+    from ops.thresholds import parse_overrides
+
+    parse_overrides(text)
+    return text.strip()
+
+
 def _telegram_mode(text: str) -> str:
     mode = text.strip().lower()
     if mode not in ("polling", "webhook"):
@@ -142,6 +172,23 @@ SETTINGS: dict[str, Setting] = {
         "First wait of an open circuit before one probe fetch; doubles each time the probe fails."),
     "circuit_max_wait_seconds": Setting(
         "CIRCUIT_MAX_WAIT_SECONDS", "21600", _positive_float, "Longest wait of an open circuit."),
+    "ops_http_host": Setting("OPS_HTTP_HOST", "127.0.0.1", str, "Address the ops API (health, metrics) listens on."),
+    "ops_http_port": Setting("OPS_HTTP_PORT", "8080", _port, "Port of the ops API; 0 picks a free one."),
+    "ops_evaluate_seconds": Setting(
+        "OPS_EVALUATE_SECONDS", "60", _positive_float, "How often the alert thresholds are evaluated."),
+    "ops_repeat_critical_minutes": Setting(
+        "OPS_REPEAT_CRITICAL_MINUTES", "30", _positive_float,
+        "A state that stays critical is repeated to the ops channel this often."),
+    "ops_daily_summary_hour": Setting(
+        "OPS_DAILY_SUMMARY_HOUR", "8", _hour, "Hour (UTC) of the daily summary in the ops channel."),
+    "ops_thresholds": Setting(
+        "OPS_THRESHOLDS", "", _thresholds,
+        "Threshold overrides as name=warning/critical, comma-separated (e.g. queue_depth=500/2000); "
+        "defaults are the runbook's table."),
+    "ops_discord_channel_id": Setting(
+        "OPS_DISCORD_CHANNEL_ID", "", _optional_id, "Discord channel that hears ops messages; empty: none."),
+    "ops_telegram_chat_id": Setting(
+        "OPS_TELEGRAM_CHAT_ID", "", _optional_signed_id, "Telegram chat that hears ops messages; empty: none."),
     "ebay_domain": Setting("EBAY_DOMAIN", "www.ebay.com", str, "eBay site to search (www.ebay.co.uk, www.ebay.de, ...)."),
     "craigslist_site": Setting(
         "CRAIGSLIST_SITE", "sfbay", str, "Craigslist site used when a search names no location (sfbay, newyork, ...)."),
@@ -191,6 +238,14 @@ class Settings:
     http_max_retries: int
     http_proxy: str | None
     respect_robots: bool
+    ops_http_host: str
+    ops_http_port: int
+    ops_evaluate_seconds: float
+    ops_repeat_critical_minutes: float
+    ops_daily_summary_hour: int
+    ops_thresholds: str
+    ops_discord_channel_id: int | None
+    ops_telegram_chat_id: int | None
     circuit_failure_threshold: int
     circuit_base_wait_seconds: float
     circuit_max_wait_seconds: float

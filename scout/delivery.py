@@ -71,6 +71,14 @@ class DigestNotifier(Notifier, Protocol):
     async def send_digest(self, destination: Destination, alerts: list[Alert]) -> DeliveryResult: ...
 
 
+class DeliveryObserver(Protocol):
+    """Told what each send did (metrics)."""
+
+    def alerts_sent(self, platform: str, alerts: list[Alert], now: datetime) -> None: ...
+
+    def alerts_not_sent(self, platform: str, count: int, result: str) -> None: ...
+
+
 DestinationGoneHook = Callable[[Destination, str, list[SavedSearch]], Awaitable[None]]
 
 
@@ -102,6 +110,7 @@ class Dispatcher:
         backoff_max_seconds: float = 900.0,
         batch_size: int = 200,
         on_destination_gone: DestinationGoneHook | None = None,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self._repo = repo
         self._notifiers = dict(notifiers)
@@ -112,7 +121,11 @@ class Dispatcher:
         self._backoff_max = backoff_max_seconds
         self._batch = batch_size
         self._on_gone = on_destination_gone
+        self._observer = observer
         self.last_delivery_at: dict[str, datetime] = {}
+
+    def observe(self, observer: DeliveryObserver) -> None:
+        self._observer = observer
 
     async def drain_once(self) -> DrainReport:
         """Send one batch of due alerts; returns what happened."""
@@ -154,6 +167,8 @@ class Dispatcher:
                     await self._repo.mark_alert_sent(alert.outbox_id, now=now)
                 self.last_delivery_at[destination.platform] = now
                 sent += len(batch)
+                if self._observer is not None:
+                    self._observer.alerts_sent(destination.platform, batch, now)
                 continue
             if result.moved_to:
                 # Everything waiting for the old id now waits for the new one and goes out on the next pass.
@@ -166,6 +181,7 @@ class Dispatcher:
                                                                            now=self._clock())
                 log.warning("%s destination unreachable (%s): %d searches paused, %d alerts dropped",
                             destination.platform, reason, len(searches), dropped)
+                self._observed(destination.platform, dropped, "dead")
                 if self._on_gone is not None:
                     await self._tell_owners(self._on_gone, destination, reason, searches)
                 return DrainReport(sent, retried, dead + dropped)
@@ -177,6 +193,7 @@ class Dispatcher:
                 for alert in batch:
                     await self._repo.mark_alert_dead(alert.outbox_id, reason=reason)
                 log.warning("%d alerts to %s are dead: %s", len(batch), destination.platform, reason)
+                self._observed(destination.platform, len(batch), "dead")
                 dead += len(batch)
                 continue
             if result.retry_after is not None:
@@ -191,8 +208,13 @@ class Dispatcher:
                 for alert in later:
                     await self._repo.defer_alert(alert.outbox_id, next_attempt_at=next_at)
             retried += len(batch)
+            self._observed(destination.platform, len(batch), "retry")
             break
         return DrainReport(sent, retried, dead)
+
+    def _observed(self, platform: str, count: int, result: str) -> None:
+        if self._observer is not None and count:
+            self._observer.alerts_not_sent(platform, count, result)
 
     @staticmethod
     async def _tell_owners(hook: DestinationGoneHook, destination: Destination, reason: str,

@@ -117,6 +117,7 @@ class Alert:
     search_id: int | None
     search_query: str
     attempts: int = 0
+    queued_at: datetime | None = None  # when the scan that found the listing queued this alert
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import datetime, timedelta
 
 from scout.matching import build_matcher
@@ -48,6 +49,12 @@ def task_status(result: ScrapeResult) -> tuple[str, str | None]:
     return result.status.value, result.detail or None
 
 
+class ScanObserver(Protocol):
+    """Told about every fetch once its outcome is saved (metrics)."""
+
+    def fetch_done(self, fetch: FetchOutcome) -> None: ...
+
+
 class Scanner:
     """Claims due searches, fetches each distinct (marketplace, query) once, and saves the outcome."""
 
@@ -67,6 +74,7 @@ class Scanner:
         on_alerts_queued: Callable[[], Awaitable[None] | None] | None = None,
         circuit_policy: CircuitPolicy | None = None,
         on_circuit_change: Callable[[list[Transition]], Awaitable[None]] | None = None,
+        observer: ScanObserver | None = None,
     ) -> None:
         self._repo = repo
         self._adapters = dict(adapters)
@@ -81,6 +89,7 @@ class Scanner:
         self._on_alerts_queued = on_alerts_queued
         self._circuit_policy = circuit_policy or CircuitPolicy()
         self._on_circuit_change = on_circuit_change
+        self._observer = observer
         self.last_tick_at: datetime | None = None
 
     async def run_until_idle(self, *, max_batches: int = 100) -> ScanReport:
@@ -115,6 +124,9 @@ class Scanner:
             now=self._clock(), fetches=fetches, runs=runs, searches={s.id: s for s in searches},
             baseline_first_scan=self._baseline, circuits=circuits, transitions=transitions,
         )
+        if self._observer is not None:
+            for fetch in fetches:
+                self._observer.fetch_done(fetch)
         if transitions and self._on_circuit_change is not None:
             await self._on_circuit_change(transitions)
         failed = sum(1 for f in fetches if f.status not in ("success", "empty"))

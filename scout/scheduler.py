@@ -30,7 +30,7 @@ class ScoutScheduler:
         self._stopping = False
 
     def add_job(self, job_id: str, func: Callable[[], Awaitable[object]], seconds: float, *,
-                start_now: bool = True) -> None:
+                start_now: bool = True, trigger: str = "interval", **trigger_args: object) -> None:
         """Run `func` every `seconds`; never two runs of one job at once, missed runs coalesce into one."""
 
         async def guarded() -> None:
@@ -50,11 +50,18 @@ class ScoutScheduler:
             finally:
                 self._running.pop(job_id, None)
 
-        timing = {"next_run_time": datetime.now(UTC)} if start_now else {}
+        timing: dict[str, object] = dict(trigger_args)
+        if trigger == "interval":
+            timing["seconds"] = seconds
+            if start_now:
+                timing["next_run_time"] = datetime.now(UTC)
         self._scheduler.add_job(
-            guarded, "interval", seconds=seconds, id=job_id, name=job_id, replace_existing=True,
-            misfire_grace_time=None, **timing,
+            guarded, trigger, id=job_id, name=job_id, replace_existing=True, misfire_grace_time=None, **timing,
         )
+
+    def add_daily(self, job_id: str, func: Callable[[], Awaitable[object]], *, hour: int) -> None:
+        """Run `func` once a day at `hour`:00 UTC."""
+        self.add_job(job_id, func, 0, trigger="cron", hour=hour, minute=0)
 
     def add_scan(self, func: Callable[[], Awaitable[object]]) -> None:
         self.add_job(SCAN_JOB, func, self._scan_tick)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,6 +59,17 @@ class OutboxSummary:
     dead: int
     sent: int
     oldest_pending_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpsSnapshot:
+    """The stored figures the ops checks need, read in one go."""
+
+    searches_by_status: dict[str, int]
+    stale_searches: int
+    oldest_due_at: datetime | None
+    failures_last_hour: dict[str, dict[str, int]]  # marketplace -> status -> count, failing statuses only
+    recent_lags: list[float]  # seconds from queued to sent, alerts sent in the last hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,7 +538,7 @@ class Repository:
             Alert(
                 outbox_id=outbox.id, destination=Destination(outbox.platform, outbox.target),
                 listing=_listing_from_row(listing), search_id=outbox.search_id, search_query=query or "",
-                attempts=outbox.attempts,
+                attempts=outbox.attempts, queued_at=outbox.created_at,
             )
             for outbox, listing, query in rows
         ]
@@ -666,6 +677,60 @@ class Repository:
                     r.alerts_queued, r.created_at)
             for r in rows
         ]
+
+    async def load_ops_snapshot(self, *, now: datetime, stale_after_intervals: int = 3,
+                                lag_sample: int = 2000) -> OpsSnapshot:
+        hour_ago = now - timedelta(hours=1)
+        async with self._sessions() as session:
+            by_status = dict((await session.execute(
+                sa.select(SearchRow.status, sa.func.count()).group_by(SearchRow.status))).all())
+            schedule = (await session.execute(
+                sa.select(SearchRow.check_interval_minutes, SearchRow.last_success_at, SearchRow.created_at)
+                .where(SearchRow.status == "active"))).all()
+            oldest_due = (await session.execute(
+                sa.select(sa.func.min(SearchRow.next_run_at)).where(SearchRow.status == "active"))).scalar_one()
+            failures = (await session.execute(
+                sa.select(TaskLogRow.marketplace, TaskLogRow.status, sa.func.count())
+                .where(TaskLogRow.created_at >= hour_ago, TaskLogRow.status.in_(FAILING_STATUSES),
+                       TaskLogRow.task_name == SCAN_TASK_NAME)
+                .group_by(TaskLogRow.marketplace, TaskLogRow.status))).all()
+            lags = (await session.execute(
+                sa.select(OutboxRow.created_at, OutboxRow.sent_at)
+                .where(OutboxRow.status == "sent", OutboxRow.sent_at >= hour_ago)
+                .order_by(OutboxRow.sent_at.desc()).limit(lag_sample))).all()
+        stale = sum(
+            1 for interval, last_ok, created in schedule
+            if now - (last_ok or created) > timedelta(minutes=interval * stale_after_intervals)
+        )
+        per_market: dict[str, dict[str, int]] = {}
+        for market, status, count in failures:
+            per_market.setdefault(market or "-", {})[status] = count
+        return OpsSnapshot(
+            searches_by_status={str(k): int(v) for k, v in by_status.items()}, stale_searches=stale,
+            oldest_due_at=oldest_due, failures_last_hour=per_market,
+            recent_lags=[(sent - queued).total_seconds() for queued, sent in lags],
+        )
+
+    async def load_activity(self, *, since: datetime) -> dict[str, Any]:
+        """What happened since a moment: fetches and their outcomes per marketplace, new listings, alerts sent."""
+        async with self._sessions() as session:
+            fetches = (await session.execute(
+                sa.select(TaskLogRow.marketplace, TaskLogRow.status, sa.func.count(),
+                          sa.func.coalesce(sa.func.sum(TaskLogRow.new_listings), 0))
+                .where(TaskLogRow.created_at >= since, TaskLogRow.task_name == SCAN_TASK_NAME)
+                .group_by(TaskLogRow.marketplace, TaskLogRow.status))).all()
+            sent = (await session.execute(
+                sa.select(sa.func.count()).select_from(OutboxRow)
+                .where(OutboxRow.status == "sent", OutboxRow.sent_at >= since))).scalar_one()
+            searches = dict((await session.execute(
+                sa.select(SearchRow.status, sa.func.count()).group_by(SearchRow.status))).all())
+        per_market: dict[str, dict[str, int]] = {}
+        new_listings = 0
+        for market, status, count, new in fetches:
+            per_market.setdefault(market or "-", {})[status] = int(count)
+            new_listings += int(new)
+        return {"fetches": per_market, "new_listings": new_listings, "alerts_sent": int(sent),
+                "searches": {str(k): int(v) for k, v in searches.items()}}
 
     async def count_failed_tasks(self, *, since: datetime) -> int:
         stmt = sa.select(sa.func.count()).select_from(TaskLogRow).where(

@@ -18,7 +18,7 @@ from tests.fakes.notifier import RecordingNotifier
 
 def settings_for(tmp_path: Path, **extra: str):  # type: ignore[no-untyped-def]
     env = {"DEALSCOUT_DATA_DIR": str(tmp_path), "SCAN_TICK_SECONDS": "0.05", "DELIVERY_TICK_SECONDS": "0.05",
-           "HTTP_MAX_RETRIES": "0", **extra}
+           "HTTP_MAX_RETRIES": "0", "OPS_HTTP_PORT": "0", **extra}
     return load_settings(env, env_file=None)
 
 

@@ -1,0 +1,90 @@
+"""Builds the ops side of a service: metrics, health checks, the reporter, the HTTP server and their jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ops.health import HealthChecker
+from ops.metrics import Metrics
+from ops.reporter import OpsChannel, OpsReporter
+from ops.server import OpsServer, RequestStats, build_app
+from ops.thresholds import parse_overrides
+from scout.circuit import CircuitState
+from scout.config import Settings
+from scrapers.base import Adapter
+from storage.repo import Repository
+
+DAY = timedelta(days=1)
+
+
+@dataclass
+class Ops:
+    metrics: Metrics
+    health: HealthChecker
+    reporter: OpsReporter
+    stats: RequestStats
+    repo: Repository
+    adapters: Mapping[str, Adapter]
+    clock: Callable[[], datetime]
+    extra_routes: list[web.RouteDef] = field(default_factory=list)
+    server: OpsServer | None = None
+
+    async def refresh_metrics(self) -> None:
+        """Set the gauges that are read from storage."""
+        now = self.clock()
+        snapshot = await self.repo.load_ops_snapshot(now=now)
+        outbox = await self.repo.outbox_summary()
+        states = await self.repo.load_marketplace_states()
+        m = self.metrics
+        m.outbox_pending.set(outbox.pending)
+        m.outbox_dead.set(outbox.dead)
+        m.outbox_oldest_age.set((now - outbox.oldest_pending_at).total_seconds() if outbox.oldest_pending_at else 0)
+        m.scheduler_lag.set(max(0.0, (now - snapshot.oldest_due_at).total_seconds()) if snapshot.oldest_due_at else 0)
+        m.failed_tasks.set(sum(sum(v.values()) for v in snapshot.failures_last_hour.values()))
+        for status in ("active", "paused"):
+            m.searches.labels(status).set(snapshot.searches_by_status.get(status, 0))
+        for key in self.adapters:
+            state = states.get(key)
+            m.circuit_open.labels(key).set(1 if state and state.circuit.state is not CircuitState.CLOSED else 0)
+            m.marketplace_paused.labels(key).set(1 if state and state.paused else 0)
+
+    async def evaluate(self) -> None:
+        await self.reporter.evaluate(await self.health.figures())
+        await self.refresh_metrics()
+
+    async def daily_summary(self) -> None:
+        await self.reporter.daily_summary(await self.repo.load_activity(since=self.clock() - DAY))
+
+    async def start_server(self, settings: Settings) -> None:
+        app = build_app(self.health, self.metrics, self.stats, refresh_metrics=self.refresh_metrics,
+                        extra_routes=self.extra_routes)
+        self.server = OpsServer(app, settings.ops_http_host, settings.ops_http_port)
+        await self.server.start()
+
+    async def stop_server(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+
+
+def build_ops(
+    settings: Settings, *, engine: AsyncEngine, repo: Repository, adapters: Mapping[str, Adapter],
+    clock: Callable[[], datetime], scheduler_ticks: Mapping[str, datetime], platforms: Mapping[str, Any],
+    last_delivery: Mapping[str, datetime], channels: Iterable[OpsChannel],
+) -> Ops:
+    metrics = Metrics()
+    stats = RequestStats()
+    health = HealthChecker(
+        engine=engine, repo=repo, adapters=adapters, clock=clock, scheduler_ticks=scheduler_ticks,
+        scan_tick_seconds=settings.scan_tick_seconds, platforms=platforms, last_delivery=last_delivery,
+        data_dir=Path(settings.data_dir), requests=stats,
+    )
+    reporter = OpsReporter(list(channels), clock=clock, thresholds=parse_overrides(settings.ops_thresholds),
+                           repeat_critical=timedelta(minutes=settings.ops_repeat_critical_minutes))
+    return Ops(metrics, health, reporter, stats, repo, adapters, clock)

@@ -1,0 +1,191 @@
+"""Health checks: the database, the scheduler, each marketplace, each chat platform, the outbox, the machine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scout import __version__
+from scout.circuit import CircuitState
+from scout.errors import StorageError
+from scrapers.base import Adapter
+from storage.repo import Repository
+
+log = logging.getLogger(__name__)
+
+# Liveness must answer fast even when the database hangs: a load balancer's probe times out at a few seconds.
+DATABASE_TIMEOUT_SECONDS = 2.0
+
+
+class RequestWindow(Protocol):
+    def p95_seconds(self) -> float | None: ...
+
+    def error_rate(self) -> float | None: ...
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+@dataclass
+class HealthChecker:
+    engine: AsyncEngine
+    repo: Repository
+    adapters: Mapping[str, Adapter]
+    clock: Callable[[], datetime]
+    scheduler_ticks: Mapping[str, datetime]
+    scan_tick_seconds: float
+    platforms: Mapping[str, Any]  # platform -> notifier; `connected` is read when the notifier has it
+    last_delivery: Mapping[str, datetime]
+    data_dir: Path
+    requests: RequestWindow | None = None
+
+    async def database(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self.repo.ping(), DATABASE_TIMEOUT_SECONDS)
+        except (StorageError, TimeoutError) as err:
+            return {"ok": False, "error": str(err) or "timed out"}
+        latency = (time.perf_counter() - started) * 1000
+        pool = self.engine.pool
+        checked_out = getattr(pool, "checkedout", lambda: None)()
+        size = getattr(pool, "size", lambda: None)()
+        return {"ok": True, "latency_ms": round(latency, 1), "dialect": self.engine.dialect.name,
+                "pool": {"size": size, "in_use": checked_out}}
+
+    async def liveness(self) -> tuple[bool, dict[str, Any]]:
+        database = await self.database()
+        if not database["ok"]:
+            return False, {"status": "down", "failing": "database", "error": database["error"]}
+        return True, {"status": "ok"}
+
+    async def detailed(self) -> dict[str, Any]:
+        now = self.clock()
+        database = await self.database()
+        report: dict[str, Any] = {"version": __version__, "time": now.isoformat(), "database": database}
+        if not database["ok"]:
+            report["status"] = "down"
+            return report
+        snapshot = await self.repo.load_ops_snapshot(now=now)
+        states = await self.repo.load_marketplace_states()
+        outbox = await self.repo.outbox_summary()
+        last_tick = self.scheduler_ticks.get("scan")
+        tick_age = (now - last_tick).total_seconds() if last_tick else None
+        lag = max(0.0, (now - snapshot.oldest_due_at).total_seconds()) if snapshot.oldest_due_at else 0.0
+        report["scheduler"] = {
+            "running": last_tick is not None, "last_tick": last_tick.isoformat() if last_tick else None,
+            "last_tick_age_seconds": round(tick_age, 1) if tick_age is not None else None,
+            "lag_seconds": round(lag, 1),
+        }
+        markets = {}
+        for key, adapter in sorted(self.adapters.items()):
+            state = states.get(key)
+            failures = snapshot.failures_last_hour.get(key, {})
+            markets[key] = {
+                "name": adapter.name,
+                "state": state.status if state else "active",
+                "paused_reason": state.reason if state and state.paused else None,
+                "circuit": (state.circuit.state.value if state else CircuitState.CLOSED.value),
+                "circuit_open_until": (state.circuit.open_until.isoformat()
+                                       if state and state.circuit.open_until else None),
+                "last_status": state.last_status if state else None,
+                "last_success": state.last_success_at.isoformat() if state and state.last_success_at else None,
+                "failures_last_hour": failures.get("failed", 0),
+                "blocks_last_hour": failures.get("blocked", 0),
+                "consecutive_failures": state.consecutive_failures if state else 0,
+            }
+        report["marketplaces"] = markets
+        report["platforms"] = {
+            platform: {"connected": bool(getattr(notifier, "connected", True)),
+                       "last_delivery": self.last_delivery[platform].isoformat()
+                       if platform in self.last_delivery else None}
+            for platform, notifier in sorted(self.platforms.items())
+        }
+        oldest = (now - outbox.oldest_pending_at).total_seconds() if outbox.oldest_pending_at else 0.0
+        report["outbox"] = {"pending": outbox.pending, "oldest_pending_age_seconds": round(oldest, 1),
+                            "dead": outbox.dead, "sent": outbox.sent}
+        report["searches"] = {**snapshot.searches_by_status, "stale": snapshot.stale_searches}
+        scheduler_ok = tick_age is not None and tick_age < max(120.0, 4 * self.scan_tick_seconds)
+        degraded = not scheduler_ok or any(m["circuit"] != "closed" for m in markets.values())
+        report["status"] = "degraded" if degraded else "ok"
+        return report
+
+    async def figures(self) -> dict[str, float | None]:
+        """The numbers the alert thresholds judge (see ops/thresholds.py), keyed by threshold name."""
+        now = self.clock()
+        snapshot = await self.repo.load_ops_snapshot(now=now)
+        outbox = await self.repo.outbox_summary()
+        states = await self.repo.load_marketplace_states()
+        figures: dict[str, float | None] = {
+            "api_p95_seconds": self.requests.p95_seconds() if self.requests else None,
+            "api_error_rate": self.requests.error_rate() if self.requests else None,
+            "queue_depth": float(outbox.pending),
+            "db_connections": await self._database_connections(),
+            "memory": _memory_fraction(),
+            "disk": _disk_fraction(self.data_dir),
+            "failed_tasks_hour": float(sum(sum(v.values()) for v in snapshot.failures_last_hour.values())),
+            "outbox_oldest_seconds": (now - outbox.oldest_pending_at).total_seconds()
+            if outbox.oldest_pending_at else 0.0,
+            "alert_lag_p95_seconds": percentile(snapshot.recent_lags, 0.95) or 0.0,
+            "stale_searches": float(snapshot.stale_searches),
+        }
+        for key in self.adapters:
+            state = states.get(key)
+            if state is None or state.paused:
+                figures[f"marketplace:{key}"] = 0.0
+            elif state.circuit.state is not CircuitState.CLOSED:
+                figures[f"marketplace:{key}"] = 2.0
+            else:
+                figures[f"marketplace:{key}"] = 1.0 if state.consecutive_failures else 0.0
+        return figures
+
+    async def _database_connections(self) -> float | None:
+        """Share of the server's connection limit in use (the runbook's pg_stat_activity check); None on SQLite."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        try:
+            async with self.engine.connect() as conn:
+                used = (await conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity"))).scalar_one()
+                limit = (await conn.execute(sa.text("SHOW max_connections"))).scalar_one()
+        except Exception:  # noqa: BLE001 - a figure we cannot read is unknown, not an outage of the checker
+            log.warning("could not read PostgreSQL connection counts", exc_info=True)
+            return None
+        return int(used) / max(1, int(limit))
+
+
+def _memory_fraction() -> float:
+    """This process's resident memory as a share of what it may use (the cgroup limit when there is one)."""
+    rss = psutil.Process().memory_info().rss
+    limit = psutil.virtual_memory().total
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < limit:
+            limit = int(text)
+            break
+    return rss / limit
+
+
+def _disk_fraction(path: Path) -> float | None:
+    try:
+        usage = shutil.disk_usage(path if path.exists() else Path.cwd())
+    except OSError:
+        return None
+    return usage.used / usage.total
