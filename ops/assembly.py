@@ -56,7 +56,9 @@ class Ops:
             m.marketplace_paused.labels(key).set(1 if state and state.paused else 0)
 
     async def evaluate(self) -> None:
-        await self.reporter.evaluate(await self.health.figures())
+        figures = await self.health.figures()
+        self.metrics.set_figures(figures)
+        await self.reporter.evaluate(figures)
         await self.refresh_metrics()
 
     async def daily_summary(self) -> None:

@@ -56,6 +56,22 @@ class Metrics:
             "dealscout_marketplace_paused", "1 while an operator has paused a marketplace", ["marketplace"],
             registry=r)
         self.searches = Gauge("dealscout_searches", "Saved searches by status", ["status"], registry=r)
+        self.stale_searches = Gauge(
+            "dealscout_stale_searches", "Active searches with no successful scan for three intervals", registry=r)
+        # The runbook's resource thresholds, as the service measures them (fractions of 1).
+        self.db_connections_ratio = Gauge(
+            "dealscout_db_connections_ratio", "PostgreSQL connections in use / max_connections", registry=r)
+        self.memory_ratio = Gauge(
+            "dealscout_memory_ratio", "Resident memory / the memory the process may use", registry=r)
+        self.disk_ratio = Gauge("dealscout_disk_ratio", "Used / total space of the data directory's disk", registry=r)
+
+    def set_figures(self, figures: dict[str, float | None]) -> None:
+        """Export the threshold figures that no other metric carries."""
+        for gauge, key in ((self.db_connections_ratio, "db_connections"), (self.memory_ratio, "memory"),
+                           (self.disk_ratio, "disk"), (self.stale_searches, "stale_searches")):
+            value = figures.get(key)
+            if value is not None:
+                gauge.set(value)
 
     # --- the engine's observer hooks ---------------------------------------------------------------------------
 

@@ -11,19 +11,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.admin import AdminCommands
 from bot.commands import Actor, Commands, describe_search, parse_destination
+from ops.health import HealthChecker
 from scout.app import build_fetcher, open_store, run_service, utc_now
 from scout.config import SETTINGS, Settings, load_settings
 from scout.errors import ConfigError, DealScoutError, InputError, StorageError
 from scout.models import Listing
-from scrapers.base import Page, ScrapeResult, ScrapeStatus, SearchQuery
+from scrapers.base import Page, ScrapeResult, SearchQuery
 from scrapers.registry import build_adapters
 from storage import db
-from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
 CLI_ACTOR = Actor("cli", is_admin=True)
+# Whoever can run the CLI on the service's machine can already change its database: an operator.
+CLI_OPERATOR = Actor("cli", is_admin=True, is_operator=True)
 EXIT_USAGE = 2  # the same code argparse uses for bad arguments
 EXIT_FAILURE = 1
 
@@ -159,6 +165,75 @@ async def cmd_marketplaces(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_marketplace(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_store(settings) as store:
+        admin = AdminCommands(store.repo, build_adapters(settings), clock=utc_now)
+        action = args.marketplace_action
+        if action == "pause":
+            print(await admin.pause_marketplace(CLI_OPERATOR, args.key, args.reason))
+        elif action == "resume":
+            print(await admin.resume_marketplace(CLI_OPERATOR, args.key))
+        elif action == "backoff":
+            print(await admin.back_off_marketplace(CLI_OPERATOR, args.key))
+        elif action == "failures":
+            print(await admin.recent_failures(CLI_OPERATOR, hours=args.hours))
+        else:
+            print(await admin.status(CLI_OPERATOR))
+    return 0
+
+
+async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    """Ask the running service for its detailed health; without one, check what can be checked from here."""
+    url = f"http://{settings.ops_http_host}:{settings.ops_http_port}/api/v1/monitoring/health/detailed"
+    report: dict[str, Any] | None = None
+    try:
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+            report = await response.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        report = None
+    if report is None:
+        print(f"no running service answered at {url}; checking the database directly", file=sys.stderr)
+        async with open_store(settings, migrate=False) as store:
+            checker = HealthChecker(
+                engine=store.engine, repo=store.repo, adapters=build_adapters(settings), clock=utc_now,
+                scheduler_ticks={}, scan_tick_seconds=settings.scan_tick_seconds, platforms={}, last_delivery={},
+                data_dir=Path(settings.data_dir),
+            )
+            report = await checker.detailed()
+    print(json.dumps(report, indent=2) if args.json else render_health(report))
+    return 0 if report.get("status") == "ok" else EXIT_FAILURE
+
+
+def render_health(report: dict[str, Any]) -> str:
+    lines = [f"Deal Scout {report.get('version', '?')}: {report.get('status', '?').upper()}"]
+    database = report.get("database", {})
+    if database.get("ok"):
+        pool = database.get("pool") or {}
+        lines.append(f"database   ok, {database.get('latency_ms')} ms ({database.get('dialect')}, "
+                     f"{pool.get('in_use')} of {pool.get('size')} pooled connections in use)")
+    else:
+        lines.append(f"database   DOWN: {database.get('error')}")
+        return "\n".join(lines)
+    scheduler = report.get("scheduler", {})
+    if scheduler.get("running"):
+        lines.append(f"scheduler  last tick {scheduler.get('last_tick_age_seconds')} s ago, "
+                     f"lag {scheduler.get('lag_seconds')} s")
+    else:
+        lines.append(f"scheduler  NOT RUNNING (due searches wait {scheduler.get('lag_seconds')} s)")
+    for key, market in sorted(report.get("marketplaces", {}).items()):
+        state = market["state"] if market["state"] != "paused" else f"PAUSED ({market.get('paused_reason')})"
+        lines.append(f"{key:<10} {state}, circuit {market['circuit']}, last {market.get('last_status') or '-'}, "
+                     f"{market['failures_last_hour']} failed and {market['blocks_last_hour']} blocked in 1 h")
+    for platform, info in sorted(report.get("platforms", {}).items()):
+        lines.append(f"{platform:<10} {'connected' if info['connected'] else 'DISCONNECTED'}, "
+                     f"last delivery {info.get('last_delivery') or 'never'}")
+    outbox = report.get("outbox", {})
+    lines.append(f"outbox     {outbox.get('pending')} pending (oldest {outbox.get('oldest_pending_age_seconds')} s), "
+                 f"{outbox.get('dead')} dead")
+    return "\n".join(lines)
+
+
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     await run_service(settings)
     return 0
@@ -215,6 +290,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("marketplaces", help="list marketplaces, their state and limits").set_defaults(
         func=cmd_marketplaces)
+
+    market = sub.add_parser("marketplace", help="operator actions on one marketplace (audited)")
+    market_actions = market.add_subparsers(dest="marketplace_action", required=True)
+    market_pause = market_actions.add_parser("pause", help="stop fetching a marketplace; its searches wait")
+    market_pause.add_argument("key")
+    market_pause.add_argument("--reason")
+    market_actions.add_parser("resume", help="fetch a paused marketplace again").add_argument("key")
+    market_actions.add_parser("backoff", help="double its searches' intervals, up to 2 h").add_argument("key")
+    market_actions.add_parser("status", help="every marketplace's state and the outbox")
+    failures = market_actions.add_parser("failures", help="recent fetch outcomes and errors")
+    failures.add_argument("--hours", type=int, default=1)
+    market.set_defaults(func=cmd_marketplace)
+
+    doctor = sub.add_parser("doctor", help="the service's detailed health; exits 1 when not healthy")
+    doctor.add_argument("--json", action="store_true", help="print the raw JSON report")
+    doctor.set_defaults(func=cmd_doctor)
 
     parser.epilog = "settings come from the environment or a .env file: " + ", ".join(
         s.env for s in SETTINGS.values())

@@ -133,3 +133,44 @@ def test_a_bad_setting_is_named(capsys: pytest.CaptureFixture[str], monkeypatch:
     code, _, err = run(capsys, "search", "list")
     assert code == 2 and "SCAN_TICK_SECONDS='soon'" in err
     assert "secret-token-value" not in err
+
+
+def test_marketplace_operator_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "marketplace", "pause", "ebay", "--reason", "blocked since 10:00")
+    assert code == 0 and out.startswith("eBay paused by cli: blocked since 10:00.")
+    code, out, _ = run(capsys, "marketplaces")
+    assert "paused: blocked since 10:00" in out
+    code, out, _ = run(capsys, "marketplace", "status")
+    assert code == 0 and "- eBay: paused (blocked since 10:00)" in out
+    assert run(capsys, "marketplace", "resume", "ebay")[1].startswith("eBay resumed by cli.")
+    run(capsys, "search", "add", "lego", "-m", "ebay", "--every", "30")
+    assert "1 active searches" in run(capsys, "marketplace", "backoff", "ebay")[1]
+    assert "every 60 min" in run(capsys, "search", "list")[1]
+    assert run(capsys, "marketplace", "failures")[1].startswith("No marketplace fetches")
+    code, _, err = run(capsys, "marketplace", "pause", "nosuch")
+    assert code == 2 and "Unknown marketplace 'nosuch'" in err
+
+
+def test_doctor_without_a_running_service_checks_the_database(capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPS_HTTP_PORT", "1")  # nothing listens there
+    run(capsys, "db", "upgrade")
+    code, out, err = run(capsys, "doctor")
+    assert code == 1  # no scheduler running: not healthy
+    assert "no running service answered" in err
+    assert "database   ok" in out and "scheduler  NOT RUNNING" in out and "ebay" in out
+
+
+async def test_doctor_reads_the_running_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scout.app import build_service, start_service
+    from scout.config import load_settings
+
+    settings = load_settings({"DEALSCOUT_DATA_DIR": str(tmp_path / "svc"), "OPS_HTTP_PORT": "0"}, env_file=None)
+    async with build_service(settings) as service:
+        await start_service(service)
+        port = service.ops.server.port  # type: ignore[union-attr]
+        doctor_settings = load_settings({"DEALSCOUT_DATA_DIR": str(tmp_path / "svc"), "OPS_HTTP_PORT": str(port)},
+                                        env_file=None)
+        parser = cli.build_parser()
+        code = await cli.cmd_doctor(doctor_settings, parser.parse_args(["doctor"]))
+    assert code == 0
