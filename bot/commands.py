@@ -168,8 +168,12 @@ def build_spec(
                       min_price=low, max_price=high, currency=code, location=place, radius_km=radius, unpriced=rule)
 
 
-def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None = None) -> str:
-    """A one-paragraph, platform-neutral description of a search."""
+def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None = None,
+                    paused_marketplaces: Mapping[str, str] | None = None) -> str:
+    """A one-paragraph, platform-neutral description of a search.
+
+    `paused_marketplaces` (key -> reason, from Commands.paused_marketplaces) adds why a marketplace it uses waits.
+    """
     spec = search.spec
     names = [adapters[m].name if adapters and m in adapters else m for m in spec.marketplaces]
     parts = [f"#{search.id} \u201c{spec.query}\u201d on {', '.join(names)}, every {spec.check_interval_minutes} min"]
@@ -183,6 +187,10 @@ def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None 
         parts.append(f"near {spec.location}" + (f" ({spec.radius_km} km)" if spec.radius_km else ""))
     state = "active" if search.status is SearchStatus.ACTIVE else f"paused ({search.paused_reason or 'by its owner'})"
     parts.append(state)
+    for key in spec.marketplaces:
+        if paused_marketplaces and key in paused_marketplaces:
+            name = adapters[key].name if adapters and key in adapters else key
+            parts.append(f"{name} is paused by the operators: {paused_marketplaces[key]}")
     return "; ".join(parts)
 
 
@@ -220,6 +228,11 @@ class Commands:
                             everyone: bool = False) -> list[SavedSearch]:
         owner = None if everyone and actor.is_admin else actor.id
         return await self.repo.load_searches(platform=platform, scope=scope, owner=owner)
+
+    async def paused_marketplaces(self) -> dict[str, str]:
+        """Marketplaces an operator paused, with the reason, for search listings to explain themselves."""
+        states = await self.repo.load_marketplace_states()
+        return {key: state.reason or "no reason given" for key, state in states.items() if state.paused}
 
     async def show_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None) -> SavedSearch:
         return await self._mine(actor, search_id, scope)

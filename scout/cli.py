@@ -129,8 +129,9 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
                   "and new listings after it are alerted")
         elif action == "list":
             searches = await store.repo.load_searches()
+            paused = await commands.paused_marketplaces()
             for search in searches:
-                print(f"{describe_search(search, adapters)} -> {search.destination}")
+                print(f"{describe_search(search, adapters, paused)} -> {search.destination}")
             if not searches:
                 print("no saved searches; add one with: dealscout search add \"QUERY\"")
         elif action == "show":

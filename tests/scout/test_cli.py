@@ -140,6 +140,9 @@ def test_marketplace_operator_commands(capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0 and out.startswith("eBay paused by cli: blocked since 10:00.")
     code, out, _ = run(capsys, "marketplaces")
     assert "paused: blocked since 10:00" in out
+    run(capsys, "search", "add", "lego", "-m", "ebay")
+    assert "eBay is paused by the operators: blocked since 10:00" in run(capsys, "search", "list")[1]
+    run(capsys, "search", "remove", "1")
     code, out, _ = run(capsys, "marketplace", "status")
     assert code == 0 and "- eBay: paused (blocked since 10:00)" in out
     assert run(capsys, "marketplace", "resume", "ebay")[1].startswith("eBay resumed by cli.")
