@@ -160,7 +160,7 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
             ops.extra_routes.extend(getattr(end, "routes", ()))
         admin = AdminCommands(store.repo, adapters, clock=utc_now, announce=ops.reporter.say)
         scanner = Scanner(
-            store.repo, adapters, fetcher, clock=utc_now, rng=rng, batch_size=settings.scan_batch_size,
+            store.repo, adapters, fetcher, clock=utc_now, batch_size=settings.scan_batch_size,
             concurrency=settings.scan_concurrency, lease_seconds=settings.scan_lease_seconds,
             jitter=settings.schedule_jitter, baseline_first_scan=settings.baseline_first_scan,
             on_alerts_queued=lambda: scheduler.wake(DELIVERY_JOB),

@@ -161,8 +161,11 @@ async def cmd_marketplaces(settings: Settings, args: argparse.Namespace) -> int:
         caps = adapter.capabilities
         features = [name for name, on in (("price filter", caps.price_filter), ("location", caps.location),
                                           ("posted time", caps.posted_time), ("images", caps.images)) if on]
-        print(f"{key:<12} {adapter.name:<14} {status:<10} every >= {adapter.min_interval_minutes} min, "
-              f"{adapter.requests_per_minute:g} requests/min; {', '.join(features) or 'no extras'}")
+        print(f"{key:<13} {adapter.name:<20} {status:<10} every >= {adapter.min_interval_minutes} min, "
+              f"{adapter.requests_per_minute:.3g} requests/min; {', '.join(features) or 'no extras'}")
+        usage = adapter.usage()
+        if usage:
+            print(f"{'':<13} {usage}")
     return 0
 
 

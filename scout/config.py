@@ -131,7 +131,7 @@ SETTINGS: dict[str, Setting] = {
     "scan_tick_seconds": Setting(
         "SCAN_TICK_SECONDS", "15", _positive_float, "How often the scheduler looks for searches that are due."),
     "scan_batch_size": Setting(
-        "SCAN_BATCH_SIZE", "500", _positive_int, "Most searches one scan pass takes from the database at once."),
+        "SCAN_BATCH_SIZE", "100", _positive_int, "Most searches one scan pass takes from the database at once."),
     "scan_concurrency": Setting(
         "SCAN_CONCURRENCY", "8", _positive_int, "Marketplace fetches in flight at once (per-host limits still apply)."),
     "scan_lease_seconds": Setting(
@@ -190,8 +190,26 @@ SETTINGS: dict[str, Setting] = {
     "ops_telegram_chat_id": Setting(
         "OPS_TELEGRAM_CHAT_ID", "", _optional_signed_id, "Telegram chat that hears ops messages; empty: none."),
     "ebay_domain": Setting("EBAY_DOMAIN", "www.ebay.com", str, "eBay site to search (www.ebay.co.uk, www.ebay.de, ...)."),
+    "ebay_client_id": Setting(
+        "EBAY_CLIENT_ID", "", _optional,
+        "eBay API Client ID; with EBAY_CLIENT_SECRET, eBay is searched through its official Browse API, not its pages.",
+        secret=True),
+    "ebay_client_secret": Setting("EBAY_CLIENT_SECRET", "", _optional, "eBay API Client Secret.", secret=True),
+    "ebay_marketplace_id": Setting(
+        "EBAY_MARKETPLACE_ID", "EBAY_US", str.upper, "eBay marketplace the Browse API searches (EBAY_US, EBAY_GB, ...)."),
+    "ebay_api_daily_calls": Setting(
+        "EBAY_API_DAILY_CALLS", "5000", _positive_int,
+        "Browse API calls allowed per UTC day (eBay's default quota: 5000); past it eBay reports blocked until midnight."),
+    "facebook_location": Setting(
+        "FACEBOOK_LOCATION", "", _optional,
+        "Facebook Marketplace place for searches without a location (nyc, a location id, or lat,lon); empty: by IP."),
+    "vinted_domain": Setting(
+        "VINTED_DOMAIN", "www.vinted.fr", str, "Vinted country site to search (www.vinted.fr, www.vinted.pl, ...)."),
     "craigslist_site": Setting(
         "CRAIGSLIST_SITE", "sfbay", str, "Craigslist site used when a search names no location (sfbay, newyork, ...)."),
+    "reddit_subreddits": Setting(
+        "REDDIT_SUBREDDITS", "buildapcsales+gamedeals", str,
+        "Subreddits the reddit marketplace reads when a search names none, joined by '+'."),
     "discord_token": Setting("DISCORD_TOKEN", "", _optional, "Discord bot token; empty: no Discord.", secret=True),
     "discord_guild_id": Setting(
         "DISCORD_GUILD_ID", "", _optional_id,
@@ -250,7 +268,14 @@ class Settings:
     circuit_base_wait_seconds: float
     circuit_max_wait_seconds: float
     ebay_domain: str
+    ebay_client_id: str | None
+    ebay_client_secret: str | None
+    ebay_marketplace_id: str
+    ebay_api_daily_calls: int
+    facebook_location: str | None
+    vinted_domain: str
     craigslist_site: str
+    reddit_subreddits: str
     discord_token: str | None
     discord_guild_id: int | None
     discord_manager_role: str | None

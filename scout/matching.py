@@ -39,7 +39,10 @@ class Matcher:
     unpriced: UnpricedRule
 
     def matches(self, listing: Listing) -> bool:
-        title = fold(listing.title)
+        return self.matches_folded(fold(listing.title), listing)
+
+    def matches_folded(self, title: str, listing: Listing) -> bool:
+        """`matches` for a title already folded, so one fetch's titles are folded once for all its searches."""
         if not all(pattern.search(title) for pattern in self.required):
             return False
         if self.excluded is not None and self.excluded.search(title):

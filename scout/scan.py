@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from datetime import datetime, timedelta
 
-from scout.matching import build_matcher
+from scout.matching import build_matcher, fold
 from scout.circuit import Circuit, CircuitPolicy, CircuitState, Transition, admit, record
 from scout.models import FetchOutcome, MarketplaceState, SavedSearch, ScanSaved, SearchRun
-from scrapers.base import Adapter, Fetcher, ScrapeResult, ScrapeStatus, SearchQuery
+from scrapers.base import Adapter, Fetcher, ScrapeResult, ScrapeStatus, SearchQuery, normalise_query
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,6 @@ class Scanner:
         fetcher: Fetcher,
         *,
         clock: Callable[[], datetime],
-        rng: random.Random | None = None,
         batch_size: int = 500,
         concurrency: int = 8,
         lease_seconds: float = 300.0,
@@ -80,7 +79,6 @@ class Scanner:
         self._adapters = dict(adapters)
         self._fetcher = fetcher
         self._clock = clock
-        self._rng = rng or random.Random()
         self._batch = batch_size
         self._limit = asyncio.Semaphore(concurrency)
         self._lease = timedelta(seconds=lease_seconds)
@@ -117,7 +115,10 @@ class Scanner:
         except BaseException:
             await self._repo.release_searches([s.id for s in searches])
             raise
-        fetches = [self._outcome(key, groups[key], result, ms) for key, (result, ms) in zip(keys, results, strict=True)]
+        fetches = []
+        for key, (result, ms) in zip(keys, results, strict=True):
+            fetches.append(self._outcome(key, groups[key], result, ms))
+            await asyncio.sleep(0)  # matching is CPU work: let the loop breathe between fetches
         runs = self._runs(searches, fetches, now)
         circuits, transitions = self._record_circuits(circuits, states, fetches)
         saved = await self._repo.save_scan(
@@ -212,8 +213,11 @@ class Scanner:
     def _outcome(self, key: FetchKey, searches: list[SavedSearch], result: ScrapeResult, ms: int) -> FetchOutcome:
         marketplace, query = key
         status, error = task_status(result)
-        matches = {search.id: tuple(filter(build_matcher(search.spec).matches, result.listings))
-                   for search in searches}
+        folded = [(fold(listing.title), listing) for listing in result.listings]
+        matches = {}
+        for search in searches:
+            matcher = build_matcher(search.spec)
+            matches[search.id] = tuple(listing for title, listing in folded if matcher.matches_folded(title, listing))
         return FetchOutcome(marketplace, query.text, status, ms, result.listings, error, matches)
 
     def _runs(self, searches: list[SavedSearch], fetches: list[FetchOutcome], now: datetime) -> list[SearchRun]:
@@ -226,12 +230,18 @@ class Scanner:
         return [
             SearchRun(
                 search.id,
-                next_run(now, search.spec.check_interval_minutes, self._jitter, self._rng.random()),
+                next_run(now, search.spec.check_interval_minutes, self._jitter, self._spread(search)),
                 frozenset(ok.get(search.id, ())),
                 frozenset(bad.get(search.id, ())),
             )
             for search in searches
         ]
+
+    def _spread(self, search: SavedSearch) -> float:
+        """The search's place within the jitter window: the same for every search asking the same thing, so
+        searches that shared a fetch stay due together and keep sharing it; different questions spread out."""
+        key = f"{normalise_query(search.query)}|{search.spec.location or ''}|{search.spec.check_interval_minutes}"
+        return zlib.crc32(key.encode()) / 2**32
 
     @staticmethod
     def _report(searches: list[SavedSearch], fetches: list[FetchOutcome], saved: ScanSaved, failed: int) -> ScanReport:

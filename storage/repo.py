@@ -266,7 +266,9 @@ class Repository:
         due = (
             sa.select(SearchRow.id)
             .where(SearchRow.status == SearchStatus.ACTIVE.value, SearchRow.next_run_at <= now, free)
-            .order_by(SearchRow.next_run_at)
+            # Same-query searches are due together (see Scanner._spread); the query tie-break keeps them in one
+            # batch so they share one fetch.
+            .order_by(SearchRow.next_run_at, SearchRow.query)
             .limit(limit)
         )
         if self.dialect == "postgresql":
@@ -347,10 +349,12 @@ class Repository:
                 ids[(marketplace, external_id)] = row_id
                 known[(marketplace, external_id)] = (price, currency)
         fresh = [listing for listing in listings if listing.key not in ids]
+        if fresh:
+            # One statement executed for many rows: compiled once, not once per chunk of values.
+            stmt = self._insert(ListingRow.__table__).on_conflict_do_nothing(
+                index_elements=["marketplace", "external_id"])
+            await session.execute(stmt, [_listing_values(listing, now) for listing in fresh])
         for chunk in _chunks(fresh):
-            stmt = self._insert(ListingRow).values([_listing_values(listing, now) for listing in chunk])
-            stmt = stmt.on_conflict_do_nothing(index_elements=["marketplace", "external_id"])
-            await session.execute(stmt)
             keys = [listing.key for listing in chunk]
             rows = await session.execute(
                 sa.select(ListingRow.id, ListingRow.marketplace, ListingRow.external_id)
@@ -425,16 +429,16 @@ class Repository:
                     "listing_id": listing_id, "search_id": search_id, "status": "pending", "attempts": 0,
                     "next_attempt_at": now, "created_at": now, "_index": index,
                 })
-        for chunk in _chunks(match_rows):
-            stmt = self._insert(SearchMatchRow).values(list(chunk)).on_conflict_do_nothing()
-            await session.execute(stmt)
-        for chunk in _chunks(outbox_rows):
-            values = [{k: v for k, v in row.items() if k != "_index"} for row in chunk]
-            stmt = self._insert(OutboxRow).values(values).on_conflict_do_nothing(
+        if match_rows:
+            await session.execute(self._insert(SearchMatchRow.__table__).on_conflict_do_nothing(), match_rows)
+        if outbox_rows:
+            table = OutboxRow.__table__
+            stmt = self._insert(table).on_conflict_do_nothing(
                 index_elements=["platform", "target", "listing_id"]
-            ).returning(OutboxRow.listing_id, OutboxRow.platform, OutboxRow.target)
-            inserted = set((await session.execute(stmt)).all())
-            for row in chunk:
+            ).returning(table.c.listing_id, table.c.platform, table.c.target)
+            values = [{k: v for k, v in row.items() if k != "_index"} for row in outbox_rows]
+            inserted = set((await session.execute(stmt, values)).all())
+            for row in outbox_rows:
                 if (row["listing_id"], row["platform"], row["target"]) in inserted:
                     queued[row["_index"]] = queued.get(row["_index"], 0) + 1
         return new_matches, queued
@@ -443,16 +447,19 @@ class Repository:
         self, session: AsyncSession, runs: Sequence[SearchRun], searches: dict[int, SavedSearch], live: set[int],
         now: datetime,
     ) -> None:
+        rows = []
         for run in runs:
             if run.search_id not in live:
                 continue
-            values: dict[str, Any] = {"next_run_at": run.next_run_at, "last_run_at": now, "lease_until": None}
-            if run.succeeded and not run.failed:
-                values["last_success_at"] = now
-            baselined = searches[run.search_id].baselined | run.succeeded
-            if baselined != searches[run.search_id].baselined:
-                values["baselined"] = sorted(baselined)
-            await session.execute(sa.update(SearchRow).where(SearchRow.id == run.search_id).values(**values))
+            search = searches[run.search_id]
+            rows.append({
+                "id": run.search_id, "next_run_at": run.next_run_at, "last_run_at": now, "lease_until": None,
+                "last_success_at": now if run.succeeded and not run.failed else search.last_success_at,
+                "baselined": sorted(search.baselined | run.succeeded),
+            })
+        if rows:
+            # Bulk UPDATE by primary key: one statement executed for every search of the scan.
+            await session.execute(sa.update(SearchRow), rows)
 
     async def _log_fetches(
         self, session: AsyncSession, fetches: Sequence[FetchOutcome], new_keys: set[tuple[str, str]],

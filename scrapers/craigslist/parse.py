@@ -117,7 +117,8 @@ def parse_sapi(data: bytes | str | dict[str, Any], *, currency: str = DEFAULT_CU
         raise ParseError(f"Craigslist search API answer has no data.items/decode (errors: {errors!r})") from err
     if not isinstance(items, list):
         raise ParseError("Craigslist search API data.items is not a list")
-    listings = _dedupe(_parse_sapi_item(item, decode, currency) for item in items)
+    places: dict[str, tuple[str, str, str | None]] = {}  # items repeat a handful of locations
+    listings = _dedupe(_parse_sapi_item(item, decode, currency, places) for item in items)
     if items and not listings:
         raise ParseError(f"{len(items)} Craigslist API items but none decoded: the format changed")
     return ScrapeResult.of(listings)
@@ -226,7 +227,8 @@ def _blocked_reason(doc: etree._Element) -> str | None:
     return None
 
 
-def _parse_sapi_item(item: Any, decode: dict[str, Any], currency: str) -> Listing | None:
+def _parse_sapi_item(item: Any, decode: dict[str, Any], currency: str,
+                     places: dict[str, tuple[str, str, str | None]]) -> Listing | None:
     try:
         posting_id = int(decode["minPostingId"]) + int(item[0])
         posted = int(decode["minPostedDate"]) + int(item[1])
@@ -237,15 +239,19 @@ def _parse_sapi_item(item: Any, decode: dict[str, Any], currency: str) -> Listin
         log.debug("undecodable Craigslist API item %r", item)
         return None
     title = None
-    image_ids: list[str] = []
+    image_id: str | None = None
     for extra in item[5:]:
         if isinstance(extra, str):
             title = extra
-        elif isinstance(extra, list) and extra and extra[0] == _SAPI_IMAGES_TAG:
-            image_ids = [str(i).split(":", 1)[-1].strip() for i in extra[1:]]
+        elif isinstance(extra, list) and len(extra) > 1 and extra[0] == _SAPI_IMAGES_TAG:
+            image_id = str(extra[1]).split(":", 1)[-1].strip()  # only the first picture is shown
     if not title:
         return None
-    hostname, subarea, description = _sapi_location(where, decode)
+    place_key = where.split("~", 1)[0]
+    place = places.get(place_key)
+    if place is None:
+        place = places[place_key] = _sapi_location(place_key, decode)
+    hostname, subarea, description = place
     path = "/".join(p for p in (subarea, SSS_CATEGORIES.get(category, "sss"), f"{posting_id}.html") if p)
     has_price = isinstance(price, int) and price != _SAPI_NO_PRICE
     return Listing(
@@ -255,7 +261,7 @@ def _parse_sapi_item(item: Any, decode: dict[str, Any], currency: str) -> Listin
         url=f"https://{hostname}.craigslist.org/{path}",
         price=Money(Decimal(price), currency) if has_price else None,
         location=description,
-        image_url=SAPI_IMAGE_URL.format(image_id=image_ids[0]) if image_ids else None,
+        image_url=SAPI_IMAGE_URL.format(image_id=image_id) if image_id else None,
         posted_at=datetime.fromtimestamp(posted, tz=UTC),
     )
 

@@ -19,8 +19,11 @@ Tests get a started one from the `fake_market` fixture (tests/scrapers/conftest.
 
 Every answer method takes `times`: with a number the answer is used that many times, before the standing answer,
 in the order such answers were added; without, it becomes the path's standing answer. Unknown paths get 404.
-Paths are matched without the query string. `market.answer(path, Answer(...), times=...)` takes a full Answer
-(status, body, headers, declared_length, hold, delay) when the helpers above are not enough.
+Paths are matched without the query string, unless an answer names query parameters:
+`market.route("/sch/i.html", page, query={"_nkw": "lego"})` answers only requests whose query has _nkw=lego (other
+parameters may differ); such answers come before the path's plain ones, the one naming the most parameters first.
+`market.answer(path, Answer(...), times=..., query=...)` takes a full Answer (status, body, headers, declared_length,
+hold, delay) when the helpers above are not enough.
 
 The server also accepts absolute-form requests ("GET http://shop.example/x"), so pointing a fetcher's `proxy` at
 `market.url` makes it a recording plain-HTTP proxy: RecordedRequest.host is then the target host.
@@ -110,6 +113,8 @@ class FakeMarketplace:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._paths: dict[str, _PathAnswers] = {}
+        # path -> {the required query parameters as a frozenset of (name, value): answers}
+        self._query_paths: dict[str, dict[frozenset[tuple[str, str]], _PathAnswers]] = {}
         self._holds: list[asyncio.Event] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -145,8 +150,14 @@ class FakeMarketplace:
 
     # -- configuring answers -------------------------------------------------------------------------------------
 
-    def answer(self, path: str, answer: Answer, *, times: int | None = None) -> None:
-        answers = self._paths.setdefault(path, _PathAnswers())
+    def answer(
+        self, path: str, answer: Answer, *, times: int | None = None, query: Mapping[str, str] | None = None
+    ) -> None:
+        if query:
+            by_query = self._query_paths.setdefault(path, {})
+            answers = by_query.setdefault(frozenset(query.items()), _PathAnswers())
+        else:
+            answers = self._paths.setdefault(path, _PathAnswers())
         if times is None:
             answers.standing = answer
         elif times > 0:
@@ -162,9 +173,11 @@ class FakeMarketplace:
         headers: Mapping[str, str] | None = None,
         times: int | None = None,
         delay: float = 0.0,
+        query: Mapping[str, str] | None = None,
     ) -> None:
         data = body.encode() if isinstance(body, str) else body
-        self.answer(path, Answer(status, data, content_type, dict(headers or {}), delay=delay), times=times)
+        answer = Answer(status, data, content_type, dict(headers or {}), delay=delay)
+        self.answer(path, answer, times=times, query=query)
 
     def fail(
         self,
@@ -241,8 +254,7 @@ class FakeMarketplace:
                 at=loop.time(),
             )
         )
-        answers = self._paths.get(request.path)
-        answer = answers.next() if answers is not None else None
+        answer = self._next_answer(request.path, request.query)
         if answer is None:
             return web.Response(status=404, text="not found")
         if answer.hold is not None:
@@ -254,6 +266,17 @@ class FakeMarketplace:
         headers = CIMultiDict(answer.headers)
         headers.setdefault("Content-Type", answer.content_type)
         return web.Response(status=answer.status, body=answer.body, headers=headers)
+
+    def _next_answer(self, path: str, query: Mapping[str, str]) -> Answer | None:
+        # The answer that names the most parameters wins.
+        candidates = sorted(self._query_paths.get(path, {}).items(), key=lambda item: -len(item[0]))
+        for wanted, answers in candidates:
+            if all(query.get(name) == value for name, value in wanted):
+                answer = answers.next()
+                if answer is not None:
+                    return answer
+        answers = self._paths.get(path)
+        return answers.next() if answers is not None else None
 
     @staticmethod
     async def _send_truncated(request: web.Request, answer: Answer) -> web.StreamResponse:

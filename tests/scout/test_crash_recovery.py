@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -51,8 +50,7 @@ async def process(url: str, market: TableAdapter, notifier: RecordingNotifier, c
     await upgrade(engine)
     repo = CrashingRepository(session_factory(engine), crash_at=crash_at)
     await repo.release_all_leases()
-    scanner = Scanner(repo, {market.key: market}, fetcher=None, clock=clock,  # type: ignore[arg-type]
-                      rng=random.Random(1))
+    scanner = Scanner(repo, {market.key: market}, fetcher=None, clock=clock)  # type: ignore[arg-type]
     dispatcher = Dispatcher(repo, {"console": notifier}, clock=clock)
     try:
         yield scanner, dispatcher, repo

@@ -35,7 +35,7 @@ def commands(repo: Repository, market: TableAdapter, clock: ManualClock) -> Comm
 
 @pytest.fixture
 def scanner(repo: Repository, market: TableAdapter, clock: ManualClock) -> Scanner:
-    return Scanner(repo, {market.key: market}, fetcher=None, clock=clock, rng=random.Random(2),  # type: ignore[arg-type]
+    return Scanner(repo, {market.key: market}, fetcher=None, clock=clock,  # type: ignore[arg-type]
                    jitter=0.1)
 
 
@@ -151,7 +151,7 @@ async def test_the_circuit_opens_on_repeated_blocks_probes_and_closes(
     async def on_change(transitions):  # type: ignore[no-untyped-def]
         heard.extend((t.marketplace, t.after.value, t.reason) for t in transitions)
 
-    scanner = Scanner(repo, {market.key: market}, fetcher=None, clock=clock, rng=random.Random(2),  # type: ignore[arg-type]
+    scanner = Scanner(repo, {market.key: market}, fetcher=None, clock=clock,  # type: ignore[arg-type]
                       circuit_policy=CircuitPolicy(failure_threshold=2, base_wait=timedelta(minutes=30)),
                       on_circuit_change=on_change)
     await commands.add_search(Actor("a"), DEST, query="lego")
@@ -199,3 +199,19 @@ async def test_an_operator_resume_lets_the_probe_through_at_once(
     clock.advance(minutes=6)
     await scanner.run_until_idle()
     assert len(market.calls) == 2
+
+
+async def test_searches_that_share_a_fetch_stay_due_together(
+    commands: Commands, scanner: Scanner, market: TableAdapter, clock: ManualClock, repo: Repository
+) -> None:
+    """Regression: a random jitter per search split same-query searches apart after one scan, so they stopped
+    sharing their fetch."""
+    first = await commands.add_search(Actor("a"), DEST, query="Lego Castle", interval_minutes="10")
+    clock.advance(seconds=7)
+    second = await commands.add_search(Actor("b"), DEST, query="lego  castle", interval_minutes="10")
+    other = await commands.add_search(Actor("c"), DEST, query="duplo", interval_minutes="10")
+    clock.advance(seconds=10)
+    await scanner.run_until_idle()
+    a, b, c = [await repo.load_search(s.id) for s in (first, second, other)]
+    assert a.next_run_at == b.next_run_at
+    assert c.next_run_at != a.next_run_at

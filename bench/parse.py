@@ -1,0 +1,212 @@
+"""Parse cost of the real marketplace pages, and event-loop lag while the adapters parse them.
+
+Part 1 times `adapter.parse(Page(...))` (eBay, eBay Browse API, Craigslist, Facebook Marketplace, Vinted) on every real
+page in ../shared/fixtures against the floor for the same bytes: a bare `lxml.html.fromstring` (`json.loads` for JSON).
+Each figure is the best of REPEATS runs of enough calls to last about RUN_SECONDS. Target: parse/floor <= 4x.
+
+Part 2 runs CONCURRENT parses of the largest pages through `Adapter.search` (which sends big pages to a worker
+thread) with a fake fetcher, while a probe task measures how late the event loop wakes it; then the same parses
+called inline on the loop, for comparison.
+
+Run from the project root:  .venv/bin/python -m bench.parse
+Pages missing from ../shared/fixtures are skipped with a note. Whole run: about 25 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lxml.html
+
+from bench.common import LagProbe, print_table
+from scrapers.base import Adapter, Page, Request, ScrapeStatus, SearchQuery
+from scrapers.craigslist.adapter import CraigslistAdapter
+from scrapers.ebay.adapter import EbayAdapter
+from scrapers.ebay_api.adapter import EbayApiAdapter
+from scrapers.facebook.adapter import FacebookAdapter
+from scrapers.vinted.adapter import VintedAdapter
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+PAGES = [
+    "ebay/srp-2021-01-warhammer-uk-sitem.html",
+    "ebay/srp-2025-08-bluray-uk-scard.html",
+    "ebay/srp-2025-11-adidas-scard-prettified.html",
+    "ebay/srp-2026-02-nike-shoes-scard.html",
+    "ebay/srp-2026-07-pokemon-scard.html",
+    "craigslist/sfbay-sss-surfing-board-static-2025-10.html",
+    "craigslist/sapi-v7-corvallis-sss-macbook-2022-12.json",
+    "facebook/marketplace-search-kitchenaid-mixer-logged-out-2025-04.html",
+    "ebay-api/browse-item_summary-search-iphone-bestmatch-2023-07.json",
+    "vinted/catalog-items-pl-nike-2025-10.json",
+]
+REPEATS = 7
+RUN_SECONDS = 0.15
+TARGET_RATIO = 4.0
+CONCURRENT = 50
+LARGEST = 3  # part 2 cycles through this many of the largest pages
+ITEM_HOST = b'href="https://'
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    adapter: Adapter
+    page: Page
+
+    def floor(self) -> object:
+        if self.page.content_type.startswith("application/json"):
+            return json.loads(self.page.body)
+        return lxml.html.fromstring(self.page.body)
+
+    def parse(self) -> object:
+        return self.adapter.parse(self.page)
+
+
+def ebay_domain(body: bytes) -> str:
+    """The eBay site the page's item links point at (the adidas page has a Spanish UI but links to www.ebay.com)."""
+    hosts = Counter(
+        chunk.split(b"/", 1)[0].decode()
+        for chunk in body.split(ITEM_HOST)[1:]
+        if b"/itm/" in chunk[:80] and chunk.startswith(b"www.ebay.")
+    )
+    return hosts.most_common(1)[0][0] if hosts else "www.ebay.com"
+
+
+def load_cases() -> list[Case]:
+    cases = []
+    for name in PAGES:
+        path = FIXTURES / name
+        if not path.is_file():
+            print(f"note: skipping {name}: not found under {FIXTURES}")
+            continue
+        body = path.read_bytes()
+        if name.startswith("ebay/"):
+            domain = ebay_domain(body)
+            page = Page(f"https://{domain}/sch/i.html?_nkw=bench", 200, body, "text/html; charset=utf-8")
+            cases.append(Case(name, EbayAdapter(domain=domain), page))
+        elif name.startswith("facebook/"):
+            url = "https://www.facebook.com/marketplace/saltlakecity/search/"
+            page = Page(url, 200, body, "text/html; charset=utf-8")
+            cases.append(Case(name, FacebookAdapter(), page))
+        elif name.startswith("ebay-api/"):
+            # Parsing needs no credentials; these only satisfy the constructor.
+            page = Page("https://api.ebay.com/buy/browse/v1/item_summary/search", 200, body, "application/json")
+            cases.append(Case(name, EbayApiAdapter("bench", "bench"), page))
+        elif name.startswith("vinted/"):
+            page = Page("https://www.vinted.pl/api/v2/catalog/items", 200, body, "application/json")
+            cases.append(Case(name, VintedAdapter("www.vinted.pl"), page))
+        elif name.endswith(".json"):
+            page = Page("https://corvallis.craigslist.org/search/sss", 200, body, "application/json")
+            cases.append(Case(name, CraigslistAdapter(), page))
+        else:
+            page = Page("https://sfbay.craigslist.org/search/sss", 200, body, "text/html; charset=utf-8")
+            cases.append(Case(name, CraigslistAdapter(), page))
+    return cases
+
+
+def adapter_site(adapter: Adapter) -> str:
+    if isinstance(adapter, (EbayAdapter, VintedAdapter)):
+        return adapter.domain
+    if isinstance(adapter, EbayApiAdapter):
+        return f"api {adapter.marketplace_id}"
+    return adapter.key
+
+
+def best_ms(call: Callable[[], object]) -> float:
+    """Best per-call time over REPEATS runs, each of enough calls to last about RUN_SECONDS (timeit's method)."""
+    started = time.perf_counter()
+    call()
+    once = max(time.perf_counter() - started, 1e-6)
+    number = max(1, round(RUN_SECONDS / once))
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        for _ in range(number):
+            call()
+        best = min(best, (time.perf_counter() - started) / number)
+    return best * 1000
+
+
+def bench_cost(cases: list[Case]) -> bool:
+    print(f"\nParse cost: best of {REPEATS} runs of ~{RUN_SECONDS:.2f} s each; target ratio <= {TARGET_RATIO:g}x\n")
+    rows = []
+    ok = True
+    for case in cases:
+        result = case.adapter.parse(case.page)
+        floor_ms, parse_ms = best_ms(case.floor), best_ms(case.parse)
+        ratio = parse_ms / floor_ms
+        ok = ok and ratio <= TARGET_RATIO
+        site = adapter_site(case.adapter)
+        rows.append((case.name, site, f"{len(case.page.body):,}", len(result.listings), f"{floor_ms:.2f}",
+                     f"{parse_ms:.2f}", f"{ratio:.2f}x", "ok" if ratio <= TARGET_RATIO else "MISSED"))
+    print_table(("page", "adapter site", "bytes", "listings", "floor ms", "parse ms", "ratio", "target"), rows)
+    return ok
+
+
+class PageFetcher:
+    """A Fetcher that answers every request with one page, after yielding once as a real fetch would."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    async def fetch(self, request: Request) -> Page:
+        await asyncio.sleep(0)
+        return self.page
+
+
+async def via_search(case: Case) -> int:
+    result = await case.adapter.search(SearchQuery.build("bench"), PageFetcher(case.page))
+    assert result.status is ScrapeStatus.SUCCESS, result.detail
+    return len(result.listings)
+
+
+async def inline(case: Case) -> int:
+    page = await PageFetcher(case.page).fetch(Request(case.page.url))
+    return len(case.adapter.parse(page).listings)
+
+
+async def lag_during(
+    parse: Callable[[Case], Awaitable[int]], cases: list[Case]
+) -> tuple[float, int, tuple[float, float, float], int]:
+    async with LagProbe() as probe:
+        await asyncio.sleep(0.05)  # a few idle samples first, as a running service would have
+        started = time.perf_counter()
+        counts = await asyncio.gather(*(parse(cases[i % len(cases)]) for i in range(CONCURRENT)))
+        wall = time.perf_counter() - started
+        await asyncio.sleep(0.05)
+    return wall, sum(counts), probe.summary_ms(), len(probe.lags)
+
+
+async def bench_lag(cases: list[Case]) -> None:
+    largest = sorted(cases, key=lambda c: len(c.page.body), reverse=True)[:LARGEST]
+    names = ", ".join(Path(c.name).name for c in largest)
+    print(f"\nEvent-loop lag during {CONCURRENT} concurrent parses of the {len(largest)} largest pages ({names});")
+    print("probe wakes every 10 ms; lag = how late it woke (a blocked loop also means fewer samples)\n")
+    rows = []
+    for label, parse in (("Adapter.search (worker thread)", via_search), ("adapter.parse inline on the loop", inline)):
+        wall, listings, (p50, p99, worst), samples = await lag_during(parse, largest)
+        rows.append((label, f"{wall * 1000:.0f}", listings, f"{p50:.1f}", f"{p99:.1f}", f"{worst:.1f}", samples))
+    print_table(("parsing via", "wall ms", "listings", "lag p50 ms", "lag p99 ms", "lag max ms", "probe samples"),
+                rows)
+
+
+def main() -> int:
+    cases = load_cases()
+    if not cases:
+        print(f"no fixture pages found under {FIXTURES}: nothing to measure")
+        return 0
+    met = bench_cost(cases)
+    asyncio.run(bench_lag(cases))
+    print(f"\nparse cost target (<= {TARGET_RATIO:g}x floor): {'met on every page' if met else 'MISSED on some page'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
