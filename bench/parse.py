@@ -1,7 +1,8 @@
 """Parse cost of the real marketplace pages, and event-loop lag while the adapters parse them.
 
-Part 1 times `adapter.parse(Page(...))` (eBay, eBay Browse API, Craigslist, Facebook Marketplace, Vinted) on every real
-page in ../shared/fixtures against the floor for the same bytes: a bare `lxml.html.fromstring` (`json.loads` for JSON).
+Part 1 times `adapter.parse(Page(...))` (eBay, eBay Browse API, Craigslist, Facebook Marketplace, Vinted, Kleinanzeigen,
+Kijiji, Reddit, and the RSS/Atom adapter on a real Kijiji feed) on every real page in ../shared/fixtures against the
+floor for the same bytes: a bare `lxml.html.fromstring` (`lxml.etree.fromstring` for feeds, `json.loads` for JSON).
 Each figure is the best of REPEATS runs of enough calls to last about RUN_SECONDS. Target: parse/floor <= 4x.
 
 Part 2 runs CONCURRENT parses of the largest pages through `Adapter.search` (which sends big pages to a worker
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import lxml.etree
 import lxml.html
 
 from bench.common import LagProbe, print_table
@@ -31,6 +33,10 @@ from scrapers.craigslist.adapter import CraigslistAdapter
 from scrapers.ebay.adapter import EbayAdapter
 from scrapers.ebay_api.adapter import EbayApiAdapter
 from scrapers.facebook.adapter import FacebookAdapter
+from scrapers.kijiji.adapter import KijijiAdapter
+from scrapers.kleinanzeigen.adapter import KleinanzeigenAdapter
+from scrapers.reddit.adapter import RedditAdapter
+from scrapers.rss.adapter import RssAdapter
 from scrapers.vinted.adapter import VintedAdapter
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
@@ -45,7 +51,15 @@ PAGES = [
     "facebook/marketplace-search-kitchenaid-mixer-logged-out-2025-04.html",
     "ebay-api/browse-item_summary-search-iphone-bestmatch-2023-07.json",
     "vinted/catalog-items-pl-nike-2025-10.json",
+    "kleinanzeigen/vip-page-with-10-similar-aditem-cards-2025-05.html",
+    "kleinanzeigen/srp-2026-04-lego-nan.html",
+    "kleinanzeigen/bot-challenge-page-2021-12.html",
+    "kijiji/rss-srp-k0c10l9001-2023-07-15.rss",
+    "kijiji/rss-srp-k0c623l9001-2023-07-15.rss",
+    "reddit/askreddit-new-limit100-2016-03-praw-cassette.json",
 ]
+# The RSS/Atom adapter reads any feed a user gives and has no site of its own: it is timed on a real Kijiji feed.
+FEED_PAGES = ["kijiji/rss-srp-k0c10l9001-2023-07-15.rss"]
 REPEATS = 7
 RUN_SECONDS = 0.15
 TARGET_RATIO = 4.0
@@ -63,6 +77,8 @@ class Case:
     def floor(self) -> object:
         if self.page.content_type.startswith("application/json"):
             return json.loads(self.page.body)
+        if self.page.content_type.startswith("application/rss+xml"):
+            return lxml.etree.fromstring(self.page.body)
         return lxml.html.fromstring(self.page.body)
 
     def parse(self) -> object:
@@ -102,12 +118,25 @@ def load_cases() -> list[Case]:
         elif name.startswith("vinted/"):
             page = Page("https://www.vinted.pl/api/v2/catalog/items", 200, body, "application/json")
             cases.append(Case(name, VintedAdapter("www.vinted.pl"), page))
+        elif name.startswith("kleinanzeigen/"):
+            page = Page("https://www.kleinanzeigen.de/s-bench/k0", 200, body, "text/html; charset=utf-8")
+            cases.append(Case(name, KleinanzeigenAdapter(), page))
+        elif name.startswith("kijiji/"):
+            page = Page("https://www.kijiji.ca/rss-srp-canada/bench/k0l0", 200, body, "application/rss+xml")
+            cases.append(Case(name, KijijiAdapter(), page))
+        elif name.startswith("reddit/"):
+            page = Page("https://www.reddit.com/r/askreddit/new.json", 200, body, "application/json")
+            cases.append(Case(name, RedditAdapter(), page))
         elif name.endswith(".json"):
             page = Page("https://corvallis.craigslist.org/search/sss", 200, body, "application/json")
             cases.append(Case(name, CraigslistAdapter(), page))
         else:
             page = Page("https://sfbay.craigslist.org/search/sss", 200, body, "text/html; charset=utf-8")
             cases.append(Case(name, CraigslistAdapter(), page))
+    for name in FEED_PAGES:
+        if (FIXTURES / name).is_file():
+            page = Page("https://feeds.example/deals.rss", 200, (FIXTURES / name).read_bytes(), "application/rss+xml")
+            cases.append(Case(name, RssAdapter(), page))
     return cases
 
 

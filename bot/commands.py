@@ -19,7 +19,8 @@ from storage.repo import Repository
 MAX_QUERY_LENGTH = 200
 MAX_EXCLUDED_WORDS = 20
 MAX_WORD_LENGTH = 50
-MAX_LOCATION_LENGTH = 100
+# A location is a place name, a site name or, for feeds, a URL; searches.location is VARCHAR(500).
+MAX_LOCATION_LENGTH = 500
 # A week: a search checked less often than that is forgotten, not watched.
 MAX_INTERVAL_MINUTES = 7 * 24 * 60
 # Numeric(18, 4) holds 14 integer digits; a price this large is a typo.
@@ -87,6 +88,7 @@ def build_spec(
     radius_km: int | str | None = None,
     unpriced: str | UnpricedRule | None = None,
     default_unpriced: UnpricedRule = UnpricedRule.INCLUDE,
+    default_marketplaces: Iterable[str] = (),
 ) -> SearchSpec:
     """Validate a search as a user typed it; raises InputError naming the first thing wrong."""
     text = _clean_text(query or "", field="query", limit=MAX_QUERY_LENGTH)
@@ -97,7 +99,7 @@ def build_spec(
         marketplaces = marketplaces.replace(",", " ").split()
     chosen = tuple(dict.fromkeys(m.strip().lower() for m in (marketplaces or ()) if m.strip()))
     if not chosen:
-        chosen = tuple(adapters)
+        chosen = tuple(m for m in default_marketplaces if m in adapters) or tuple(adapters)
     unknown = [m for m in chosen if m not in adapters]
     if unknown:
         raise InputError(
@@ -153,11 +155,11 @@ def build_spec(
         if not place:
             raise InputError("A radius needs a location.", field="radius")
 
-    if place:
-        for key in chosen:
-            if adapters[key].capabilities.location:
-                # The adapter refuses a location it cannot search (a Craigslist site name, say) with an InputError.
-                adapters[key].build_request(SearchQuery.build(text, place, radius))
+    for key in chosen:
+        # Each adapter refuses what it cannot search with an InputError: a location that is no Craigslist site,
+        # a feed address that points inside our network, a feed search without a feed address.
+        where = place if adapters[key].capabilities.location else None
+        adapters[key].build_request(SearchQuery.build(text, where, radius if where else None))
 
     try:
         rule = UnpricedRule(unpriced.lower()) if isinstance(unpriced, str) else (unpriced or default_unpriced)
@@ -205,8 +207,10 @@ class Commands:
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
         default_unpriced: UnpricedRule = UnpricedRule.INCLUDE,
+        default_marketplaces: Iterable[str] = (),
     ) -> None:
         self.repo = repo
+        self._default_marketplaces = tuple(default_marketplaces)
         self.adapters = adapters
         self._clock = clock
         self._rng = rng or random.Random()
@@ -215,7 +219,8 @@ class Commands:
     async def add_search(
         self, actor: Actor, destination: Destination, *, scope: str | None = None, **fields: Any
     ) -> SavedSearch:
-        spec = build_spec(self.adapters, default_unpriced=self._default_unpriced, **fields)
+        spec = build_spec(self.adapters, default_unpriced=self._default_unpriced,
+                          default_marketplaces=self._default_marketplaces, **fields)
         mine = await self.repo.load_searches(platform=destination.platform, scope=scope, owner=actor.id)
         if len(mine) >= MAX_SEARCHES_PER_OWNER:
             raise InputError(f"You already have {len(mine)} searches here; remove one first.")
@@ -263,7 +268,8 @@ class Commands:
         if unknown:
             raise InputError(f"Cannot change {sorted(unknown)[0]!r}.")
         current.update({key: value for key, value in changes.items() if value is not None})
-        new_spec = build_spec(self.adapters, default_unpriced=self._default_unpriced, **current)
+        new_spec = build_spec(self.adapters, default_unpriced=self._default_unpriced,
+                              default_marketplaces=self._default_marketplaces, **current)
         if new_spec == spec:
             return search
         return await self.repo.update_search(search.id, now=self._clock(), spec=new_spec)

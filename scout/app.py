@@ -133,7 +133,8 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         scheduler = ScoutScheduler(scan_tick_seconds=settings.scan_tick_seconds,
                                    delivery_tick_seconds=settings.delivery_tick_seconds)
         commands = Commands(store.repo, adapters, clock=utc_now, rng=rng,
-                            default_unpriced=settings.unpriced_listings)
+                            default_unpriced=settings.unpriced_listings,
+                            default_marketplaces=settings.default_marketplaces)
         ends = front_ends if front_ends is not None else build_front_ends(settings, commands)
         chosen: dict[str, Notifier] = {"console": ConsoleNotifier()}
         chosen.update({end.platform: end.notifier for end in ends})

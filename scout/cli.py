@@ -115,7 +115,8 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     async with open_store(settings) as store:
         adapters = build_adapters(settings)
-        commands = Commands(store.repo, adapters, clock=utc_now, default_unpriced=settings.unpriced_listings)
+        commands = Commands(store.repo, adapters, clock=utc_now, default_unpriced=settings.unpriced_listings,
+                            default_marketplaces=settings.default_marketplaces)
         action = args.search_action
         if action == "add":
             search = await commands.add_search(
@@ -254,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions = search.add_subparsers(dest="search_action", required=True)
     add = actions.add_parser("add", help="save a search")
     add.add_argument("query")
-    add.add_argument("-m", "--marketplaces", help="comma-separated marketplace keys (default: all)")
+    add.add_argument("-m", "--marketplaces", help="comma-separated marketplace keys (default: DEFAULT_MARKETPLACES)")
     add.add_argument("--exclude", help="words that rule a listing out, comma- or space-separated")
     add.add_argument("--min-price")
     add.add_argument("--max-price")

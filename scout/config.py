@@ -103,6 +103,13 @@ def _thresholds(text: str) -> str:
     return text.strip()
 
 
+def _key_list(text: str) -> tuple[str, ...]:
+    keys = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    if not keys:
+        raise ValueError("expected at least one marketplace key")
+    return keys
+
+
 def _telegram_mode(text: str) -> str:
     mode = text.strip().lower()
     if mode not in ("polling", "webhook"):
@@ -140,6 +147,9 @@ SETTINGS: dict[str, Setting] = {
     "schedule_jitter": Setting(
         "SCHEDULE_JITTER", "0.1", _fraction,
         "Random spread added to each search's next run, as a fraction of its interval, so searches do not bunch up."),
+    "default_marketplaces": Setting(
+        "DEFAULT_MARKETPLACES", "ebay,craigslist", _key_list,
+        "Marketplaces a new search uses when it names none (comma-separated keys; see `dealscout marketplaces`)."),
     "baseline_first_scan": Setting(
         "BASELINE_FIRST_SCAN", "true", _bool,
         "A new search's first scan records what is already listed and sends nothing; false sends it all."),
@@ -246,6 +256,7 @@ class Settings:
     scan_lease_seconds: float
     schedule_jitter: float
     baseline_first_scan: bool
+    default_marketplaces: tuple[str, ...]
     unpriced_listings: UnpricedRule
     delivery_tick_seconds: float
     delivery_max_attempts: int

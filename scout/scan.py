@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from scout.matching import build_matcher, fold
 from scout.circuit import Circuit, CircuitPolicy, CircuitState, Transition, admit, record
+from scout.errors import InputError
 from scout.models import FetchOutcome, MarketplaceState, SavedSearch, ScanSaved, SearchRun
 from scrapers.base import Adapter, Fetcher, ScrapeResult, ScrapeStatus, SearchQuery, normalise_query
 from storage.repo import Repository
@@ -142,6 +143,9 @@ class Scanner:
     def group(self, searches: list[SavedSearch], paused: set[str]) -> dict[FetchKey, list[SavedSearch]]:
         """Searches that ask a marketplace the same thing share one fetch; paused or unknown marketplaces are skipped."""
         groups: dict[FetchKey, list[SavedSearch]] = {}
+        # Two searches share a fetch when their adapter would send the same request: the same words on eBay, or
+        # the same feed for any words (a feed's items are filtered by each search's own words afterwards).
+        by_request: dict[tuple[object, ...], FetchKey] = {}
         for search in searches:
             for key in search.marketplaces:
                 adapter = self._adapters.get(key)
@@ -150,7 +154,14 @@ class Scanner:
                 location = search.spec.location if adapter.capabilities.location else None
                 radius = search.spec.radius_km if location else None
                 query = SearchQuery.build(search.query, location, radius)
-                groups.setdefault((key, query), []).append(search)
+                try:
+                    request = adapter.build_request(query)
+                except InputError as err:
+                    log.warning("search %s cannot be asked of %s: %s", search.id, key, err)
+                    continue
+                identity = (key, request.method, request.url, request.params, request.data, request.json)
+                fetch_key = by_request.setdefault(identity, (key, query))
+                groups.setdefault(fetch_key, []).append(search)
         return groups
 
     def _admit(

@@ -6,22 +6,43 @@ import abc
 import asyncio
 import enum
 import logging
+import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from scout.errors import BlockedError, FetchError, ParseError
+from scout.errors import BlockedError, FetchError, InputError, ParseError
 from scout.models import Listing
+
+if TYPE_CHECKING:
+    from yarl import URL
 
 log = logging.getLogger(__name__)
 
-# Pages smaller than this are parsed inline; bigger ones go to a worker thread so the event loop stays responsive.
-INLINE_PARSE_MAX_BYTES = 64 * 1024
+# scheme://authority, then the rest (path, query, fragment), as RFC 3986 §3 splits a URL.
+_URL_PARTS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.DOTALL)
+
+# Pages smaller than this are parsed inline. Parse cost grows with the listings more than with the bytes (a
+# 36 KB page of 50 listings takes ~10 ms), so only trivial bodies (errors, empty results) stay on the loop.
+INLINE_PARSE_MAX_BYTES = 4 * 1024
 
 
 def normalise_query(text: str) -> str:
     """The form of a query used to decide that two searches ask a marketplace the same thing."""
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def normalise_location(location: str | None) -> str | None:
+    """A place name casefolded ("SFBay" is "sfbay"); a URL (a feed) only in its scheme and host, as servers tell
+    the case of paths and queries apart ("/SlickdealsnetFP" is not "/slickdealsnetfp")."""
+    place = location.strip() if location else ""
+    url = _URL_PARTS.fullmatch(place)
+    if url is None:
+        return place.casefold() or None
+    scheme, authority, tail = url.groups()
+    userinfo, at, host = authority.rpartition("@")
+    return f"{scheme.lower()}://{userinfo}{at}{host.lower()}{tail}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,17 +55,51 @@ class SearchQuery:
 
     @classmethod
     def build(cls, text: str, location: str | None = None, radius_km: int | None = None) -> SearchQuery:
-        loc = location.strip().casefold() if location else None
-        return cls(normalise_query(text), loc or None, radius_km)
+        return cls(normalise_query(text), normalise_location(location), radius_km)
+
+
+# Checks a URL before the fetcher sends anything to it (the request itself, its robots.txt, each redirect hop).
+# It refuses by raising BlockedError (or InputError, when the URL came from a user); returning means "go ahead".
+UrlGuard = Callable[["URL"], Awaitable[None]]
+
+# Methods an adapter may ask for: reads, and POST for token endpoints and JSON search APIs.
+REQUEST_METHODS = frozenset({"GET", "HEAD", "POST"})
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One HTTP GET an adapter wants made."""
+    """One HTTP request an adapter wants made: a GET of `url` + `params` unless the fields below say otherwise.
+
+    method: "GET" (default), "HEAD" or "POST".
+    data: a form body, sent as application/x-www-form-urlencoded (an OAuth token request). At most one of data/json.
+    json: a JSON body, already serialised (a str keeps the Request frozen and hashable), sent as application/json.
+    follow_redirects: True (default): the fetcher follows up to 10 redirects itself, checking robots.txt, the rate
+        limit and the URL guards again at every hop, and returns the final answer. False: a 3xx comes back as the
+        Page (its Location in Page.headers).
+    robots: whether robots.txt applies (default True). False only for an official API that we call with our own
+        credentials under its own terms (eBay's Browse API and its OAuth endpoint); never for a site's pages or the
+        internal JSON its own front end reads, which robots.txt does govern.
+    url_guard: checked, with the URL about to be fetched, before this request and before each of its redirect hops,
+        after the fetcher's own guard (HttpFetcher(url_guard=...)). For URLs a user gave (feeds), not fixed hosts.
+    """
 
     url: str
     params: tuple[tuple[str, str], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
+    method: str = "GET"
+    data: tuple[tuple[str, str], ...] | None = None
+    json: str | None = None
+    follow_redirects: bool = True
+    robots: bool = True
+    url_guard: UrlGuard | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in REQUEST_METHODS:
+            raise ValueError(f"method must be one of {sorted(REQUEST_METHODS)}, got {self.method!r}")
+        if self.data is not None and self.json is not None:
+            raise ValueError("a Request has a form body (data) or a JSON body (json), not both")
+        if self.method != "POST" and (self.data is not None or self.json is not None):
+            raise ValueError(f"a {self.method} request has no body; use method='POST'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +120,11 @@ class Page:
             if name.lower() == "charset" and value:
                 return value.strip('"')
         return None
+
+    def header(self, name: str) -> str | None:
+        """The first value of a response header (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
 
     @property
     def text(self) -> str:
@@ -115,7 +175,7 @@ class ScrapeResult:
 
 class Fetcher(Protocol):
     async def fetch(self, request: Request) -> Page:
-        """Return the final response (any status) or raise FetchError / BlockedError."""
+        """Return the final response (any status) or raise FetchError / BlockedError (or a URL guard's InputError)."""
         ...
 
 
@@ -183,13 +243,21 @@ class Adapter(abc.ABC):
         request = self.build_request(query)
         try:
             page = await fetcher.fetch(request)
-        except BlockedError as err:
+        except (BlockedError, InputError) as err:  # InputError: a URL guard refused a user-given address
             return ScrapeResult.blocked(str(err))
         except FetchError as err:
             return ScrapeResult.failed(str(err))
         early = self.classify_status(page)
         if early is not None:
             return early
+        return await self.parse_off_loop(page)
+
+    async def parse_off_loop(self, page: Page) -> ScrapeResult:
+        """parse_safely, in a worker thread when the page is big enough to hold up the event loop."""
         if len(page.body) <= INLINE_PARSE_MAX_BYTES:
             return self.parse_safely(page)
         return await asyncio.to_thread(self.parse_safely, page)
+
+    def usage(self) -> str | None:
+        """Quota use an operator should see beside the limits (an API's daily call budget), or None."""
+        return None

@@ -1,23 +1,32 @@
-"""The one polite fetcher: shared aiohttp session, per-host rate limit, robots.txt, retries with backoff, size caps."""
+"""The one polite fetcher: shared session and cookies, per-host rate limit, robots.txt, retries, redirects, URL guards."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import logging
 import random as _random
 import time
 import urllib.robotparser
-from collections.abc import Awaitable, Callable, Mapping
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Mapping
 from types import TracebackType
 
 import aiohttp
 from yarl import URL
 
 from scout.errors import BlockedError, FetchError
-from scrapers.base import Page, Request
+from scrapers.base import Page, Request, UrlGuard
+from scrapers.host_pacer import Clock, HostPacer, Sleep
+from scrapers.http_rules import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    build_body,
+    build_robots_rules,
+    check_proxy,
+    parse_retry_after,
+    redirect_headers,
+    redirect_method,
+    redirect_target,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,41 +36,15 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # the biggest real search page we keep is ~2.5 MB; 8 MiB leaves headroom
 # RFC 9309 §2.5: crawlers must parse at least 500 KiB of robots.txt; more than that is ignored, not an error.
 ROBOTS_MAX_BYTES = 512 * 1024
+# RFC 9309 §2.3.1.2: follow at least five consecutive redirects for robots.txt; past that it counts as unavailable.
+ROBOTS_MAX_REDIRECTS = 5
 # When robots.txt could not be read we allow, but ask again soon rather than trusting the guess for the full TTL.
 ROBOTS_RETRY_SECONDS = 300.0
-# A robots.txt Crawl-delay above this would stall a whole scan; beyond it the adapter's own interval is the brake.
-MAX_CRAWL_DELAY_SECONDS = 60.0
 _DEFAULT_HEADERS = {
     "Accept": "text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8",
     "Accept-Language": "en;q=0.9, *;q=0.5",
 }
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[object]]
-
-
-def parse_retry_after(value: str | None, date_header: str | None, now: float) -> float | None:
-    """Seconds to wait per a Retry-After header (delta-seconds or HTTP-date, RFC 9110 §10.2.3); None if absent or bad.
-
-    An HTTP-date is measured against the response's own Date header when there is one, so a skewed local clock
-    does not turn "in 30 seconds" into "an hour ago"; `now` (epoch seconds) is the fallback reference.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    reference = now
-    if date_header:
-        try:
-            reference = parsedate_to_datetime(date_header).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            reference = now
-    return max(0.0, when - reference)
 
 
 class HttpFetcher:
@@ -70,6 +53,21 @@ class HttpFetcher:
     `resolve` maps a host to a base URL ("www.ebay.com" -> "http://127.0.0.1:8123"): the scheme, host and port of
     every request to that host (robots.txt included) are rewritten before sending, while rate limits, robots.txt
     rules and Page.url keep the original host. It is a hook for tests and benchmarks, not for production.
+
+    Redirects are followed here, not by aiohttp, so that every hop is checked like a first request: the URL guards,
+    robots.txt (when the Request lets it apply) and the hop host's rate limit; credentials do not follow a hop to
+    another origin. See scrapers.base.Request for method, body, follow_redirects, robots and a per-request guard.
+
+    `url_guard` is awaited with every URL before anything is sent to it: each request, each redirect hop (also of
+    robots.txt), before the request's own Request.url_guard. It refuses by raising BlockedError (or InputError),
+    which fetch() lets through unchanged; Adapter.search reports either as BLOCKED.
+
+    A POST is retried like a GET (429, 5xx, broken connections): the only POSTs adapters send are token requests
+    and search queries, which are safe to repeat.
+
+    Cookies: one jar for the fetcher's life, keyed by each request's public URL (the one before `resolve`), so a
+    site's session cookie (Vinted's, set by its home page) goes back to that site and to no other. Cookies an adapter
+    puts in Request.headers are sent as well. Cookie values are credentials: never log them.
     """
 
     def __init__(
@@ -88,6 +86,7 @@ class HttpFetcher:
         host_rates: Mapping[str, float] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         resolve: Mapping[str, str] | None = None,
+        url_guard: UrlGuard | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
@@ -103,23 +102,22 @@ class HttpFetcher:
         self._max_retries = max_retries
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
-        self._proxy, self._secrets = _check_proxy(proxy)
+        self._proxy, self._secrets = check_proxy(proxy)
         self._respect_robots = respect_robots
         self._robots_ttl = robots_ttl_seconds
-        self._default_interval = _interval(default_rate_per_minute)
-        self._host_intervals: dict[str, float] = {}
+        self._pacer = HostPacer(default_rate_per_minute, clock, sleep)
         for host, per_minute in (host_rates or {}).items():
             self.set_host_rate(host, per_minute)
         self._max_body_bytes = max_body_bytes
         self._resolve = {host.lower(): URL(base) for host, base in (resolve or {}).items()}
+        self._url_guard = url_guard
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._random = random
         self._session: aiohttp.ClientSession | None = None
+        self._cookies: aiohttp.CookieJar | None = None
         self._closed = False
-        # Per rate-limit key: the earliest monotonic time the next request may start.
-        self._next_slot: dict[str, float] = {}
         # Per origin: the parsed robots.txt and when it goes stale.
         self._robots: dict[str, tuple[urllib.robotparser.RobotFileParser, float]] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
@@ -149,74 +147,89 @@ class HttpFetcher:
             raise RuntimeError("HttpFetcher is closed")
         if self._session is None:
             # trust_env=False: proxies come from our settings only, never silently from HTTP_PROXY in the environment.
-            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=False)
+            # The session's own jar is a dummy: it would key cookies on the resolved address, not the site.
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        if self._cookies is None:
+            # unsafe=True accepts cookies from IP-address hosts, which a fetcher pointed at one by URL must keep.
+            self._cookies = aiohttp.CookieJar(unsafe=True)
         return self._session
+
+    # -- cookies -----------------------------------------------------------------------------------------------
+
+    def cookies_for(self, url: str) -> dict[str, str]:
+        """The cookies the fetcher would send to `url` (name -> value). The values are credentials: do not log them."""
+        if self._cookies is None:
+            return {}
+        return {name: morsel.value for name, morsel in self._cookies.filter_cookies(URL(url)).items()}
+
+    def clear_cookies(self, domain: str | None = None) -> None:
+        """Forget the cookies of `domain` and its subdomains, or all of them."""
+        if self._cookies is None:
+            return
+        if domain is None:
+            self._cookies.clear()
+        else:
+            self._cookies.clear_domain(domain)
+
+    def _cookie_header(self, url: URL, headers: dict[str, str]) -> dict[str, str]:
+        jar = self._cookies.filter_cookies(url) if self._cookies is not None else {}
+        if not jar:
+            return headers
+        stored = "; ".join(f"{name}={morsel.coded_value}" for name, morsel in jar.items())
+        given = next((value for name, value in headers.items() if name.lower() == "cookie"), None)
+        merged = {name: value for name, value in headers.items() if name.lower() != "cookie"}
+        merged["Cookie"] = f"{given}; {stored}" if given else stored
+        return merged
 
     # -- rate limits -------------------------------------------------------------------------------------------
 
     def set_host_rate(self, host: str, per_minute: float) -> None:
         """Let at most `per_minute` requests a minute reach `host` and its subdomains (they share one budget)."""
-        self._host_intervals[host.lower().strip(".")] = _interval(per_minute)
-
-    def _rate_lane(self, host: str) -> tuple[str, float]:
-        """The budget a host draws on: the nearest registered parent domain, else the host itself at the default."""
-        labels = host.lower().split(".")
-        for i in range(len(labels)):
-            candidate = ".".join(labels[i:])
-            if candidate in self._host_intervals:
-                return candidate, self._host_intervals[candidate]
-        return host.lower(), self._default_interval
-
-    async def _wait_turn(self, host: str, crawl_delay: float = 0.0) -> None:
-        # Reserve a slot with no await between reading and writing the lane, so concurrent callers queue up
-        # one interval apart without a lock, and other hosts never wait on this one.
-        lane, interval = self._rate_lane(host)
-        interval = max(interval, min(crawl_delay, MAX_CRAWL_DELAY_SECONDS))
-        now = self._clock()
-        slot = max(now, self._next_slot.get(lane, now))
-        self._next_slot[lane] = slot + interval
-        if slot > now:
-            await self._sleep(slot - now)
+        self._pacer.set_rate(host, per_minute)
 
     # -- robots.txt --------------------------------------------------------------------------------------------
 
-    async def _robots_for(self, url: URL) -> urllib.robotparser.RobotFileParser:
+    async def _robots_for(self, url: URL, guards: tuple[UrlGuard, ...]) -> urllib.robotparser.RobotFileParser:
         origin = f"{url.scheme}://{url.host}:{url.port}"
         # Checked again under the lock: another task may have loaded it while this one waited.
         async with self._robots_locks.setdefault(origin, asyncio.Lock()):
             cached = self._robots.get(origin)
             if cached is not None and cached[1] > self._clock():
                 return cached[0]
-            parser, ttl = await self._load_robots(url)
+            parser, ttl = await self._load_robots(url, guards)
             self._robots[origin] = (parser, self._clock() + ttl)
             return parser
 
-    async def _load_robots(self, url: URL) -> tuple[urllib.robotparser.RobotFileParser, float]:
+    async def _load_robots(
+        self, url: URL, guards: tuple[UrlGuard, ...]
+    ) -> tuple[urllib.robotparser.RobotFileParser, float]:
         host = url.host or ""
-        robots_url = url.with_path("/robots.txt").with_query(None).with_fragment(None)
-        parser = urllib.robotparser.RobotFileParser(str(robots_url))
-        await self._wait_turn(host)
-        log.debug("GET %s", robots_url)
+        target = url.with_path("/robots.txt").with_query(None).with_fragment(None)
         try:
-            async with self._ensure_session().get(
-                self._outgoing(robots_url), headers=self._headers(()), proxy=self._proxy
-            ) as resp:
-                status = resp.status
-                body = await _read_body(resp, ROBOTS_MAX_BYTES, truncate=True)
-        except (aiohttp.ClientError, TimeoutError) as err:
+            for _ in range(ROBOTS_MAX_REDIRECTS + 1):
+                await self._pacer.wait_turn(target.host or "")
+                log.debug("GET %s", target)
+                async with self._ensure_session().get(
+                    self._outgoing(target), headers=self._headers(()), proxy=self._proxy, allow_redirects=False
+                ) as resp:
+                    status = resp.status
+                    location = resp.headers.get("Location")
+                    if status in REDIRECT_STATUSES and location:
+                        target = redirect_target(target, location)
+                        await self._check_guards(target, guards)
+                        continue
+                    body = await _read_body(resp, ROBOTS_MAX_BYTES, truncate=True)
+                    break
+            else:
+                status, body = 404, b""  # RFC 9309 §2.3.1.2: too many redirects means "unavailable", i.e. no rules
+        except (aiohttp.ClientError, TimeoutError, FetchError) as err:
             log.warning("robots.txt of %s unreachable (%s); allowing for now", host, self._describe(err))
-            parser.allow_all = True
-            return parser, min(self._robots_ttl, ROBOTS_RETRY_SECONDS)
-        # The conventions of RFC 9309 §2.3.1 and urllib.robotparser: 401/403 forbid all, other 4xx mean "no rules".
-        if 200 <= status < 300:
-            parser.parse(body.decode("utf-8", errors="replace").splitlines())
-        elif status in (401, 403):
-            parser.disallow_all = True
-        elif 400 <= status < 500:
-            parser.allow_all = True
-        else:
+            return build_robots_rules(str(target), None, b""), min(self._robots_ttl, ROBOTS_RETRY_SECONDS)
+        parser = build_robots_rules(str(target), status, body or b"")
+        if status >= 500:
             log.warning("robots.txt of %s answered HTTP %d; allowing for now", host, status)
-            parser.allow_all = True
             return parser, min(self._robots_ttl, ROBOTS_RETRY_SECONDS)
         return parser, self._robots_ttl
 
@@ -229,23 +242,52 @@ class HttpFetcher:
                 url = url.extend_query(list(request.params))
         except (ValueError, TypeError) as err:
             raise FetchError(f"cannot fetch a malformed URL: {err}") from err
+        guards = tuple(guard for guard in (self._url_guard, request.url_guard) if guard is not None)
+        method = request.method
+        body, body_type = build_body(request)
+        headers = self._headers(request.headers)
+        if body_type is not None:
+            headers["Content-Type"] = body_type
+        for _ in range(MAX_REDIRECTS + 1):
+            page = await self._fetch_hop(method, url, headers, body, robots=request.robots, guards=guards)
+            location = page.header("Location")
+            if not request.follow_redirects or page.status not in REDIRECT_STATUSES or not location:
+                return page
+            target = redirect_target(url, location)
+            next_method = redirect_method(page.status, method)
+            keeps_body = body is not None and next_method == method
+            headers = redirect_headers(headers, url, target, keeps_body=keeps_body)
+            body = body if keeps_body else None
+            log.debug("%s %s answered %d; following to %s", method, url.host, page.status, target.host)
+            url, method = target, next_method
+        raise FetchError(f"{request.method} {URL(request.url).host}: more than {MAX_REDIRECTS} redirects")
+
+    async def _check_guards(self, url: URL, guards: tuple[UrlGuard, ...]) -> None:
+        for guard in guards:
+            await guard(url)
+
+    async def _fetch_hop(
+        self, method: str, url: URL, headers: dict[str, str], body: bytes | None, *, robots: bool,
+        guards: tuple[UrlGuard, ...],
+    ) -> Page:
+        """One URL, with retries: the guards, robots.txt, the rate limit, then the request itself."""
         host = url.host or ""
         if url.scheme not in ("http", "https") or not host:
             raise FetchError(f"cannot fetch {url.scheme or 'a relative'} URL: only absolute http(s) URLs")
+        await self._check_guards(url, guards)
         crawl_delay = 0.0
-        if self._respect_robots:
-            robots = await self._robots_for(url)
-            if not robots.can_fetch(self._user_agent, str(url)):
+        if self._respect_robots and robots:
+            rules = await self._robots_for(url, guards)
+            if not rules.can_fetch(self._user_agent, str(url)):
                 raise BlockedError(f"robots.txt disallows {url.path} on {host}")
-            crawl_delay = float(robots.crawl_delay(self._user_agent) or 0.0)
-        headers = self._headers(request.headers)
+            crawl_delay = float(rules.crawl_delay(self._user_agent) or 0.0)
         attempts = self._max_retries + 1
         for attempt in range(1, attempts + 1):
-            await self._wait_turn(host, crawl_delay)
-            log.debug("GET %s (attempt %d of %d)", url, attempt, attempts)
+            await self._pacer.wait_turn(host, crawl_delay)
+            log.debug("%s %s (attempt %d of %d)", method, url, attempt, attempts)
             error: BaseException | None = None
             try:
-                page = await self._send(url, headers)
+                page = await self._send(method, url, headers, body)
             except (aiohttp.ClientError, TimeoutError) as err:
                 error = err
             if error is not None:
@@ -254,10 +296,10 @@ class HttpFetcher:
                     # whole: no implicit __context__ carries it into a logged traceback.
                     leaky = any(secret in f"{error!s} {error!r}" for secret in self._secrets)
                     raise FetchError(
-                        f"GET {host}{url.path} failed after {attempt} attempt(s): {self._describe(error)}"
+                        f"{method} {host}{url.path} failed after {attempt} attempt(s): {self._describe(error)}"
                     ) from (None if leaky else error)
                 delay = self._backoff(attempt)
-                log.info("GET %s: %s; retrying in %.2fs", host, self._describe(error), delay)
+                log.info("%s %s: %s; retrying in %.2fs", method, host, self._describe(error), delay)
                 await self._sleep(delay)
                 continue
             if page.status not in RETRY_STATUSES or attempt == attempts:
@@ -265,23 +307,29 @@ class HttpFetcher:
             delay = self._retry_delay(page, attempt)
             if delay is None:
                 return page
-            log.info("GET %s answered %d; retrying in %.2fs (attempt %d)", host, page.status, delay, attempt)
+            log.info("%s %s answered %d; retrying in %.2fs (attempt %d)", method, host, page.status, delay, attempt)
             await self._sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises on its last attempt")
 
-    async def _send(self, url: URL, headers: dict[str, str]) -> Page:
-        async with self._ensure_session().get(self._outgoing(url), headers=headers, proxy=self._proxy) as resp:
+    async def _send(self, method: str, url: URL, headers: dict[str, str], body: bytes | None) -> Page:
+        session = self._ensure_session()
+        async with session.request(
+            method, self._outgoing(url), headers=self._cookie_header(url, headers), data=body, proxy=self._proxy,
+            allow_redirects=False,
+        ) as resp:
+            if self._cookies is not None:
+                self._cookies.update_cookies_from_headers(resp.headers.getall("Set-Cookie", []), url)
             declared = resp.content_length
             if declared is not None and declared > self._max_body_bytes:
                 limit = self._max_body_bytes
                 raise FetchError(f"response too large: {url.host} declared {declared} bytes (limit {limit})")
-            body = await _read_body(resp, self._max_body_bytes)
-            if body is None:
+            data = await _read_body(resp, self._max_body_bytes)
+            if data is None:
                 raise FetchError(f"response too large: {url.host} sent more than {self._max_body_bytes} bytes")
             return Page(
-                url=str(self._public_url(resp.url, url)),
+                url=str(url),
                 status=resp.status,
-                body=body,
+                body=data,
                 content_type=resp.headers.get("Content-Type", ""),
                 headers=tuple(resp.headers.items()),
             )
@@ -303,7 +351,7 @@ class HttpFetcher:
             return self._backoff(attempt)
         if retry_after > self._backoff_max:
             log.info(
-                "GET %s answered %d with Retry-After %.0fs, over the %.0fs cap; giving up",
+                "%s answered %d with Retry-After %.0fs, over the %.0fs cap; giving up",
                 URL(page.url).host, page.status, retry_after, self._backoff_max,
             )
             return None
@@ -325,16 +373,6 @@ class HttpFetcher:
             path=url.raw_path, query_string=url.raw_query_string, encoded=True,
         )
 
-    def _public_url(self, final: URL, requested: URL) -> URL:
-        """Undo the resolve rewrite on the final URL so parsers see the site's own address."""
-        target = self._resolve.get((requested.host or "").lower())
-        if target is None or (final.scheme, final.host, final.port) != (target.scheme, target.host, target.port):
-            return final
-        return URL.build(
-            scheme=requested.scheme, host=requested.raw_host or "", port=requested.explicit_port,
-            path=final.raw_path, query_string=final.raw_query_string, encoded=True,
-        )
-
     def _describe(self, err: BaseException) -> str:
         if isinstance(err, TimeoutError):
             what = f"timed out (limit {self._timeout.total}s)"
@@ -344,6 +382,8 @@ class HttpFetcher:
             what = "response body cut short"
         elif isinstance(err, aiohttp.ClientConnectionError):
             what = "connection failed"
+        elif isinstance(err, FetchError):
+            what = "unusable redirect"
         else:
             what = "HTTP client error"
         detail = str(err)[:200]
@@ -357,32 +397,6 @@ def _is_transient(err: BaseException) -> bool:
     if isinstance(err, aiohttp.ClientHttpProxyError):
         return err.status >= 500
     return isinstance(err, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError))
-
-
-def _interval(per_minute: float) -> float:
-    if per_minute <= 0:
-        raise ValueError(f"a rate must be > 0 requests per minute, got {per_minute}")
-    return 60.0 / per_minute
-
-
-def _check_proxy(proxy: str | None) -> tuple[URL | None, tuple[str, ...]]:
-    """The proxy URL, and the credential strings in it that must never reach a message or a log."""
-    if not proxy:
-        return None, ()
-    url = URL(proxy)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError("proxy must be an http:// or https:// URL")
-    if url.user is None and url.password is None:
-        return url, ()
-    # aiohttp turns credentials in the proxy URL into Proxy-Authorization, for plain http targets and CONNECT alike.
-    user, password = url.user or "", url.password or ""
-    secrets = {f"{url.raw_user}:{url.raw_password}@", f"{user}:{password}@"}
-    secrets.update(s for s in (url.raw_password, password) if s)
-    for encoding in ("utf-8", "latin-1"):  # aiohttp's Proxy-Authorization uses one or the other across versions
-        with contextlib.suppress(UnicodeEncodeError):
-            secrets.add(base64.b64encode(f"{user}:{password}".encode(encoding)).decode("ascii"))
-    # Longest first, so a password inside a longer secret does not leave the rest of that secret behind.
-    return url, tuple(sorted(secrets, key=len, reverse=True))
 
 
 async def _read_body(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool = False) -> bytes | None:

@@ -39,7 +39,7 @@ class SearchRow(Base):
     currency: Mapped[str | None] = mapped_column(sa.String(3))
     marketplaces: Mapped[list[str]] = mapped_column(TextList)
     check_interval_minutes: Mapped[int] = mapped_column(sa.Integer)
-    location: Mapped[str | None] = mapped_column(sa.String(100))
+    location: Mapped[str | None] = mapped_column(sa.String(500))
     radius_km: Mapped[int | None] = mapped_column(sa.Integer)
     unpriced: Mapped[str] = mapped_column(sa.String(16), default="include")
     status: Mapped[str] = mapped_column(sa.String(16), default="active")

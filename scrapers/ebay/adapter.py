@@ -7,6 +7,7 @@ from urllib.parse import quote_plus
 from scout.errors import ConfigError
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.ebay.parse import DOMAIN_CURRENCIES, parse_search_page
+from scrapers.ebay_api.parse import parse_search_response
 
 # eBay's own sort codes for /sch/i.html: 10 = "Time: newly listed", so new listings come first.
 SORT_NEWLY_LISTED = "10"
@@ -37,6 +38,9 @@ class EbayAdapter(Adapter):
         return Request(url=url, headers=(("Accept-Language", _ACCEPT_LANGUAGE.get(self.domain, "en")),))
 
     def parse(self, page: Page) -> ScrapeResult:
+        if "json" in page.content_type.lower():
+            # A saved Browse API answer (`dealscout parse ebay answer.json`): the API adapter shares this key.
+            return parse_search_response(page.body)
         return parse_search_page(page.body, domain=self.domain, url=page.url, encoding=page.charset)
 
 

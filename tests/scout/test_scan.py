@@ -215,3 +215,26 @@ async def test_searches_that_share_a_fetch_stay_due_together(
     a, b, c = [await repo.load_search(s.id) for s in (first, second, other)]
     assert a.next_run_at == b.next_run_at
     assert c.next_run_at != a.next_run_at
+
+
+async def test_searches_whose_requests_are_the_same_share_a_fetch(
+    repo: Repository, clock: ManualClock
+) -> None:
+    """A feed is fetched once for every search that reads it, whatever words each one looks for."""
+
+    class FeedLike(TableAdapter):
+        def build_request(self, query):  # type: ignore[no-untyped-def]
+            from scrapers.base import Request
+
+            return Request(f"https://feeds.test/{query.location}")
+
+    feed = FeedLike(key="feed")
+    feed.results["lego"] = ScrapeResult.of([make_listing(1, "lego castle"), make_listing(2, "duplo farm")])
+    commands = Commands(repo, {"feed": feed}, clock=clock)
+    scanner = Scanner(repo, {"feed": feed}, fetcher=None, clock=clock)  # type: ignore[arg-type]
+    await commands.add_search(Actor("a"), DEST, query="lego", location="deals")
+    await commands.add_search(Actor("b"), DEST, query="duplo", location="deals")
+    await commands.add_search(Actor("c"), DEST, query="lego", location="other")
+    clock.advance(seconds=10)
+    report = await scanner.run_until_idle()
+    assert (report.searches, report.fetches) == (3, 2)

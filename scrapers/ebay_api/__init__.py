@@ -1,0 +1,1 @@
+"""The official eBay Browse API: OAuth application tokens, a daily call budget, item summaries as listings."""

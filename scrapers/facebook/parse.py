@@ -1,0 +1,213 @@
+"""Facebook Marketplace search results (the page's embedded JSON, or a GraphQL answer) -> Listings and a verdict; pure."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import lxml.etree as etree
+import lxml.html
+
+from scout.errors import ParseError
+from scout.models import Listing, Money
+from scrapers.base import ScrapeResult
+from scrapers.money import parse_money
+
+log = logging.getLogger(__name__)
+
+MARKETPLACE = "facebook"
+ITEM_URL = "https://www.facebook.com/marketplace/item/{id}/"
+
+# The search feed sits in one of ~60 JSON blobs; only blobs naming it are decoded (a substring test is ~free).
+_SEARCH_KEY = "marketplace_search"
+_JSON_SCRIPTS = etree.XPath('//script[@type="application/json"]')
+# The visitor's marketplace currency is in another blob ("current_marketplace": {..., "primary_currency": "USD"});
+# search results carry only "$20", which several currencies print alike.
+_PRIMARY_CURRENCY = re.compile(rb'"primary_currency"\s*:\s*"([A-Z]{3})"')
+_LOGIN_FORM = etree.XPath('//form[@id="login_form" or contains(@action, "/login")] | //input[@name="pass"]')
+# Where Facebook sends a visitor it will not serve: log in, prove you are human, accept terms, or go away.
+_BLOCKED_URL_PARTS = ("/login", "/checkpoint/", "/two_step_verification/", "/privacy/consent", "/marketplace/ineligible")
+# Texts of its "slow down" and checkpoint pages (English UI: the adapter asks for English).
+_BLOCKED_TEXTS = ("temporarily blocked", "going too fast", "security check", "confirm you're human",
+                  "confirm you\u2019re human")
+_BLOCKED_TITLES = ("log in", "log into", "login", "checkpoint", "security check")
+
+
+def parse_search_page(body: bytes, *, url: str = "", content_type: str = "") -> ScrapeResult:
+    """Classify and parse a search page or GraphQL answer: listings, no results, or blocked; ParseError otherwise."""
+    if not body.strip():
+        raise ParseError("empty Facebook page")
+    currency_match = _PRIMARY_CURRENCY.search(body)
+    currency = currency_match.group(1).decode("ascii") if currency_match else None
+    doc: lxml.html.HtmlElement | None = None
+    if _looks_like_json(body, content_type):
+        blobs = list(_json_documents(body))
+    else:
+        doc = _parse_html(body)
+        blobs = [_loads(el.text) for el in _JSON_SCRIPTS(doc) if el.text and _SEARCH_KEY in el.text]
+        if None in blobs:
+            # The feed's own blob is cut or mangled: the page is broken, whatever else it shows.
+            raise ParseError("the JSON that holds marketplace_search does not parse")
+    feeds = [feed for blob in blobs if blob is not None for feed in _find_key(blob, _SEARCH_KEY) if feed is not None]
+    if feeds:
+        return _parse_feeds(feeds, currency)
+    # No feed: a page Facebook serves instead of results, or a layout we no longer know.
+    blocked = _blocked_reason(url, doc, blobs)
+    if blocked:
+        return ScrapeResult.blocked(blocked)
+    raise ParseError("no marketplace_search feed in the page's JSON and no login wall or challenge either")
+
+
+def _looks_like_json(body: bytes, content_type: str) -> bool:
+    return "json" in content_type.lower() or body.lstrip()[:1] in (b"{", b"[")
+
+
+def _parse_html(body: bytes) -> lxml.html.HtmlElement:
+    try:
+        return lxml.html.document_fromstring(body, parser=lxml.html.HTMLParser(encoding="utf-8"))
+    except (etree.ParserError, ValueError) as err:
+        raise ParseError(f"Facebook page is not HTML: {err}") from err
+
+
+def _loads(text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None  # one unreadable blob is not a verdict; the missing feed decides
+
+
+def _json_documents(body: bytes) -> Iterator[Any]:
+    """A GraphQL answer is one JSON document, or several, one a line, when Facebook streams deferred parts."""
+    whole = _loads(body)
+    if whole is not None:
+        yield whole
+        return
+    found = False
+    for line in body.splitlines():
+        if line.strip():
+            doc = _loads(line)
+            if doc is not None:
+                found = True
+                yield doc
+    if not found:
+        raise ParseError("Facebook answered with JSON that does not parse")
+
+
+def _find_key(data: Any, key: str) -> Iterator[Any]:
+    """Every value stored under `key`, at any depth (the feed's path changes with the page's bootstrapping)."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if key in node:
+                yield node[key]
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend(v for v in reversed(node) if isinstance(v, (dict, list)))
+
+
+def _parse_feeds(feeds: list[Any], currency: str | None) -> ScrapeResult:
+    listings: list[Listing] = []
+    seen: set[str] = set()
+    edges_seen = unavailable = 0
+    for feed in feeds:
+        units = feed.get("feed_units") if isinstance(feed, dict) else None
+        edges = units.get("edges") if isinstance(units, dict) else None
+        if not isinstance(edges, list):
+            raise ParseError("marketplace_search has no feed_units.edges list: the layout changed")
+        for edge in edges:
+            edges_seen += 1
+            node = edge.get("node") if isinstance(edge, dict) else None
+            item = node.get("listing") if isinstance(node, dict) else None
+            if not isinstance(item, dict):
+                continue  # other story types (ads, "more from nearby" banners) carry no listing
+            if item.get("is_sold") or item.get("is_pending") or item.get("is_hidden"):
+                # Someone already has it; if the sale falls through it shows up again and is new to us then.
+                unavailable += 1
+                continue
+            listing = _parse_listing(item, currency)
+            if listing is not None and listing.external_id not in seen:
+                seen.add(listing.external_id)
+                listings.append(listing)
+    if not listings and edges_seen > unavailable:
+        raise ParseError(f"{edges_seen} Facebook feed entries but none had a listing id and title: the layout changed")
+    if unavailable:
+        log.debug("skipped %d sold, pending or hidden Facebook listings", unavailable)
+    return ScrapeResult.of(listings)
+
+
+def _parse_listing(item: dict[str, Any], currency: str | None) -> Listing | None:
+    item_id = str(item.get("id") or "")
+    title = " ".join(str(item.get("marketplace_listing_title") or item.get("custom_title") or "").split())
+    if not item_id.isdigit() or not title:
+        return None
+    price, price_text = _price(item.get("listing_price"), currency)
+    return Listing(
+        marketplace=MARKETPLACE,
+        external_id=item_id,
+        title=title,
+        url=ITEM_URL.format(id=item_id),
+        price=price,
+        price_text=price_text,
+        location=_location(item.get("location")),
+        image_url=_dig(item, "primary_listing_photo", "image", "uri"),
+    )
+
+
+def _price(data: Any, currency: str | None) -> tuple[Money | None, str | None]:
+    if not isinstance(data, dict):
+        return None, None
+    text = str(data.get("formatted_amount") or "").strip() or None
+    shown = parse_money(text, currency)
+    try:
+        amount = Decimal(str(data["amount"])) if data.get("amount") is not None else None
+    except InvalidOperation:
+        amount = None
+    if amount is None:
+        return shown, text
+    code = currency or (shown.currency if shown else None)
+    return (Money(amount, code) if code else None), text or f"{amount}"
+
+
+def _location(data: Any) -> str | None:
+    geo = data.get("reverse_geocode") if isinstance(data, dict) else None
+    if not isinstance(geo, dict):
+        return None
+    parts = [str(geo[k]).strip() for k in ("city", "state") if geo.get(k)]
+    return ", ".join(parts) or None
+
+
+def _dig(data: Any, *keys: str) -> str | None:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data if isinstance(data, str) and data else None
+
+
+def _blocked_reason(url: str, doc: lxml.html.HtmlElement | None, blobs: list[Any]) -> str | None:
+    path = url.split("?", 1)[0].lower()
+    for part in _BLOCKED_URL_PARTS:
+        if part in path:
+            return f"Facebook sent us to {part.strip('/')} instead of results (login wall or checkpoint)"
+    for blob in blobs:
+        for errors in _find_key(blob, "errors"):
+            text = json.dumps(errors)[:300].lower()
+            if any(marker in text for marker in ("rate limit", "login", "checkpoint", "blocked")):
+                return f"Facebook refused the search: {text[:120]}"
+    if doc is None:
+        return None
+    title = " ".join((doc.findtext(".//title") or "").split()).casefold()
+    if any(marker in title for marker in _BLOCKED_TITLES):
+        return f"Facebook login or checkpoint page (title {title[:60]!r})"
+    body_text = " ".join(doc.text_content().split()).casefold()[:20000]
+    for marker in _BLOCKED_TEXTS:
+        if marker in body_text:
+            return f"Facebook challenge page ({marker!r})"
+    if _LOGIN_FORM(doc):
+        return "Facebook login wall: a login form and no search results"
+    return None

@@ -1,0 +1,120 @@
+"""The fetcher's pure rules: Retry-After, redirect hops, request bodies and proxy secrets; no IO."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import urllib.robotparser
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlencode
+
+from yarl import URL
+
+from scout.errors import FetchError
+from scrapers.base import Request
+
+# RFC 9110 §15.4: the statuses that carry a Location to follow (300 and 304 do not redirect by themselves).
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Browsers and curl stop at 20 and 50; real marketplaces use one to three hops (http -> https -> locale).
+MAX_REDIRECTS = 10
+# Headers that carry credentials for one origin: dropped when a redirect leaves it, as browsers and curl do.
+_ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def parse_retry_after(value: str | None, date_header: str | None, now: float) -> float | None:
+    """Seconds to wait per a Retry-After header (delta-seconds or HTTP-date, RFC 9110 §10.2.3); None if absent or bad.
+
+    An HTTP-date is measured against the response's own Date header when there is one, so a skewed local clock
+    does not turn "in 30 seconds" into "an hour ago"; `now` (epoch seconds) is the fallback reference.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    reference = now
+    if date_header:
+        try:
+            reference = parsedate_to_datetime(date_header).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            reference = now
+    return max(0.0, when - reference)
+
+
+def build_robots_rules(robots_url: str, status: int | None, body: bytes) -> urllib.robotparser.RobotFileParser:
+    """The rules a robots.txt answer sets; status None: it could not be fetched at all (allow, for now)."""
+    parser = urllib.robotparser.RobotFileParser(robots_url)
+    # The conventions of RFC 9309 §2.3.1 and urllib.robotparser: 401/403 forbid all, other 4xx mean "no rules",
+    # and a server error or no answer allows for now (the caller asks again soon).
+    if status is not None and 200 <= status < 300:
+        parser.parse(body.decode("utf-8", errors="replace").splitlines())
+    elif status in (401, 403):
+        parser.disallow_all = True
+    else:
+        parser.allow_all = True
+    return parser
+
+
+def build_body(request: Request) -> tuple[bytes | None, str | None]:
+    """The bytes to send and their Content-Type, or (None, None) for a request without a body."""
+    if request.data is not None:
+        return urlencode(list(request.data)).encode("ascii"), "application/x-www-form-urlencoded"
+    if request.json is not None:
+        return request.json.encode("utf-8"), "application/json"
+    return None, None
+
+
+def redirect_target(url: URL, location: str) -> URL:
+    """Where a Location header points, resolved against the URL that answered; FetchError when unusable."""
+    try:
+        target = url.join(URL(location.strip()))
+    except (ValueError, TypeError) as err:
+        raise FetchError(f"{url.host} redirected to a malformed URL") from err
+    if target.scheme not in ("http", "https") or not target.host:
+        raise FetchError(f"{url.host} redirected to a non-http(s) URL ({target.scheme or 'relative'})")
+    return target.with_fragment(None)
+
+
+def redirect_method(status: int, method: str) -> str:
+    """The method of the next hop: 303 always turns into GET, 301/302 turn a POST into GET (RFC 9110 §15.4)."""
+    if status == 303 and method != "HEAD":
+        return "GET"
+    if status in (301, 302) and method == "POST":
+        return "GET"
+    return method
+
+
+def redirect_headers(headers: dict[str, str], old: URL, new: URL, *, keeps_body: bool) -> dict[str, str]:
+    """The headers of the next hop: credentials stay with their origin, body headers with their body."""
+    same_origin = (old.scheme, old.host, old.port) == (new.scheme, new.host, new.port)
+    return {
+        name: value
+        for name, value in headers.items()
+        if (same_origin or name.lower() not in _ORIGIN_BOUND_HEADERS)
+        and (keeps_body or name.lower() not in _BODY_HEADERS)
+    }
+
+
+def check_proxy(proxy: str | None) -> tuple[URL | None, tuple[str, ...]]:
+    """The proxy URL, and the credential strings in it that must never reach a message or a log."""
+    if not proxy:
+        return None, ()
+    url = URL(proxy)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("proxy must be an http:// or https:// URL")
+    if url.user is None and url.password is None:
+        return url, ()
+    # aiohttp turns credentials in the proxy URL into Proxy-Authorization, for plain http targets and CONNECT alike.
+    user, password = url.user or "", url.password or ""
+    secrets = {f"{url.raw_user}:{url.raw_password}@", f"{user}:{password}@"}
+    secrets.update(s for s in (url.raw_password, password) if s)
+    for encoding in ("utf-8", "latin-1"):  # aiohttp's Proxy-Authorization uses one or the other across versions
+        with contextlib.suppress(UnicodeEncodeError):
+            secrets.add(base64.b64encode(f"{user}:{password}".encode(encoding)).decode("ascii"))
+    # Longest first, so a password inside a longer secret does not leave the rest of that secret behind.
+    return url, tuple(sorted(secrets, key=len, reverse=True))

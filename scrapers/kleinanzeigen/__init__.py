@@ -1,0 +1,1 @@
+"""Kleinanzeigen (Germany): search result pages parsed into listings, and the adapter that fetches them."""

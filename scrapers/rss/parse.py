@@ -1,0 +1,281 @@
+"""RSS 2.0, RSS 1.0 (RDF) and Atom feeds -> Listings, read with an XXE-safe XML parser; pure."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import html
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
+
+import lxml.etree as etree
+
+from scout.errors import ParseError
+from scout.models import Listing
+from scrapers.base import ScrapeResult
+from scrapers.pricetext import find_price
+
+log = logging.getLogger(__name__)
+
+MARKETPLACE = "rss"
+ATOM = "http://www.w3.org/2005/Atom"
+RSS1 = "http://purl.org/rss/1.0/"
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+MEDIA = "http://search.yahoo.com/mrss/"
+DC = "http://purl.org/dc/elements/1.1/"
+_DC_DATE, _DC_CREATOR, _RDF_ABOUT = f"{{{DC}}}date", f"{{{DC}}}creator", f"{{{RDF}}}about"
+# listings.external_id is VARCHAR(128); longer or feed-local ids are hashed to fit and to stay unique across feeds.
+MAX_EXTERNAL_ID = 128
+# The first <img src> of an item's HTML description: many deal feeds (Slickdeals among them) put the picture there.
+_IMG_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+_RFC822 = re.compile(
+    r"(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(GMT|UTC?|Z|[+-]\d{4})?"
+)
+_MONTHS = {name: number for number, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+# What a CDN or bot wall answers instead of a feed; matched in the first bytes of a body that is not a feed.
+BLOCK_MARKERS = ("captcha", "access denied", "just a moment...", "attention required", "are you a robot",
+                 "unusual traffic", "request unsuccessful", "you have been blocked")
+
+
+def parse_xml(body: bytes, *, what: str) -> etree._Element:
+    """The document element of an XML body, parsed without entity expansion, DTDs or network (no XXE, no bombs)."""
+    if not body.strip():
+        raise ParseError(f"empty {what} body")
+    # A parser per call: lxml parsers are not safe to share between threads, and big pages parse in a worker.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                             huge_tree=False, recover=False, remove_pis=True)
+    try:
+        root = etree.fromstring(body, parser=parser)
+    except (etree.XMLSyntaxError, ValueError) as err:
+        raise ParseError(f"{what} is not well-formed XML: {err}") from err
+    if root is None:
+        raise ParseError(f"{what} holds no XML element")
+    return root
+
+
+def local_name(element: etree._Element) -> str:
+    tag = element.tag
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def block_reason(body: bytes, site: str) -> str | None:
+    """Why a body that is not a feed looks like a block page, or None."""
+    head = body[:65536].decode("utf-8", errors="replace").casefold()
+    for marker in BLOCK_MARKERS:
+        if marker in head:
+            return f"{site} answered a block page ({marker!r}) instead of the feed"
+    return None
+
+
+def text_of(element: etree._Element | None) -> str | None:
+    """The element's text with whitespace collapsed; None when absent or blank."""
+    if element is None:
+        return None
+    raw = element.text if len(element) == 0 else "".join(element.itertext())
+    return " ".join((raw or "").split()) or None
+
+
+def parse_date(text: str | None) -> datetime | None:
+    """An RFC 822 (RSS pubDate) or ISO 8601 (Atom, dc:date) time as an aware datetime; naive ones are taken as UTC."""
+    if not text:
+        return None
+    text = text.strip()
+    when = _iso_date(text) if text[:4].isdigit() else _rfc822_date(text)
+    if when is None:
+        # The e-mail parser reads every obsolete RFC 822 variant, at ten times the cost of the shapes above.
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            log.debug("unreadable feed date %r", text)
+            return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _iso_date(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _rfc822_date(text: str) -> datetime | None:
+    """The shape nearly every feed writes: "Sat, 15 Jul 2023 02:29:12 GMT" (or "+0200"); None for any other."""
+    found = _RFC822.fullmatch(text)
+    month = _MONTHS.get(found.group(2).lower()) if found else None
+    if found is None or month is None:
+        return None
+    day, _, year, hour, minute, second, zone = found.groups()
+    try:
+        return datetime(int(year), month, int(day), int(hour), int(minute), int(second or 0), tzinfo=_zone(zone))
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(text: str | None) -> tzinfo:
+    if text is None or text[0] not in "+-":
+        return UTC  # GMT, UT, UTC, Z, or none: RFC 822 times without a zone are read as UTC
+    offset = timedelta(hours=int(text[1:3]), minutes=int(text[3:5]))
+    return timezone(-offset if text[0] == "-" else offset)
+
+
+def parse_feed(body: bytes, *, feed_url: str = "") -> ScrapeResult:
+    """Classify and parse any RSS or Atom deal feed: its items become listings, their price read from the title."""
+    try:
+        items = list(feed_items(parse_xml(body, what="feed")))
+    except ParseError:
+        # Not a feed: a bot wall's page (well-formed or not) is blocked, anything else is broken.
+        blocked = block_reason(body, "the feed's site")
+        if blocked:
+            return ScrapeResult.blocked(blocked)
+        raise
+    listings = _dedupe(_item_listing(item, feed_url) for item in items)
+    if items and not listings:
+        raise ParseError(f"{len(items)} feed items but none had a link or id and a title")
+    return ScrapeResult.of(listings)
+
+
+def feed_items(root: etree._Element) -> Iterator[etree._Element]:
+    """The items (RSS) or entries (Atom) of a feed; ParseError when the document is not a feed at all."""
+    kind = local_name(root)
+    if kind == "rss":
+        channel = root.find("channel")
+        if channel is None:
+            raise ParseError("RSS document without a <channel>")
+        return iter(channel.findall("item"))
+    if root.tag == f"{{{RDF}}}RDF":
+        if root.find(f"{{{RSS1}}}channel") is None:
+            raise ParseError("RSS 1.0 document without a <channel>")
+        return iter(root.findall(f"{{{RSS1}}}item"))
+    if root.tag == f"{{{ATOM}}}feed":
+        return iter(root.findall(f"{{{ATOM}}}entry"))
+    raise ParseError(f"not an RSS or Atom feed: the document element is <{kind or root.tag}>")
+
+
+def _dedupe(candidates: Iterable[Listing | None]) -> list[Listing]:
+    seen: set[str] = set()
+    listings = []
+    for listing in candidates:
+        if listing is not None and listing.external_id not in seen:
+            seen.add(listing.external_id)
+            listings.append(listing)
+    return listings
+
+
+def _item_listing(item: etree._Element, feed_url: str) -> Listing | None:
+    if item.tag == f"{{{ATOM}}}entry":
+        fields = _atom_fields(item)
+    else:
+        fields = _rss_fields(item, RSS1 if item.tag == f"{{{RSS1}}}item" else "")
+    title, link, guid, posted, image, seller, description = fields
+    url = _absolute(link, feed_url) or _absolute(guid, feed_url)
+    if not title or not url:
+        return None
+    found = find_price(title)
+    return Listing(
+        marketplace=MARKETPLACE,
+        external_id=_external_id(guid or url, feed_url),
+        title=title,
+        url=url,
+        price=found[0] if found else None,
+        price_text=found[1] if found else None,
+        image_url=_absolute(image, feed_url) or _description_image(description, feed_url),
+        posted_at=posted,
+        seller=seller[:200] if seller else None,
+    )
+
+
+_Fields = tuple[str | None, str | None, str | None, datetime | None, str | None, str | None, str | None]
+
+
+def _rss_fields(item: etree._Element, ns: str) -> _Fields:
+    # One pass over the item's children: an lxml find() per field costs more than the rest of the parse.
+    fields = {child.tag: child for child in item}
+    prefix = f"{{{ns}}}" if ns else ""
+    # Titles are HTML-escaped text in practice, often escaped twice ("&amp;amp;"): unescaping plain text is harmless.
+    title = _clean_title(text_of(fields.get(prefix + "title")))
+    posted = parse_date(text_of(fields.get(prefix + "pubDate"))) or parse_date(text_of(fields.get(_DC_DATE)))
+    guid = text_of(fields.get(prefix + "guid")) or item.get(_RDF_ABOUT)
+    image = _rss_image(item)
+    # The description is read only for its picture, so only when the item names none itself.
+    description = text_of(fields.get(prefix + "description")) if image is None else None
+    link = text_of(fields.get(prefix + "link"))
+    return title, link, guid, posted, image, text_of(fields.get(_DC_CREATOR)), description
+
+
+def _atom_fields(entry: etree._Element) -> _Fields:
+    def child(name: str) -> etree._Element | None:
+        return entry.find(f"{{{ATOM}}}{name}")
+
+    title_element = child("title")
+    title = _clean_title(text_of(title_element))
+    if title and title_element is not None and title_element.get("type") == "html":
+        title = " ".join(_TAG.sub(" ", title).split()) or None
+    link = image = None
+    for element in entry.findall(f"{{{ATOM}}}link"):
+        rel = element.get("rel", "alternate")
+        if rel == "alternate" and link is None:
+            link = element.get("href")
+        elif rel == "enclosure" and image is None and (element.get("type") or "image/").startswith("image/"):
+            image = element.get("href")
+    posted = parse_date(text_of(child("published"))) or parse_date(text_of(child("updated")))
+    author = entry.find(f"{{{ATOM}}}author/{{{ATOM}}}name")
+    image = image or _media_image(entry)
+    description = None if image else text_of(child("summary")) or text_of(child("content"))
+    return title, link, text_of(child("id")), posted, image, text_of(author), description
+
+
+def _rss_image(item: etree._Element) -> str | None:
+    for enclosure in item.iterchildren("enclosure"):
+        kind = enclosure.get("type") or ""
+        if enclosure.get("url") and (not kind or kind.startswith("image/")):
+            return enclosure.get("url")
+    return _media_image(item)
+
+
+def _media_image(item: etree._Element) -> str | None:
+    # media:content of an image, else media:thumbnail; also inside a media:group, as Media RSS allows.
+    for content in item.iter(f"{{{MEDIA}}}content"):
+        kind, medium = content.get("type") or "", content.get("medium") or ""
+        if content.get("url") and (medium == "image" or kind.startswith("image/") or (not kind and not medium)):
+            return content.get("url")
+    for thumbnail in item.iter(f"{{{MEDIA}}}thumbnail"):
+        if thumbnail.get("url"):
+            return thumbnail.get("url")
+    return None
+
+
+def _description_image(description: str | None, feed_url: str) -> str | None:
+    if not description or "<img" not in description.lower():
+        return None
+    found = _IMG_SRC.search(description)
+    return _absolute(html.unescape(found.group(1)), feed_url) if found else None
+
+
+def _clean_title(title: str | None) -> str | None:
+    return " ".join(html.unescape(title).split()) or None if title else None
+
+
+def _absolute(link: str | None, base: str) -> str | None:
+    """An http(s) URL, relative ones resolved against the feed; anything else (javascript:, data:) is dropped."""
+    if not link:
+        return None
+    link = link.strip()
+    if link.startswith(("http://", "https://")):
+        return link
+    url = urljoin(base, link) if base.startswith(("http://", "https://")) else link
+    return url if url.startswith(("http://", "https://")) else None
+
+
+def _external_id(key: str, feed_url: str) -> str:
+    # An absolute URL is unique across feeds as it is; anything else ("1234", a tag: URI) only within its feed.
+    if key.startswith(("http://", "https://")) and len(key) <= MAX_EXTERNAL_ID:
+        return key
+    digest = hashlib.sha256(f"{feed_url}\n{key}".encode()).hexdigest()
+    return f"sha256:{digest[:40]}"

@@ -1,0 +1,190 @@
+"""The URL safety check for user-given feed URLs: every kind of internal address is refused, public ones pass."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+
+import pytest
+from yarl import URL
+
+from scout.errors import BlockedError, FetchError, InputError
+from scrapers.netguard import UrlGuard, address_problem, check_url, literal_address, resolve_host
+
+PUBLIC_V4 = "93.184.215.14"
+PUBLIC_V6 = "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
+
+# One literal address of each kind the issue names, and the kind the refusal must give.
+INTERNAL_LITERALS = [
+    ("http://127.0.0.1/feed", "loopback"),
+    ("http://127.8.9.10:8080/feed", "loopback"),
+    ("http://[::1]/feed", "loopback"),
+    ("http://10.0.0.1/feed", "private"),
+    ("http://10.255.255.254/feed", "private"),
+    ("http://172.16.0.1/feed", "private"),
+    ("http://172.31.255.255/feed", "private"),
+    ("http://192.168.1.1/feed", "private"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://100.64.0.1/feed", "carrier-grade NAT"),
+    ("http://100.127.255.254/feed", "carrier-grade NAT"),
+    ("http://0.0.0.0/feed", "unspecified"),
+    ("http://0.1.2.3/feed", "'this network'"),
+    ("http://[::]/feed", "unspecified"),
+    ("http://[::ffff:127.0.0.1]/feed", "loopback (inside an IPv6 address)"),
+    ("http://[::ffff:10.1.2.3]/feed", "private (inside an IPv6 address)"),
+    ("http://[::ffff:169.254.169.254]/feed", "link-local (inside an IPv6 address)"),
+    ("http://[2002:7f00:1::]/feed", "loopback (inside an IPv6 address)"),
+    ("http://[64:ff9b::a9fe:a9fe]/feed", "NAT64"),
+    ("http://[fc00::1]/feed", "unique-local"),
+    ("http://[fd12:3456:789a::1]/feed", "unique-local"),
+    ("http://[fe80::1]/feed", "link-local"),
+    ("http://[fec0::1]/feed", "site-local"),
+    ("http://224.0.0.251/feed", "multicast"),
+    ("http://[ff02::1]/feed", "multicast"),
+    ("http://240.0.0.1/feed", "reserved"),
+    ("http://255.255.255.255/feed", "reserved"),
+    ("http://192.0.2.10/feed", "private"),  # TEST-NET-1, documentation
+    ("http://198.18.0.1/feed", "benchmarking"),
+    ("http://[2001:db8::1]/feed", "documentation"),
+    # Shorthand forms the C resolver reads as 127.0.0.1.
+    ("http://2130706433/feed", "loopback"),
+    ("http://0x7f.0.0.1/feed", "loopback"),
+    ("http://127.1/feed", "loopback"),
+    ("http://0177.0.0.1/feed", "loopback"),
+]
+
+
+@pytest.mark.parametrize(("url", "kind"), INTERNAL_LITERALS, ids=[url for url, _ in INTERNAL_LITERALS])
+def test_internal_literal_addresses_are_refused_when_the_search_is_saved(url: str, kind: str) -> None:
+    with pytest.raises(InputError) as caught:
+        check_url(url)
+    assert kind in str(caught.value)
+    assert caught.value.field == "location"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file:///etc/passwd", "http:// or https://"),
+        ("ftp://deals.example/feed.xml", "http:// or https://"),
+        ("gopher://deals.example:70/", "http:// or https://"),
+        ("deals.example/feed.xml", "http:// or https://"),
+        ("javascript:alert(1)", "http:// or https://"),
+        ("http:///feed", "no host"),
+        ("https://user:secret@deals.example/feed", "user name or password"),
+        ("http://localhost:8080/feed", "internal host name 'localhost'"),
+        ("http://admin.localhost/feed", "internal host name"),
+        ("http://metadata.google.internal/computeMetadata/v1/", "internal host name"),
+        ("http://printer.local/feed", "internal host name"),
+        ("http://nas.home.arpa/feed", "internal host name"),
+        ("http://router/feed", "single-label"),
+        ("https://deals.example/" + "a" * 2100, "the limit is 2048"),
+        ("   ", "empty"),
+    ],
+)
+def test_other_unsafe_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        check_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://slickdeals.net/newsearch.php?mode=frontpage&searcharea=deals&searchin=first&rss=1",
+     "http://93.184.215.14/feed.xml", f"http://[{PUBLIC_V6}]:8443/atom", "https://xn--bcher-kva.example/feed#top"],
+)
+def test_public_urls_pass_and_lose_their_fragment(url: str) -> None:
+    checked = check_url(url)
+    assert checked.scheme in ("http", "https") and checked.fragment == ""
+
+
+def test_every_kind_of_address_is_judged() -> None:
+    assert address_problem(ipaddress.ip_address(PUBLIC_V4)) is None
+    assert address_problem(ipaddress.ip_address(PUBLIC_V6)) is None
+    assert address_problem(ipaddress.ip_address(f"::ffff:{PUBLIC_V4}")) is None
+    assert address_problem(ipaddress.ip_address("fe80::1%eth0")) == "link-local"
+    assert literal_address("deals.example") is None
+    assert literal_address("cafe.example") is None
+
+
+# -- at fetch time: the names, resolved ------------------------------------------------------------------------
+
+
+def resolver(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    """A resolver that answers from a table and records what it was asked."""
+    asked: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> Iterable[str]:
+        asked.append((host, port))
+        if host not in table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return table[host]
+
+    resolve.asked = asked  # type: ignore[attr-defined]
+    return resolve
+
+
+@pytest.mark.parametrize(
+    ("answers", "kind"),
+    [
+        (["127.0.0.1"], "loopback"),
+        (["::1"], "loopback"),
+        (["10.20.30.40"], "private"),
+        (["172.20.1.1"], "private"),
+        (["192.168.0.10"], "private"),
+        (["169.254.169.254"], "link-local"),
+        (["100.64.0.1"], "carrier-grade NAT"),
+        (["0.0.0.0"], "unspecified"),
+        (["::ffff:127.0.0.1"], "loopback (inside an IPv6 address)"),
+        (["fd00::53"], "unique-local"),
+        (["fe80::1%2"], "link-local"),
+        # One internal record among public ones is enough: the client may connect to any of them.
+        ([PUBLIC_V4, "127.0.0.1"], "loopback"),
+        ([PUBLIC_V6, "fc00::1"], "unique-local"),
+    ],
+)
+async def test_a_name_that_resolves_to_an_internal_address_is_blocked(answers: list[str], kind: str) -> None:
+    guard = UrlGuard(resolver({"deals.example": answers}))
+    with pytest.raises(BlockedError, match=re.escape(kind)):
+        await guard(URL("https://deals.example/feed.xml"))
+
+
+async def test_a_name_that_resolves_to_public_addresses_passes() -> None:
+    resolve = resolver({"deals.example": [PUBLIC_V4, PUBLIC_V6]})
+    await UrlGuard(resolve)(URL("https://deals.example:8443/feed.xml"))
+    assert resolve.asked == [("deals.example", 8443)]
+
+
+async def test_literal_and_syntax_refusals_are_blocked_at_fetch_time_without_asking_dns() -> None:
+    resolve = resolver({})
+    guard = UrlGuard(resolve)
+    for url in ("http://169.254.169.254/latest/", "http://localhost/", "ftp://deals.example/"):
+        with pytest.raises(BlockedError, match="refused to fetch"):
+            await guard(URL(url))
+    await guard(URL(f"http://{PUBLIC_V4}/feed"))
+    assert resolve.asked == []
+
+
+async def test_a_name_that_does_not_resolve_is_a_fetch_failure_not_a_block() -> None:
+    with pytest.raises(FetchError, match="cannot resolve nxdomain.example"):
+        await UrlGuard(resolver({}))(URL("https://nxdomain.example/feed"))
+    with pytest.raises(FetchError, match="no addresses"):
+        await UrlGuard(resolver({"empty.example": []}))(URL("https://empty.example/feed"))
+
+
+async def test_a_resolver_that_hangs_times_out() -> None:
+    import asyncio
+
+    async def hang(host: str, port: int) -> list[str]:
+        await asyncio.Event().wait()
+        return []
+
+    with pytest.raises(FetchError, match="TimeoutError"):
+        await UrlGuard(hang, timeout_seconds=0.01)(URL("https://slow.example/feed"))
+
+
+async def test_the_default_resolver_asks_the_event_loop() -> None:
+    # localhost comes from the hosts file, so this touches no network.
+    addresses = {ipaddress.ip_address(a.split("%")[0]) for a in await resolve_host("localhost", 80)}
+    assert addresses and all(address.is_loopback for address in addresses)
