@@ -1,0 +1,1 @@
+"""The Telegram front end: chat commands, photo alerts with buttons, and flood-control-safe delivery."""
