@@ -170,6 +170,11 @@ def build_spec(
                       min_price=low, max_price=high, currency=code, location=place, radius_km=radius, unpriced=rule)
 
 
+def format_amount(amount: Decimal) -> str:
+    """A price bound as a person wrote it: 100, 499.99 (the database keeps four places: 100.0000)."""
+    return f"{amount.normalize():f}"
+
+
 def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None = None,
                     paused_marketplaces: Mapping[str, str] | None = None) -> str:
     """A one-paragraph, platform-neutral description of a search.
@@ -182,8 +187,8 @@ def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None 
     if spec.exclude:
         parts.append("excluding " + ", ".join(spec.exclude))
     if spec.min_price is not None or spec.max_price is not None:
-        low = f"{spec.min_price}" if spec.min_price is not None else "0"
-        high = f"{spec.max_price}" if spec.max_price is not None else "any"
+        low = format_amount(spec.min_price) if spec.min_price is not None else "0"
+        high = format_amount(spec.max_price) if spec.max_price is not None else "any"
         parts.append(f"price {low}\u2013{high}{' ' + spec.currency if spec.currency else ''}")
     if spec.location:
         parts.append(f"near {spec.location}" + (f" ({spec.radius_km} km)" if spec.radius_km else ""))

@@ -107,18 +107,28 @@ class FrontEnd(Protocol):
         """Tell the owners of `searches` (where the platform can reach them) why their searches were paused."""
 
 
-def build_front_ends(settings: Settings, commands: Commands) -> list[FrontEnd]:
+def build_front_ends(settings: Settings, commands: Commands, admin: AdminCommands) -> list[FrontEnd]:
     """The chat platforms whose tokens are configured."""
     ends: list[FrontEnd] = []
     if settings.discord_token:
         from bot.discord.frontend import build_discord_front_end
 
-        ends.append(build_discord_front_end(settings, commands, clock=utc_now))
+        ends.append(build_discord_front_end(settings, commands, clock=utc_now, admin=admin))
     if settings.telegram_token:
         from bot.telegram.frontend import build_telegram_front_end
 
-        ends.append(build_telegram_front_end(settings, commands, clock=utc_now))
+        ends.append(build_telegram_front_end(settings, commands, clock=utc_now, admin=admin))
     return ends
+
+
+def ops_platforms(settings: Settings) -> list[str]:
+    """Where ops messages go: the console (the service's own output) and each configured ops channel."""
+    platforms = ["console"]
+    if settings.ops_discord_channel_id:
+        platforms.append("discord")
+    if settings.ops_telegram_chat_id:
+        platforms.append("telegram")
+    return platforms
 
 
 @contextlib.asynccontextmanager
@@ -135,7 +145,9 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         commands = Commands(store.repo, adapters, clock=utc_now, rng=rng,
                             default_unpriced=settings.unpriced_listings,
                             default_marketplaces=settings.default_marketplaces)
-        ends = front_ends if front_ends is not None else build_front_ends(settings, commands)
+        # Operator actions are announced in the ops channel, which exists once the platforms do: see below.
+        admin = AdminCommands(store.repo, adapters, clock=utc_now)
+        ends = front_ends if front_ends is not None else build_front_ends(settings, commands, admin)
         chosen: dict[str, Notifier] = {"console": ConsoleNotifier()}
         chosen.update({end.platform: end.notifier for end in ends})
         chosen.update(notifiers or {})
@@ -154,12 +166,12 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         ops = build_ops(
             settings, engine=store.engine, repo=store.repo, adapters=adapters, clock=utc_now,
             scheduler_ticks=scheduler.last_tick_at, platforms=chosen, last_delivery=dispatcher.last_delivery_at,
-            channels=[notifier.send_ops for notifier in chosen.values()],
+            channels=[chosen[p].send_ops for p in ops_platforms(settings) if p in chosen],
         )
         dispatcher.observe(ops.metrics)
         for end in ends:
             ops.extra_routes.extend(getattr(end, "routes", ()))
-        admin = AdminCommands(store.repo, adapters, clock=utc_now, announce=ops.reporter.say)
+        admin.set_announcer(ops.reporter.say)
         scanner = Scanner(
             store.repo, adapters, fetcher, clock=utc_now, batch_size=settings.scan_batch_size,
             concurrency=settings.scan_concurrency, lease_seconds=settings.scan_lease_seconds,

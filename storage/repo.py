@@ -603,7 +603,9 @@ class Repository:
         async with self._sessions.begin() as session:
             await session.execute(
                 sa.update(SearchRow).where(SearchRow.platform == old.platform, SearchRow.target == old.target)
-                .values(target=new.target)
+                # A group's searches are scoped to the group: the scope moves with the chat.
+                .values(target=new.target,
+                        scope=sa.case((SearchRow.scope == old.target, new.target), else_=SearchRow.scope))
             )
             already = sa.select(OutboxRow.listing_id).where(
                 OutboxRow.platform == new.platform, OutboxRow.target == new.target

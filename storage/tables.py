@@ -30,7 +30,7 @@ class SearchRow(Base):
     owner: Mapped[str] = mapped_column(sa.String(128))
     platform: Mapped[str] = mapped_column(sa.String(32))
     target: Mapped[str] = mapped_column(sa.String(128))
-    # The Discord server or Telegram group the search belongs to; None for private chats and the CLI.
+    # Where the search belongs: the Discord server, or the Telegram chat (group or private); None for the CLI.
     scope: Mapped[str | None] = mapped_column(sa.String(128))
     query: Mapped[str] = mapped_column(sa.String(200))
     exclude_words: Mapped[list[str]] = mapped_column(TextList, default=list)

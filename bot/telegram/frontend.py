@@ -175,7 +175,8 @@ class TelegramFrontEnd:
                 log.info("could not tell a search owner privately: %s", err)
 
 
-def build_telegram_front_end(settings: Settings, commands: Commands, *,
-                             clock: Callable[[], datetime]) -> TelegramFrontEnd:
+def build_telegram_front_end(settings: Settings, commands: Commands, *, clock: Callable[[], datetime],
+                             admin: AdminCommands | None = None) -> TelegramFrontEnd:
     """What scout.app.build_front_ends calls when TELEGRAM_TOKEN is set."""
-    return TelegramFrontEnd(settings, commands, clock=clock)
+    notifier = TelegramNotifier(ops_chat_id=settings.ops_telegram_chat_id)
+    return TelegramFrontEnd(settings, commands, clock=clock, admin=admin, notifier=notifier)

@@ -141,3 +141,11 @@ async def test_searches_in_another_scope_are_not_found(commands: Commands) -> No
 async def test_bad_search_ids(commands: Commands, search_id: str) -> None:
     with pytest.raises(InputError):
         await commands.show_search(Actor("alice"), search_id)
+
+
+async def test_prices_read_back_as_written(commands: Commands) -> None:
+    from bot.commands import describe_search
+
+    search = await commands.add_search(Actor("alice"), DEST, query="lego", min_price="100", max_price="499.99")
+    loaded = await commands.show_search(Actor("alice"), search.id)
+    assert "price 100\u2013499.99" in describe_search(loaded)

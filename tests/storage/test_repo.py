@@ -198,3 +198,16 @@ async def test_searches_removed_mid_scan_are_left_alone(repo: Repository) -> Non
     saved = await repo.save_scan(now=NOW, fetches=[fetch([search.id], [listing(1)])], runs=[run(search.id)],
                                  searches={search.id: search}, baseline_first_scan=False)
     assert (saved.new_listings, saved.alerts_queued) == (1, 0)
+
+
+async def test_a_moved_chat_takes_its_scope_along(repo: Repository) -> None:
+    """Regression: after a Telegram group became a supergroup its searches kept the old chat as their scope."""
+    group = Destination("telegram", "-100")
+    search = await repo.save_search(owner="u", destination=group, scope="-100", spec=spec(), now=NOW,
+                                    first_run_at=NOW)
+    other = await repo.save_search(owner="u", destination=group, scope="guild", spec=spec(), now=NOW,
+                                   first_run_at=NOW)
+    await repo.move_destination(group, Destination("telegram", "-100999"))
+    moved, kept = await repo.load_search(search.id), await repo.load_search(other.id)
+    assert (moved.destination.target, moved.scope) == ("-100999", "-100999")
+    assert (kept.destination.target, kept.scope) == ("-100999", "guild")
