@@ -109,6 +109,7 @@ class Dispatcher:
         backoff_seconds: float = 5.0,
         backoff_max_seconds: float = 900.0,
         batch_size: int = 200,
+        per_destination: int = 30,
         on_destination_gone: DestinationGoneHook | None = None,
         observer: DeliveryObserver | None = None,
     ) -> None:
@@ -120,6 +121,9 @@ class Dispatcher:
         self._backoff = backoff_seconds
         self._backoff_max = backoff_max_seconds
         self._batch = batch_size
+        # A pass ends when its slowest chat is done: a cap per chat keeps a long queue in one chat (sent as
+        # digests) from holding every other chat's alerts until the next pass.
+        self._per_destination = per_destination
         self._on_gone = on_destination_gone
         self._observer = observer
         self.last_delivery_at: dict[str, datetime] = {}
@@ -129,7 +133,8 @@ class Dispatcher:
 
     async def drain_once(self) -> DrainReport:
         """Send one batch of due alerts; returns what happened."""
-        alerts = await self._repo.load_due_alerts(now=self._clock(), limit=self._batch, platforms=self._notifiers)
+        alerts = await self._repo.load_due_alerts(now=self._clock(), limit=self._batch, platforms=self._notifiers,
+                                                  per_destination=self._per_destination)
         by_destination: dict[Destination, list[Alert]] = {}
         for alert in alerts:
             by_destination.setdefault(alert.destination, []).append(alert)

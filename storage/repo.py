@@ -529,13 +529,24 @@ class Repository:
 
     # --- the alert outbox -------------------------------------------------------------------------------------
 
-    async def load_due_alerts(self, *, now: datetime, limit: int, platforms: Iterable[str]) -> list[Alert]:
+    async def load_due_alerts(self, *, now: datetime, limit: int, platforms: Iterable[str],
+                              per_destination: int | None = None) -> list[Alert]:
+        """The alerts due now, oldest first; at most `per_destination` for any one chat, so a chat with a long
+        queue cannot fill the batch and keep the others waiting behind it."""
+        due = sa.select(OutboxRow.id).where(
+            OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now, OutboxRow.platform.in_(list(platforms))
+        )
+        if per_destination is not None:
+            place = sa.func.row_number().over(
+                partition_by=(OutboxRow.platform, OutboxRow.target), order_by=(OutboxRow.next_attempt_at, OutboxRow.id)
+            ).label("place")
+            ranked = due.add_columns(place).subquery()
+            due = sa.select(ranked.c.id).where(ranked.c.place <= per_destination)
         stmt = (
             sa.select(OutboxRow, ListingRow, SearchRow.query)
             .join(ListingRow, ListingRow.id == OutboxRow.listing_id)
             .outerjoin(SearchRow, SearchRow.id == OutboxRow.search_id)
-            .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now,
-                   OutboxRow.platform.in_(list(platforms)))
+            .where(OutboxRow.id.in_(due))
             .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
             .limit(limit)
         )

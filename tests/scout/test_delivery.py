@@ -160,3 +160,12 @@ async def test_a_moved_chat_takes_its_searches_and_alerts_along(
     await dispatcher.drain()
     assert [(d.target, a.listing.external_id) for d, a in notifier.sent] == [("-100999", "0"), ("-100999", "1")]
     assert (await repo.load_search(1)).destination == Destination("console", "-100999")
+
+
+async def test_a_long_queue_in_one_chat_does_not_fill_the_batch(repo: Repository, clock: ManualClock) -> None:
+    await queue_alerts(repo, clock, "busy", 50)
+    await queue_alerts(repo, clock, "quiet", 2, start=100)
+    due = await repo.load_due_alerts(now=clock(), limit=20, platforms=["console"], per_destination=5)
+    assert [a.destination.target for a in due].count("busy") == 5
+    assert [a.listing.external_id for a in due if a.destination.target == "quiet"] == ["100", "101"]
+    assert [a.listing.external_id for a in due if a.destination.target == "busy"] == ["0", "1", "2", "3", "4"]
