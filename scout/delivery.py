@@ -164,7 +164,7 @@ class Dispatcher:
         else:
             batches = [[alert] for alert in alerts]
         sent = retried = dead = 0
-        for index, batch in enumerate(batches):
+        for batch in batches:
             result = await self._send(notifier, batch)
             if result.delivered:
                 now = self._clock()
@@ -209,9 +209,9 @@ class Dispatcher:
             next_at = self._clock() + timedelta(seconds=wait)
             for alert in batch:
                 await self._repo.mark_alert_retry(alert.outbox_id, next_attempt_at=next_at, error=result.error or "")
-            for later in batches[index + 1 :]:
-                for alert in later:
-                    await self._repo.defer_alert(alert.outbox_id, next_attempt_at=next_at)
+            # Everything else waiting for this chat waits as long, loaded in this pass or not: one schedule of
+            # attempts per chat, not one per slice of its queue.
+            await self._repo.defer_destination(destination, next_attempt_at=next_at)
             retried += len(batch)
             self._observed(destination.platform, len(batch), "retry")
             break

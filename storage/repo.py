@@ -575,11 +575,13 @@ class Repository:
                 .values(attempts=OutboxRow.attempts + 1, next_attempt_at=next_attempt_at, last_error=error[:1000])
             )
 
-    async def defer_alert(self, outbox_id: int, *, next_attempt_at: datetime) -> None:
-        """Put an alert back without counting an attempt (the platform asked us to wait, nothing failed)."""
+    async def defer_destination(self, destination: Destination, *, next_attempt_at: datetime) -> None:
+        """Hold every pending alert of a chat until then, without counting an attempt against them."""
         async with self._sessions.begin() as session:
             await session.execute(
-                sa.update(OutboxRow).where(OutboxRow.id == outbox_id, OutboxRow.status == "pending")
+                sa.update(OutboxRow)
+                .where(OutboxRow.platform == destination.platform, OutboxRow.target == destination.target,
+                       OutboxRow.status == "pending", OutboxRow.next_attempt_at < next_attempt_at)
                 .values(next_attempt_at=next_attempt_at)
             )
 
