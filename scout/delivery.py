@@ -90,9 +90,13 @@ class DrainReport:
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rand: float) -> float:
-    """Exponential backoff with full jitter: a random wait up to base * 2^(attempt-1), capped."""
+    """Exponential backoff with equal jitter: between half and all of base * 2^(attempt-1), capped.
+
+    Half the wait is fixed so that the attempts of one alert always span a real outage (with the defaults, 8
+    attempts cover at least ten minutes); the random half keeps many alerts from retrying in step.
+    """
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return max(base / 2, ceiling * rand)
+    return ceiling / 2 + ceiling / 2 * rand
 
 
 class Dispatcher:

@@ -113,10 +113,16 @@ async def test_a_notifier_that_raises_is_retried_not_fatal(
 
 @pytest.mark.parametrize("attempt", [1, 2, 5, 12])
 def test_backoff_delay_is_bounded_and_grows(attempt: int) -> None:
+    ceiling = min(300, 5 * 2 ** (attempt - 1))
     low = backoff_delay(attempt, base=5, cap=300, rand=0.0)
     high = backoff_delay(attempt, base=5, cap=300, rand=0.999)
-    assert 2.5 <= low <= high <= 300
-    assert high >= min(300, 5 * 2 ** (attempt - 1)) * 0.99
+    assert low == ceiling / 2 and ceiling * 0.99 <= high <= ceiling
+
+
+def test_the_attempts_of_one_alert_span_a_five_minute_outage() -> None:
+    """Regression: with full jitter, eight unlucky attempts could all fall within 20 s and lose the alert."""
+    shortest = sum(backoff_delay(attempt, base=5, cap=900, rand=0.0) for attempt in range(1, 8))
+    assert shortest > 5 * 60
 
 
 async def test_a_destination_that_falls_behind_gets_digests(repo: Repository, clock: ManualClock) -> None:
