@@ -1,0 +1,1 @@
+"""The Discord front end: slash commands, persistent alert buttons, and paced delivery of deal alerts."""

@@ -1,0 +1,85 @@
+"""/admin through the real CommandTree: operators only, every action answered, audited and echoed to the ops channel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.commands import Actor, Commands
+from bot.discord.frontend import DiscordFrontEnd
+from scout.models import Destination
+from storage.repo import Repository
+from tests.bot.discord.conftest import discord_settings, start_front
+from tests.bot.discord.harness import (
+    CHANNEL_ID,
+    GUILD_ID,
+    MANAGER,
+    MANAGER_ID,
+    OPERATOR_ID,
+    OTHER_CHANNEL_ID,
+    Interactions,
+    VirtualClock,
+    is_ephemeral,
+    reply_text,
+)
+from tests.fakes.discord_api import FakeDiscord
+
+OPS_CHANNEL = OTHER_CHANNEL_ID
+
+
+@pytest.fixture
+async def ops_front(fake: FakeDiscord, commands: Commands, vclock: VirtualClock) -> AsyncIterator[DiscordFrontEnd]:
+    front = await start_front(discord_settings(OPS_DISCORD_CHANNEL_ID=str(OPS_CHANNEL)), commands, vclock)
+    yield front
+    await front.stop()
+
+
+@pytest.fixture
+def ops(ops_front: DiscordFrontEnd, fake: FakeDiscord) -> Interactions:
+    assert ops_front.client is not None
+    return Interactions(ops_front.client, fake)
+
+
+async def test_pause_and_resume_a_marketplace(ops: Interactions, repo: Repository, fake: FakeDiscord) -> None:
+    paused = await ops.send(ops.slash("admin pause", {"marketplace": "fakebay", "reason": "captcha wall"},
+                                      user=OPERATOR_ID))
+    assert is_ephemeral(paused)
+    assert f"FakeBay paused by {OPERATOR_ID}: captcha wall" in reply_text(paused)
+    assert (await repo.load_marketplace_states())["fakebay"].paused
+    await fake.wait_for(lambda: len(fake.messages_in(OPS_CHANNEL)) == 1)
+    assert "captcha wall" in fake.messages_in(OPS_CHANNEL)[0].payload["content"]
+    resumed = await ops.send(ops.slash("admin resume", {"marketplace": "fakebay"}, user=OPERATOR_ID))
+    assert "FakeBay resumed" in reply_text(resumed)
+    assert not (await repo.load_marketplace_states())["fakebay"].paused
+
+
+async def test_backoff_status_and_failures(ops: Interactions, commands: Commands) -> None:
+    await commands.add_search(Actor("someone"), Destination("discord", str(CHANNEL_ID)), scope=str(GUILD_ID),
+                              query="lego", marketplaces="fakebay", interval_minutes=10)
+    backoff = await ops.send(ops.slash("admin backoff", {"marketplace": "fakebay"}, user=OPERATOR_ID))
+    assert "doubled the check interval of 1 active searches" in reply_text(backoff)
+    status = await ops.send(ops.slash("admin status", user=OPERATOR_ID))
+    assert "Deal Scout status" in reply_text(status) and "Outbox: 0 pending" in reply_text(status)
+    failures = await ops.send(ops.slash("admin failures", {"hours": 2}, user=OPERATOR_ID))
+    assert "No marketplace fetches in the last 2 h." in reply_text(failures)
+
+
+@pytest.mark.parametrize("command", ["admin pause", "admin resume", "admin backoff", "admin status",
+                                     "admin failures"])
+async def test_everyone_else_is_refused(ops: Interactions, repo: Repository, fake: FakeDiscord,
+                                        command: str) -> None:
+    options = {"marketplace": "fakebay"} if command in ("admin pause", "admin resume", "admin backoff") else {}
+    callback = await ops.send(ops.slash(command, options, user=MANAGER_ID, permissions=MANAGER))
+    assert is_ephemeral(callback)
+    assert "Only Deal Scout operators can run admin commands." in reply_text(callback)
+    assert await repo.load_marketplace_states() == {}
+    assert fake.messages_in(OPS_CHANNEL) == []
+
+
+async def test_unknown_marketplace_and_autocomplete(ops: Interactions) -> None:
+    unknown = await ops.send(ops.slash("admin pause", {"marketplace": "nosuch"}, user=OPERATOR_ID))
+    assert "Unknown marketplace 'nosuch'" in reply_text(unknown)
+    choices = await ops.send(ops.slash("admin pause", {"marketplace": "slo"}, focused="marketplace",
+                                       user=OPERATOR_ID))
+    assert choices["data"]["choices"] == [{"name": "SlowList", "value": "slowlist"}]
