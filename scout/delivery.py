@@ -172,8 +172,7 @@ class Dispatcher:
             result = await self._send(notifier, batch)
             if result.delivered:
                 now = self._clock()
-                for alert in batch:
-                    await self._repo.mark_alert_sent(alert.outbox_id, now=now)
+                await self._repo.mark_alerts_sent([alert.outbox_id for alert in batch], now=now)
                 self.last_delivery_at[destination.platform] = now
                 sent += len(batch)
                 if self._observer is not None:

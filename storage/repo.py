@@ -561,10 +561,11 @@ class Repository:
             for outbox, listing, query in rows
         ]
 
-    async def mark_alert_sent(self, outbox_id: int, *, now: datetime) -> None:
+    async def mark_alerts_sent(self, outbox_ids: Sequence[int], *, now: datetime) -> None:
+        """Alerts that went out together (one message or one digest) are recorded together."""
         async with self._sessions.begin() as session:
             await session.execute(
-                sa.update(OutboxRow).where(OutboxRow.id == outbox_id, OutboxRow.status == "pending")
+                sa.update(OutboxRow).where(OutboxRow.id.in_(list(outbox_ids)), OutboxRow.status == "pending")
                 .values(status="sent", sent_at=now, attempts=OutboxRow.attempts + 1, last_error=None)
             )
 

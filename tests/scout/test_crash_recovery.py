@@ -36,10 +36,10 @@ class CrashingRepository(Repository):
             raise SimulatedCrash  # committed, nothing sent
         return saved
 
-    async def mark_alert_sent(self, outbox_id: int, **kwargs: Any) -> None:
+    async def mark_alerts_sent(self, outbox_ids: Any, **kwargs: Any) -> None:
         if self.crash_at == "after-send":
             raise SimulatedCrash  # the chat has the message, the outbox does not know
-        await super().mark_alert_sent(outbox_id, **kwargs)
+        await super().mark_alerts_sent(outbox_ids, **kwargs)
 
 
 @asynccontextmanager

@@ -173,7 +173,7 @@ async def test_outbox_transitions(repo: Repository) -> None:
     await repo.save_scan(now=NOW, fetches=[fetch([search.id], [listing(1), listing(2), listing(3)])],
                          runs=[run(search.id)], searches={search.id: search}, baseline_first_scan=False)
     first, second, third = await repo.load_due_alerts(now=NOW, limit=10, platforms=["console"])
-    await repo.mark_alert_sent(first.outbox_id, now=NOW)
+    await repo.mark_alerts_sent([first.outbox_id], now=NOW)
     await repo.mark_alert_retry(second.outbox_id, next_attempt_at=NOW + timedelta(minutes=1), error="HTTP 502")
     await repo.mark_alert_dead(third.outbox_id, reason="chat not found")
     assert await repo.load_due_alerts(now=NOW, limit=10, platforms=["console"]) == []
