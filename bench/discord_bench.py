@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=60, help="rounds of the 8 command kinds")
     parser.add_argument("--alerts", type=int, default=1000)
     parser.add_argument("--channels", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=200, help="the dispatcher's batch size (the service's: 200)")
+    parser.add_argument("--batch", type=int, default=1000, help="the dispatcher's batch size (the service's: 1000)")
     parser.add_argument("--skip-commands", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)

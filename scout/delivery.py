@@ -112,7 +112,7 @@ class Dispatcher:
         max_attempts: int = 8,
         backoff_seconds: float = 5.0,
         backoff_max_seconds: float = 900.0,
-        batch_size: int = 200,
+        batch_size: int = 1000,
         per_destination: int = 30,
         on_destination_gone: DestinationGoneHook | None = None,
         observer: DeliveryObserver | None = None,
