@@ -211,3 +211,16 @@ async def test_a_moved_chat_takes_its_scope_along(repo: Repository) -> None:
     moved, kept = await repo.load_search(search.id), await repo.load_search(other.id)
     assert (moved.destination.target, moved.scope) == ("-100999", "-100999")
     assert (kept.destination.target, kept.scope) == ("-100999", "guild")
+
+
+async def test_activity_for_the_daily_summary(repo: Repository) -> None:
+    search = await add(repo)
+    await repo.save_scan(now=NOW, fetches=[fetch([search.id], [listing(1), listing(2)])], runs=[run(search.id)],
+                         searches={search.id: search}, baseline_first_scan=False)
+    blocked = FetchOutcome("ebay", "rtx 3080", "blocked", 5, error="HTTP 429", matches={search.id: ()})
+    await repo.save_scan(now=NOW, fetches=[blocked], runs=[run(search.id, ok=False)], searches={search.id: search})
+    (first, _) = await repo.load_due_alerts(now=NOW, limit=5, platforms=["console"])
+    await repo.mark_alerts_sent([first.outbox_id], now=NOW)
+    activity = await repo.load_activity(since=NOW - timedelta(days=1))
+    assert activity == {"fetches": {"ebay": {"success": 1, "blocked": 1}}, "new_listings": 2, "alerts_sent": 1,
+                        "searches": {"active": 1}}

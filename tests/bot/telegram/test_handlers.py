@@ -72,6 +72,9 @@ BAD_INPUT = [
     ("hello there", "I only understand commands. Send /help to see them, or /add to save a search."),
     ("/admin status", "Only Deal Scout operators can run admin commands."),
     ("/admin pause ebay", "Only Deal Scout operators can run admin commands."),
+    ("/admin resume ebay", "Only Deal Scout operators can run admin commands."),
+    ("/admin backoff ebay", "Only Deal Scout operators can run admin commands."),
+    ("/admin failures", "Only Deal Scout operators can run admin commands."),
 ]
 
 
