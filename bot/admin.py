@@ -75,15 +75,17 @@ class AdminCommands:
         lines = [f"Deal Scout status at {now:%Y-%m-%d %H:%M} UTC"]
         for key, adapter in sorted(self.adapters.items()):
             state = states.get(key)
+            usage = adapter.usage()
+            extra = f"; {usage}" if usage else ""
             if state is None:
-                lines.append(f"- {adapter.name}: active, not scanned yet")
+                lines.append(f"- {adapter.name}: active, not scanned yet{extra}")
                 continue
             head = f"paused ({state.reason})" if state.paused else "active"
             last_ok = f"{state.last_success_at:%H:%M}" if state.last_success_at else "never"
             tail = f", last result {state.last_status}" if state.last_status else ""
             if state.consecutive_failures:
                 tail += f", {state.consecutive_failures} failures in a row ({state.last_error})"
-            lines.append(f"- {adapter.name}: {head}, last success {last_ok}{tail}")
+            lines.append(f"- {adapter.name}: {head}, last success {last_ok}{tail}{extra}")
         oldest = f", oldest waiting {int((now - outbox.oldest_pending_at).total_seconds())} s" \
             if outbox.oldest_pending_at else ""
         lines.append(f"Outbox: {outbox.pending} pending{oldest}, {outbox.dead} dead, {outbox.sent} sent")

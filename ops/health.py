@@ -108,6 +108,7 @@ class HealthChecker:
                 "failures_last_hour": failures.get("failed", 0),
                 "blocks_last_hour": failures.get("blocked", 0),
                 "consecutive_failures": state.consecutive_failures if state else 0,
+                "usage": adapter.usage(),  # an API's daily budget, as the running service has spent it
             }
         report["marketplaces"] = markets
         report["platforms"] = {

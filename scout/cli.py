@@ -229,7 +229,8 @@ def render_health(report: dict[str, Any]) -> str:
     for key, market in sorted(report.get("marketplaces", {}).items()):
         state = market["state"] if market["state"] != "paused" else f"PAUSED ({market.get('paused_reason')})"
         lines.append(f"{key:<10} {state}, circuit {market['circuit']}, last {market.get('last_status') or '-'}, "
-                     f"{market['failures_last_hour']} failed and {market['blocks_last_hour']} blocked in 1 h")
+                     f"{market['failures_last_hour']} failed and {market['blocks_last_hour']} blocked in 1 h"
+                     + (f"; {market['usage']}" if market.get("usage") else ""))
     for platform, info in sorted(report.get("platforms", {}).items()):
         lines.append(f"{platform:<10} {'connected' if info['connected'] else 'DISCONNECTED'}, "
                      f"last delivery {info.get('last_delivery') or 'never'}")

@@ -109,3 +109,14 @@ async def test_metrics_are_prometheus_text_with_the_runbooks_names(
     assert ("process_resident_memory_bytes", ()) in samples
     # Low cardinality: no label carries a chat, user or search id.
     assert all(key not in dict(labels) for _, labels in samples for key in ("chat", "user", "target", "search"))
+
+
+async def test_an_api_budget_shows_in_the_detailed_health(tmp_path: Path) -> None:
+    settings = load_settings({"DEALSCOUT_DATA_DIR": str(tmp_path), "OPS_HTTP_PORT": "0", "EBAY_CLIENT_ID": "id",
+                              "EBAY_CLIENT_SECRET": "secret", "EBAY_API_DAILY_CALLS": "5000"}, env_file=None)
+    async with build_service(settings) as service:
+        report = await service.ops.health.detailed()
+        status = await service.admin.status(Actor("op", is_operator=True))
+    assert report["marketplaces"]["ebay"]["usage"].startswith("API budget: 0 of 5000 calls used today")
+    assert "API budget: 0 of 5000" in status
+    assert report["marketplaces"]["craigslist"]["usage"] is None
