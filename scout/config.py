@@ -58,10 +58,11 @@ def _optional(text: str) -> str | None:
 
 
 def _optional_id(text: str) -> int | None:
+    """A Discord snowflake or a Telegram chat id (group chats are negative), or None when empty."""
     text = text.strip()
     if not text:
         return None
-    if not text.isdigit():
+    if not text.lstrip("-").isdigit():
         raise ValueError("expected a numeric id")
     return int(text)
 
@@ -71,15 +72,6 @@ def _id_list(text: str) -> frozenset[int]:
     if any(not part.lstrip("-").isdigit() for part in ids):
         raise ValueError("expected numeric ids separated by commas")
     return frozenset(int(part) for part in ids)
-
-
-def _optional_signed_id(text: str) -> int | None:
-    text = text.strip()
-    if not text:
-        return None
-    if not text.lstrip("-").isdigit():
-        raise ValueError("expected a numeric id (group chats are negative)")
-    return int(text)
 
 
 def _port(text: str) -> int:
@@ -198,7 +190,7 @@ SETTINGS: dict[str, Setting] = {
     "ops_discord_channel_id": Setting(
         "OPS_DISCORD_CHANNEL_ID", "", _optional_id, "Discord channel that hears ops messages; empty: none."),
     "ops_telegram_chat_id": Setting(
-        "OPS_TELEGRAM_CHAT_ID", "", _optional_signed_id, "Telegram chat that hears ops messages; empty: none."),
+        "OPS_TELEGRAM_CHAT_ID", "", _optional_id, "Telegram chat that hears ops messages; empty: none."),
     "ebay_domain": Setting("EBAY_DOMAIN", "www.ebay.com", str, "eBay site to search (www.ebay.co.uk, www.ebay.de, ...)."),
     "ebay_client_id": Setting(
         "EBAY_CLIENT_ID", "", _optional,
