@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -210,7 +209,6 @@ class Commands:
         adapters: Mapping[str, Adapter],
         *,
         clock: Callable[[], datetime],
-        rng: random.Random | None = None,
         default_unpriced: UnpricedRule = UnpricedRule.INCLUDE,
         default_marketplaces: Iterable[str] = (),
     ) -> None:
@@ -218,7 +216,6 @@ class Commands:
         self._default_marketplaces = tuple(default_marketplaces)
         self.adapters = adapters
         self._clock = clock
-        self._rng = rng or random.Random()
         self._default_unpriced = default_unpriced
 
     async def add_search(

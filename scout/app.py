@@ -142,7 +142,7 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         fetcher = build_fetcher(settings, adapters, resolve)
         scheduler = ScoutScheduler(scan_tick_seconds=settings.scan_tick_seconds,
                                    delivery_tick_seconds=settings.delivery_tick_seconds)
-        commands = Commands(store.repo, adapters, clock=utc_now, rng=rng,
+        commands = Commands(store.repo, adapters, clock=utc_now,
                             default_unpriced=settings.unpriced_listings,
                             default_marketplaces=settings.default_marketplaces)
         # Operator actions are announced in the ops channel, which exists once the platforms do: see below.

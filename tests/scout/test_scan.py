@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
 import pytest
@@ -30,7 +29,7 @@ def market() -> TableAdapter:
 
 @pytest.fixture
 def commands(repo: Repository, market: TableAdapter, clock: ManualClock) -> Commands:
-    return Commands(repo, {market.key: market}, clock=clock, rng=random.Random(1))
+    return Commands(repo, {market.key: market}, clock=clock)
 
 
 @pytest.fixture
