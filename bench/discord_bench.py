@@ -239,7 +239,8 @@ async def bench_throughput(*, alerts: int, channels: int, batch: int) -> None:
                  "even s", "x even"], rows)
     print(f"'fastest': the greedy schedule of the same messages under the fake's limits (the global limit may burst "
           f"{fake.global_limit} at once); 'even': the same with the global limit spread evenly at "
-          f"{fake.global_limit}/s. The notifier spreads requests at {DiscordLimits().global_per_second:.0f}/s. "
+          f"{fake.global_limit}/s. The notifier sends at most {DiscordLimits().global_requests} in any "
+          f"{DiscordLimits().global_window_seconds} s. "
           f"Target: x within {THROUGHPUT_TARGET:.2f}.")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
@@ -87,3 +88,48 @@ class Pacer:
         if self._global_rate is None:
             return list(limits)
         return [*limits, (("global",), self._global_rate)]
+
+
+class SlidingWindow:
+    """At most `count` requests in any span of `window` seconds, counted the way the receiving side counts them.
+
+    A request takes a slot with `acquire()` and hands it back with `release()` once its answer is in; the window
+    counts answered requests by when their answers came. An answer comes after the request reached the server,
+    so a request that leaves a window after an answer reaches the server a window after that request did: bursts
+    up to the full count, and network jitter cannot bunch them past it.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._count = count
+        self._window = window
+        self._clock = clock
+        self._sleep = sleep
+        self._stamps: deque[float] = deque()
+        self._in_flight = 0
+        self._released = asyncio.Event()
+
+    async def acquire(self) -> None:
+        while True:
+            now = self._clock()
+            while self._stamps and self._stamps[0] <= now - self._window:
+                self._stamps.popleft()
+            if len(self._stamps) + self._in_flight < self._count:
+                self._in_flight += 1
+                return
+            if self._stamps:
+                await self._sleep(self._stamps[0] + self._window - now)
+            else:  # every slot is a request still waiting for its answer
+                self._released.clear()
+                await self._released.wait()
+
+    def release(self) -> None:
+        self._in_flight -= 1
+        self._stamps.append(self._clock())
+        self._released.set()

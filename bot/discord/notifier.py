@@ -22,7 +22,7 @@ from bot.discord.render import (
 )
 from scout.delivery import DeliveryResult
 from scout.models import Alert, Destination
-from scout.pacing import Pacer, Rate
+from scout.pacing import Pacer, Rate, SlidingWindow
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,10 @@ class DiscordLimits:
     channel_messages: int = 5
     channel_window_seconds: float = 5.0
     # "All bots can make up to 50 requests per second" (rate-limits#global-rate-limit), counted where Discord
-    # receives them. Requests are spread evenly below that, with a burst of 2 to absorb timer jitter: burst + rate
-    # is 46, so network jitter of up to four requests' spacing (about 90 ms) still keeps every second under 50.
-    global_per_second: float = 44.0
-    global_burst: int = 2
+    # receives them: 50 in any window, counted by when answers came (see scout.pacing.SlidingWindow), with 50 ms
+    # to spare for clock granularity.
+    global_requests: int = 50
+    global_window_seconds: float = 1.05
     # More alerts waiting for one channel than it lets through within this long go out as digests instead.
     digest_after_seconds: float = 10.0
     # After a 5xx (tried twice), the alert waits base * 2^attempts, up to the cap: the service's 8 attempts
@@ -79,9 +79,8 @@ class DiscordNotifier:
         self._clock = clock
         self._sleep = sleep
         self._channel_pacer = Pacer(clock=clock, sleep=sleep)
-        burst = self.limits.global_burst
-        self._global_pacer = Pacer(global_rate=Rate(burst, burst / self.limits.global_per_second), clock=clock,
-                                   sleep=sleep)
+        self._global_window = SlidingWindow(self.limits.global_requests, self.limits.global_window_seconds,
+                                            clock=clock, sleep=sleep)
         # Channels take global turns one at a time, first come first served: no herd wakes for every token.
         self._global_turn = asyncio.Lock()
         self._channel_rate = Rate(self.limits.channel_messages, self.limits.channel_window_seconds)
@@ -118,12 +117,14 @@ class DiscordNotifier:
         channel = self._dm_channels.get(user_id)
         if channel is None:
             async with self._global_turn:
-                await self._global_pacer.acquire([])
+                await self._global_window.acquire()
             try:
                 response = await self._rest.request("POST", "/users/@me/channels",
                                                     payload={"recipient_id": str(user_id)})
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
                 return DeliveryResult.retry(f"connection failed: {type(err).__name__}")
+            finally:
+                self._global_window.release()
             if response.status != 200 or not isinstance(response.data, dict):
                 return DeliveryResult.dead(f"cannot open a DM: HTTP {response.status} {response.error_message}")
             channel = self._dm_channels[user_id] = str(response.data["id"])
@@ -178,6 +179,8 @@ class DiscordNotifier:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
             log.info("no answer from Discord: %s", type(err).__name__)
             return None
+        finally:
+            self._global_window.release()
 
     async def _wait_for_turn(self, target: str, state: _Channel) -> None:
         await self._hold(lambda: state.reset_at + RESET_MARGIN_SECONDS
@@ -185,7 +188,7 @@ class DiscordNotifier:
         await self._channel_pacer.acquire([(("channel", target), self._channel_rate)])
         async with self._global_turn:
             await self._hold(lambda: self._global_hold_until)
-            await self._global_pacer.acquire([])
+            await self._global_window.acquire()
 
     async def _hold(self, until: Callable[[], float]) -> None:
         """Sleep until the time `until` names (it may move while we sleep: a 429 elsewhere)."""

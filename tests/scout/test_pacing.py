@@ -69,3 +69,33 @@ async def test_a_waiting_key_does_not_block_another() -> None:
     await asyncio.wait_for(pacer.acquire([(("chat", "fast"), Rate(1, 60.0))]), timeout=5)
     assert not waiting.done()
     waiting.cancel()
+
+
+async def test_a_sliding_window_allows_the_full_burst_and_no_more() -> None:
+    from scout.pacing import SlidingWindow
+
+    clock = FakeClock()
+    window = SlidingWindow(3, 1.0, clock=clock, sleep=clock.sleep)
+    stamps = []
+    for _ in range(7):
+        await window.acquire()
+        stamps.append(clock.now)
+        clock.now += 0.1  # the answer takes 100 ms; the window counts from it
+        window.release()
+        clock.now -= 0.1
+    assert stamps == [0.0, 0.0, 0.0, 1.1, 1.1, 1.1, 2.2]
+
+
+async def test_a_sliding_window_waits_for_answers_when_every_slot_is_in_flight() -> None:
+    from scout.pacing import SlidingWindow
+
+    clock = FakeClock()
+    window = SlidingWindow(2, 1.0, clock=clock, sleep=clock.sleep)
+    await window.acquire()
+    await window.acquire()
+    third = asyncio.create_task(window.acquire())
+    await asyncio.sleep(0)
+    assert not third.done()
+    window.release()  # the answer arrives at t=0: the third may go once the window has passed
+    await asyncio.wait_for(third, timeout=5)
+    assert clock.now == 1.0
