@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ops.health import HealthChecker, percentile
 from ops.metrics import Metrics
+from scout.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,12 @@ class OpsServer:
         self._runner = web.AppRunner(self._app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as err:
+            await self._runner.cleanup()
+            raise ConfigError(f"the ops API cannot listen on {self._host}:{self._port} ({err.strerror}); "
+                              "set OPS_HTTP_HOST / OPS_HTTP_PORT (0 picks a free port)") from err
         server = site._server  # the bound socket tells the real port when 0 was asked for
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self._port

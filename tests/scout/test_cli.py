@@ -177,3 +177,15 @@ async def test_doctor_reads_the_running_service(tmp_path: Path, monkeypatch: pyt
         parser = cli.build_parser()
         code = await cli.cmd_doctor(doctor_settings, parser.parse_args(["doctor"]))
     assert code == 0
+
+
+def test_a_taken_ops_port_is_named(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("OPS_HTTP_PORT", str(taken.getsockname()[1]))
+        code, _, err = run(capsys, "run")
+    assert code == 1
+    assert "the ops API cannot listen on 127.0.0.1:" in err and "OPS_HTTP_PORT" in err
