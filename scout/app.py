@@ -22,6 +22,7 @@ from bot.console import ConsoleNotifier
 from scout.circuit import CircuitPolicy
 from scout.config import Settings
 from scout.delivery import Dispatcher, Notifier
+from scout.errors import InputError
 from scout.models import Destination, SavedSearch
 from scout.scan import Scanner
 from scout.scheduler import DELIVERY_JOB, ScoutScheduler
@@ -50,8 +51,14 @@ def build_fetcher(settings: Settings, adapters: Mapping[str, Adapter],
         resolve=resolve,
     )
     for adapter in adapters.values():
-        # Each adapter's request budget becomes its domain's rate limit in the shared fetcher.
-        domain = adapter.rate_limit_domain or URL(adapter.build_request(SearchQuery("probe")).url).host
+        # Each adapter's request budget becomes its domain's rate limit in the shared fetcher. An adapter with no
+        # fixed host (a feed lives wherever its user says) refuses the probe; its hosts keep the default rate.
+        domain = adapter.rate_limit_domain
+        if domain is None:
+            try:
+                domain = URL(adapter.build_request(SearchQuery("probe")).url).host
+            except InputError:
+                continue
         if domain:
             fetcher.set_host_rate(domain, adapter.requests_per_minute)
     return fetcher

@@ -35,12 +35,9 @@ class RssAdapter(Adapter):
     # (Slickdeals' frontpage feed among them) are built to be polled about that often. 15 minutes is the floor.
     min_interval_minutes = 15
     # Meant per feed host: a feed is one small file, and 2 requests a minute to one host is far below any limit.
-    # The fetcher budgets by a registered domain, and feeds live on any host, so feed hosts get the fetcher's
-    # default per-host rate until it can budget by a request's own host (see rate_limit_domain).
+    # Feeds live on any host, so there is no domain to register this budget for: feed hosts get the fetcher's
+    # default per-host rate (build_request refuses the composition root's probe, which has no feed URL).
     requests_per_minute = 2.0
-    # No one domain to budget. "invalid" (RFC 6761 §6.4) is never a real host, so registering it is harmless, and it
-    # keeps the composition root from probing build_request, which needs a feed URL, for a domain.
-    rate_limit_domain = "invalid"
     # location = the feed URL; titles carry a price only sometimes, so no price filter is promised.
     capabilities = Capabilities(price_filter=False, location=True, posted_time=True, images=True)
 
