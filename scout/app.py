@@ -225,14 +225,18 @@ async def start_service(service: Service) -> None:
     )
 
 
-async def run_service(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or `stop` is set): scan on schedule and deliver alerts."""
+async def run_service(settings: Settings, *, stop: asyncio.Event | None = None,
+                      resolve: Mapping[str, str] | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or `stop` is set): scan on schedule and deliver alerts.
+
+    `resolve` sends marketplace hosts elsewhere (see HttpFetcher): a process under test talks to local fakes.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with build_service(settings) as service:
+    async with build_service(settings, resolve=resolve) as service:
         await start_service(service)
         searches = await service.store.repo.count_searches()
         log.info("Deal Scout running: %d saved searches, marketplaces: %s, database: %s", searches,
