@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from dataclasses import replace
 from datetime import timedelta
 
@@ -50,6 +51,9 @@ OUTAGE_BACKOFF = 5.0
 OUTAGE_BACKOFF_MAX = 300.0
 # While the front end is not connected yet (the scheduler starts first), come back after this long.
 NOT_CONNECTED_WAIT = 5.0
+# A command reply that flood control turns away is sent again after the wait Telegram gives, this many sends in all:
+# a person is waiting for it, but a chat Telegram keeps refusing should not hold its updates forever.
+REPLY_ATTEMPTS = 3
 # Bad requests from sendPhoto that mean "the image", not "the chat": the alert goes out as text instead.
 _PHOTO_PROBLEMS = ("wrong file identifier", "http url", "web page content", "image_process_failed", "photo",
                    "failed to get")
@@ -78,6 +82,34 @@ def to_markup(keyboard: Keyboard) -> InlineKeyboardMarkup | None:
          for b in row]
         for row in keyboard
     ])
+
+
+class ReplyQueue:
+    """Command replies waiting to go out, per chat: alerts to a chat hold back while a reply to it waits."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, int] = {}
+        self._none_left: dict[int, asyncio.Event] = {}
+
+    @contextlib.contextmanager
+    def waiting(self, chat_id: int) -> Iterator[None]:
+        """A reply to this chat waits (or is on its way) while the block runs."""
+        self._waiting[chat_id] = self._waiting.get(chat_id, 0) + 1
+        self._none_left.setdefault(chat_id, asyncio.Event())
+        try:
+            yield
+        finally:
+            self._waiting[chat_id] -= 1
+            if not self._waiting[chat_id]:
+                del self._waiting[chat_id]
+                self._none_left.pop(chat_id).set()
+
+    def any_for(self, chat_id: int) -> bool:
+        return chat_id in self._waiting
+
+    async def wait_until_none_for(self, chat_id: int) -> None:
+        while (none_left := self._none_left.get(chat_id)) is not None:
+            await none_left.wait()
 
 
 class TelegramNotifier:
@@ -114,6 +146,7 @@ class TelegramNotifier:
         self._ops_chat_id = ops_chat_id
         self._names = dict(marketplace_names or {})
         self._held_until: dict[int, float] = {}  # chat -> when Telegram said we may send there again
+        self._replies = ReplyQueue()
         self._limits = (per_chat, per_group, overall)
         self._margin = margin
         self.set_limits()
@@ -151,22 +184,34 @@ class TelegramNotifier:
             limits.append((("group", chat_id), self._group_rate))
         return limits
 
-    async def pace(self, chat_id: int) -> None:
-        """Wait until one more message to this chat keeps every limit; command replies go through here too."""
-        held = self._held_until.get(chat_id)
-        if held is not None:
-            wait = held - self._clock()
+    async def pace(self, chat_id: int, *, reply: bool = False) -> None:
+        """Wait until one more message to this chat keeps every limit; command replies (`reply`) go ahead of
+        the alerts waiting for the same chat (send_text registers them in the ReplyQueue)."""
+        own = self._limits_for(chat_id)
+        while True:
+            if not reply:
+                await self._replies.wait_until_none_for(chat_id)
+            # Wait out this chat's own limits first, outside the queue, so a chat held by them holds up no one else.
+            wait = self._chat_wait(chat_id, own)
             if wait > 0:
                 await self._sleep(wait)
-            self._held_until.pop(chat_id, None)
-        own = self._limits_for(chat_id)
-        # Wait out this chat's own limits first, outside the queue, so a chat held by them holds up no one else.
-        while (wait := self._pacer.delay(own)) > 0:
-            await self._sleep(wait)
-        # Then queue for the limit every chat shares. Waiters racing for it (as Pacer.acquire alone has them do)
-        # starve some of them for many seconds when the bot runs near 30 messages/s.
-        async with self._turn:
-            await self._pacer.acquire([*own, (("overall",), self._overall_rate)])
+                continue
+            # Then queue for the limit every chat shares. Waiters racing for it (as Pacer.acquire alone has them
+            # do) starve some of them for many seconds when the bot runs near 30 messages/s.
+            async with self._turn:
+                # While this send queued, a reply may have come for its chat, or taken the chat's slot.
+                if self._chat_wait(chat_id, own) <= 0 and (reply or not self._replies.any_for(chat_id)):
+                    await self._pacer.acquire([*own, (("overall",), self._overall_rate)])
+                    return
+
+    def _chat_wait(self, chat_id: int, own: list[tuple[Hashable, Rate]]) -> float:
+        """Seconds until this chat may have its next message: Telegram's own wait after a flood answer, or ours."""
+        held = self._held_until.get(chat_id)
+        now = self._clock()
+        if held is not None and held <= now:
+            del self._held_until[chat_id]
+            held = None
+        return max(held - now if held is not None else 0.0, self._pacer.delay(own))
 
     def wants_digest(self, destination: Destination, waiting: int) -> bool:
         try:
@@ -209,17 +254,31 @@ class TelegramNotifier:
 
     async def send_text(self, chat_id: int, html_text: str, *, reply_to: int | None = None,
                         reply_markup: object | None = None) -> Message:
-        """A paced HTML message for command replies and notices; Telegram errors are raised to the caller."""
+        """A paced HTML message for command replies and notices, ahead of the alerts waiting for its chat.
+
+        Flood control's answer is waited out and the message sent again, REPLY_ATTEMPTS sends in all; other
+        Telegram errors, and the last flood answer, are raised to the caller.
+        """
         bot = self._require_bot()
-        await self.pace(chat_id)
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
-        try:
-            return await bot.send_message(chat_id, html_text, parse_mode=ParseMode.HTML, reply_parameters=reply,
-                                          reply_markup=reply_markup,  # type: ignore[arg-type]
-                                          link_preview_options=LinkPreviewOptions(is_disabled=True))
-        except RetryAfter as err:
-            self._held_until[chat_id] = self._clock() + retry_after_seconds(err)
-            raise
+        with self._replies.waiting(chat_id):
+            attempt = 1
+            while True:
+                await self.pace(chat_id, reply=True)
+                try:
+                    return await bot.send_message(chat_id, html_text, parse_mode=ParseMode.HTML,
+                                                  reply_parameters=reply,
+                                                  reply_markup=reply_markup,  # type: ignore[arg-type]
+                                                  link_preview_options=LinkPreviewOptions(is_disabled=True))
+                except RetryAfter as err:
+                    wait = retry_after_seconds(err)
+                    self._held_until[chat_id] = self._clock() + wait
+                    if attempt >= REPLY_ATTEMPTS:
+                        log.warning("Telegram flood control turned a command reply away %d times; giving it up",
+                                    attempt)
+                        raise
+                    log.info("Telegram flood control for a chat: the command reply goes in %.0f s", wait)
+                    attempt += 1
 
     def _require_bot(self) -> Bot:
         if self._bot is None:

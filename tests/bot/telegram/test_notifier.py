@@ -8,14 +8,12 @@ from decimal import Decimal
 
 import pytest
 from telegram import Bot
-from telegram.error import RetryAfter
 from telegram.request import HTTPXRequest
 
 from bot.telegram.notifier import TelegramNotifier
 from scout.delivery import DeliveryResult, DigestNotifier
 from scout.models import Alert, Destination, Listing, Money
 from tests.bot.telegram.helpers import buttons, quick_notifier, visible
-from tests.fakes.marketplace import FakeTime
 from tests.fakes.telegram_api import FakeBotApi
 
 CHAT = Destination("telegram", "42")
@@ -139,14 +137,3 @@ async def test_ops_messages_need_an_ops_chat(api: FakeBotApi, bot: Bot) -> None:
     assert await quick_notifier(bot=bot, ops_chat_id=-5).send_ops("db slow") == DeliveryResult.ok()
     assert api.sent[0].params == {"chat_id": -5, "text": "db slow", "_message_id": 1}
 
-
-async def test_a_retry_after_on_a_reply_holds_the_chat(api: FakeBotApi, notifier: TelegramNotifier) -> None:
-    """Telegram's own wait for a chat is kept for every later message to that chat, not only alerts."""
-    time = FakeTime()
-    held = quick_notifier(bot=notifier.bot, clock=time.clock, sleep=time.sleep)
-    api.flood("sendMessage", 9)
-    with pytest.raises(RetryAfter):
-        await held.send_text(42, "hello")
-    await held.send_text(42, "again")
-    slept = time.sleeps
-    assert slept[0] == pytest.approx(9.0)
