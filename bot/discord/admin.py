@@ -31,6 +31,10 @@ async def _answer(interaction: discord.Interaction, title: str, text: str) -> No
     await send_ephemeral(interaction, embed=discord.Embed.from_dict(embed))
 
 
+# Hidden from every member but server administrators, who can show it to the operators' roles or accounts in
+# Server Settings > Integrations; never offered in DMs. Who may run it is still decided by DISCORD_OPERATOR_IDS.
+@app_commands.guild_only()
+@app_commands.default_permissions()
 class AdminGroup(app_commands.Group, name="admin", description="Deal Scout operators only"):
     """Every command checks the caller against DISCORD_OPERATOR_IDS in bot.admin.AdminCommands."""
 

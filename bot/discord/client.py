@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sys
@@ -99,7 +98,9 @@ class DealScoutClient(discord.AutoShardedClient):
     """One gateway connection (sharded automatically when Discord says so), guild events only, mentions off."""
 
     def __init__(self, services: Services, *,
-                 dynamic_items: tuple[type[discord.ui.DynamicItem[Any]], ...] = ()) -> None:
+                 dynamic_items: tuple[type[discord.ui.DynamicItem[Any]], ...] = (),
+                 on_gateway: Callable[[bool], None] = lambda up: None) -> None:
+        """`on_gateway(up)` hears each time the gateway comes up (READY, RESUMED) or drops."""
         # Guilds intent: channel and role caches for permission checks. No privileged intents are needed.
         super().__init__(intents=discord.Intents(guilds=True), allowed_mentions=discord.AllowedMentions.none(),
                          chunk_guilds_at_startup=False)
@@ -107,15 +108,24 @@ class DealScoutClient(discord.AutoShardedClient):
         self.access = Access(self, manager_role=services.manager_role, operator_ids=services.operator_ids)
         self.tree = DealScoutTree(self)
         self._dynamic_items = dynamic_items
-        self.ready_event = asyncio.Event()
+        self._on_gateway = on_gateway
 
     async def setup_hook(self) -> None:
         # Buttons on alerts sent before a restart carry their search id in custom_id; these parse them again.
         self.add_dynamic_items(*self._dynamic_items)
 
+    async def on_connect(self) -> None:
+        # READY: interactions arrive from now on. on_ready comes later, once every server has streamed in.
+        self._on_gateway(True)
+
+    async def on_resumed(self) -> None:
+        self._on_gateway(True)
+
+    async def on_disconnect(self) -> None:
+        self._on_gateway(False)
+
     async def on_ready(self) -> None:
         log.info("Discord gateway ready as %s in %d servers", self.user, len(self.guilds))
-        self.ready_event.set()
 
 
 @dataclass(frozen=True, slots=True)

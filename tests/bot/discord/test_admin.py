@@ -83,3 +83,15 @@ async def test_unknown_marketplace_and_autocomplete(ops: Interactions) -> None:
     choices = await ops.send(ops.slash("admin pause", {"marketplace": "slo"}, focused="marketplace",
                                        user=OPERATOR_ID))
     assert choices["data"]["choices"] == [{"name": "SlowList", "value": "slowlist"}]
+
+
+async def test_admin_is_hidden_from_members_and_not_offered_in_dms(ops_front: DiscordFrontEnd,
+                                                                   fake: FakeDiscord) -> None:
+    """Pins: /admin was registered for everyone and for DMs, so every member saw it (and was refused)."""
+    await ops_front.sync_commands()
+    synced = {command["name"]: command for command in fake.synced["global"]}
+    admin = synced["admin"]
+    # No permission needed by default means nobody but server administrators, who can grant it to operators.
+    assert str(admin["default_member_permissions"]) == "0"
+    assert admin["dm_permission"] is False and admin["contexts"] == [0]  # guild only
+    assert synced["search"]["default_member_permissions"] is None, "members' own commands stay visible"
