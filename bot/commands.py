@@ -28,6 +28,10 @@ MAX_RADIUS_KM = 500
 MAX_SEARCHES_PER_OWNER = 100
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A letter or a digit: `\w` alone would let "**_~~" through as a query, and it matches no listing.
+_SEARCHABLE = re.compile(r"[^\W_]")
+# An HTML tag (<b>, </b>, <script>, <a href=...>, <br/>): pasted markup, not the words of a listing.
+_MARKUP_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,11 @@ def _clean_text(value: str, *, field: str, limit: int) -> str:
     if len(text) > limit:
         raise InputError(f"The {field} is {len(text)} characters long; the limit is {limit}.", field=field)
     return text
+
+
+def looks_like_markup(text: str) -> bool:
+    """Whether the text holds an HTML tag such as <b> or </script>."""
+    return _MARKUP_TAG.search(text) is not None
 
 
 def parse_price(value: str | Decimal | int | float | None, *, field: str) -> Decimal | None:
@@ -91,7 +100,10 @@ def build_spec(
 ) -> SearchSpec:
     """Validate a search as a user typed it; raises InputError naming the first thing wrong."""
     text = _clean_text(query or "", field="query", limit=MAX_QUERY_LENGTH)
-    if not re.search(r"\w", text):
+    if looks_like_markup(text):
+        raise InputError("The query looks like HTML: send just the words to search for, without tags such as <b>.",
+                         field="query")
+    if not _SEARCHABLE.search(text):
         raise InputError("The query needs at least one word to search for.", field="query")
 
     if isinstance(marketplaces, str):

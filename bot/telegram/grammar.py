@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.commands import looks_like_markup
 from scout.errors import InputError
 
 # A line longer than this is a paste accident; build_spec would refuse its query anyway.
@@ -58,6 +59,10 @@ def parse_search_line(text: str) -> SearchLine:
     """
     if len(text) > MAX_LINE_LENGTH:
         raise InputError(f"That line is {len(text)} characters long; keep it under {MAX_LINE_LENGTH}.")
+    if looks_like_markup(text):
+        # Pasted HTML is the query, for build_spec to refuse as such: read as tokens, `<b>rtx</b>` would be a
+        # maximum price of "b>rtx</b>".
+        return SearchLine(words=[text])
     tokens = text.split()
     line = SearchLine()
     index = 0

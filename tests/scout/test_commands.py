@@ -72,6 +72,30 @@ def test_bad_input_is_refused_with_a_clear_message(fields: dict[str, str], messa
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize("query", ["**_~~", "_", "__", "-_-", "\u2014_\u2014"])
+def test_a_query_needs_a_letter_or_a_digit(query: str) -> None:
+    """Pins: `**_~~` was saved as a search, because the check for a word matched the underscore."""
+    with pytest.raises(InputError, match="at least one word"):
+        build_spec(ADAPTERS, query=query)
+    assert build_spec(ADAPTERS, query="rtx_3080").query == "rtx_3080"
+
+
+@pytest.mark.parametrize("query", ["<b>rtx</b>", "<script>", "rtx 3080 </b>", "<a href='https://x.example'>rtx</a>",
+                                   "lego<br/>"])
+def test_an_html_looking_query_is_refused_as_a_query(query: str) -> None:
+    """Pins: HTML was saved as the words to search for (and on Telegram, `<b` read as a maximum price)."""
+    with pytest.raises(InputError) as caught:
+        build_spec(ADAPTERS, query=query)
+    assert str(caught.value) == (
+        "The query looks like HTML: send just the words to search for, without tags such as <b>.")
+    assert caught.value.field == "query"
+
+
+@pytest.mark.parametrize("query", ["a < b", "usb-c > hdmi", "<3 lego", "lego <50>"])
+def test_angle_brackets_that_are_no_tags_are_words(query: str) -> None:
+    assert build_spec(ADAPTERS, query=query).query == query
+
+
 def test_location_needs_a_marketplace_that_supports_it() -> None:
     adapters = {"nolocation": TableAdapter(key="nolocation", capabilities=TableAdapter.capabilities.__class__())}
     with pytest.raises(InputError, match="by location"):

@@ -117,3 +117,17 @@ def test_a_price_answer_that_is_not_one() -> None:
                                                ("soon", "soon")])
 def test_intervals(text: str, minutes: int | str) -> None:
     assert parse_interval(text) == minutes
+
+
+HTML_QUERY = "The query looks like HTML: send just the words to search for, without tags such as <b>."
+
+
+@pytest.mark.parametrize("line", ["<b>rtx</b>", "<script>", "rtx <b>3080</b> <500", '<a href="x">rtx</a> @ebay'])
+def test_an_html_looking_line_is_refused_as_a_query_not_as_a_price(line: str) -> None:
+    """Pins: `<b>rtx</b>` was read as the maximum price "b>rtx</b>" and refused as "not a number"."""
+    assert parse_search_line(line).fields() == {"query": line}
+    with pytest.raises(InputError) as caught:
+        build_spec(ADAPTERS, **{"query": "", **parse_search_line(line).fields()})
+    assert str(caught.value) == HTML_QUERY
+    with pytest.raises(InputError, match="The maximum price '<b>500</b>' is not a number"):
+        build_spec(ADAPTERS, query="lego", max_price=parse_price_answer("<b>500</b>")[1])

@@ -86,6 +86,20 @@ async def test_bad_input_gets_a_clear_reply_and_changes_nothing(api: FakeBotApi,
         assert await repo.load_searches() == before, line
 
 
+async def test_a_query_without_letters_or_with_html_is_refused_with_a_message_about_the_query(
+    api: FakeBotApi, repo: Repository
+) -> None:
+    """Pins: `/add **_~~` saved a search, and `/add <b>rtx</b>` or `/add <script>` got a message about a price."""
+    await ask(api, "/add lego @ebay", chat_id=42)
+    before = await repo.load_searches()
+    html_query = "The query looks like HTML: send just the words to search for, without tags such as <b>."
+    for line, reply in [("/add **_~~", "The query needs at least one word to search for."),
+                        ("/add <b>rtx</b>", html_query), ("/add <script>", html_query),
+                        ("/add rtx <i>3080</i> <500 @ebay", html_query), ("/edit 1 <b>rtx</b>", html_query)]:
+        assert (line, visible((await ask(api, line, chat_id=42)).text)) == (line, reply)
+    assert await repo.load_searches() == before
+
+
 async def test_someone_elses_search_is_not_revealed(api: FakeBotApi, repo: Repository) -> None:
     await ask(api, "/add lego @ebay", chat_id=42)
     assert visible((await ask(api, "/show 1", chat_id=43)).text) == "You have no search #1."
