@@ -7,16 +7,19 @@ import html
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from telegram import BotCommand
-from telegram.error import InvalidToken, TelegramError
+from telegram import Bot, BotCommand
+from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import Application, BaseUpdateProcessor
+from telegram.request import HTTPXRequest
 
 from bot.admin import AdminCommands
 from bot.commands import Commands
+from bot.connection import Backoff, Connection, ConnectionState, ConnectionTracker, Connector, describe_error
 from bot.telegram.handlers import BOT_COMMANDS, PLATFORM, TelegramHandlers
 from bot.telegram.notifier import TelegramNotifier
 from bot.telegram.webhook import DEFAULT_PATH, build_webhook_routes
@@ -26,6 +29,7 @@ from scout.models import Destination, SavedSearch
 
 log = logging.getLogger(__name__)
 
+TOKEN_REFUSED = "TELEGRAM_TOKEN was refused by Telegram: check it with @BotFather"
 ALLOWED_UPDATES = ("message", "callback_query")
 # Long-poll this long per getUpdates call (Telegram allows up to 50 s).
 POLL_TIMEOUT_SECONDS = 10.0
@@ -74,6 +78,32 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         return None
 
 
+class PollingRequest(HTTPXRequest):
+    """The HTTP client of long polling, telling the tracker how each getUpdates went.
+
+    While nobody writes to the bot, a poll that keeps failing is the only sign that Telegram no longer reaches us.
+    """
+
+    def __init__(self, tracker: ConnectionTracker, token: str) -> None:
+        super().__init__(connection_pool_size=1)  # what PTB gives getUpdates by default
+        self._tracker = tracker
+        self._token = token
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        try:
+            code, payload = await super().do_request(*args, **kwargs)
+        except TelegramError as err:
+            self._tracker.mark_retrying(describe_error(err, self._token))
+            raise
+        if code == HTTPStatus.OK:
+            self._tracker.mark_connected()
+        elif code in (HTTPStatus.UNAUTHORIZED, HTTPStatus.NOT_FOUND):
+            self._tracker.mark_down(TOKEN_REFUSED)  # PTB stops polling for good on this answer
+        else:
+            self._tracker.mark_retrying(f"getUpdates answered {code}")
+        return code, payload
+
+
 class TelegramFrontEnd:
     """scout.app.FrontEnd for Telegram. `routes` holds the webhook endpoint in webhook mode (empty when polling)."""
 
@@ -88,7 +118,9 @@ class TelegramFrontEnd:
         admin: AdminCommands | None = None,
         notifier: TelegramNotifier | None = None,
         poll_timeout: float = POLL_TIMEOUT_SECONDS,
+        backoff: Backoff | None = None,
     ) -> None:
+        """`backoff`: the waits between connection tries (tests make them short)."""
         quiet_http_logs()
         if not settings.telegram_token:
             raise ConfigError("TELEGRAM_TOKEN is empty: the Telegram front end needs a bot token from @BotFather")
@@ -99,6 +131,10 @@ class TelegramFrontEnd:
         admin = admin or AdminCommands(commands.repo, commands.adapters, clock=clock)
         self.handlers = TelegramHandlers(commands, admin, self.notifier, operator_ids=settings.telegram_operator_ids)
         self.application: Application | None = None
+        self._menu_set = False
+        self._connector = Connector(
+            ConnectionTracker("Telegram", clock=clock), self._connect, expected=(TelegramError,),
+            secrets=(settings.telegram_token, settings.telegram_webhook_secret or ""), backoff=backoff)
         self.webhook_mode = settings.telegram_mode == "webhook"
         path = urlsplit(settings.telegram_webhook_url or "").path if self.webhook_mode else ""
         self.webhook_path = path if path not in ("", "/") else DEFAULT_PATH
@@ -116,36 +152,72 @@ class TelegramFrontEnd:
         )
         if self.webhook_mode:
             builder = builder.updater(None)  # updates arrive through `routes`, on the app's aiohttp server
+        else:
+            builder = builder.get_updates_request(PollingRequest(self._connector.tracker,
+                                                                 self._settings.telegram_token or ""))
         application = builder.build()
         self.handlers.install(application)
         return application
 
+    @property
+    def connection(self) -> Connection:
+        """Connected once getMe answered and polling runs (or the webhook is set), while polls keep answering."""
+        return self._connector.tracker.current
+
+    async def wait_for_connection(self, state: ConnectionState = "connected") -> Connection:
+        return await self._connector.tracker.wait_for(state)
+
     async def start(self) -> None:
-        application = self.build_application()
+        """Connect in the background; returns once connected, once the first try failed, or after a few seconds.
+
+        Raises ConfigError when Telegram refuses the token. Telegram being unreachable is no error here: the front
+        end keeps trying, alerts wait in the outbox meanwhile, and `connection` says how that goes.
+        """
+        if self.application is None:
+            self.application = self.build_application()
+        await self._connector.start()
+
+    async def _connect(self) -> None:
+        """One try, going on from where the last one stopped: getMe, the command menu, then polling or webhook."""
+        application = self.application
+        assert application is not None, "start() builds the application"
         try:
             await application.initialize()
-        except InvalidToken as err:
-            raise ConfigError("TELEGRAM_TOKEN was refused by Telegram: check it with @BotFather") from err
-        self.application = application
+            # Alerts wait in the outbox until here: the notifier answers "not connected yet" without a bot.
+            self.notifier.attach(application.bot)
+            await self._set_command_menu(application.bot)
+            if not application.running:
+                await application.start()
+            if self.webhook_mode:
+                await application.bot.set_webhook(self._settings.telegram_webhook_url or "",
+                                                  secret_token=self._settings.telegram_webhook_secret,
+                                                  allowed_updates=list(ALLOWED_UPDATES))
+                log.info("Telegram webhook set; updates arrive at %s", self.webhook_path)
+            else:
+                assert application.updater is not None
+                await application.updater.start_polling(timeout=self._poll_timeout,
+                                                        allowed_updates=list(ALLOWED_UPDATES),
+                                                        error_callback=_reported_by_polling_request)
+                log.info("Telegram long polling started as @%s", application.bot.username)
+        except InvalidToken:
+            # Not chained: PTB's message quotes the token, and a logged traceback would show it.
+            raise ConfigError(TOKEN_REFUSED) from None
+        self._connector.tracker.mark_connected()
+
+    async def _set_command_menu(self, bot: Bot) -> None:
+        if self._menu_set:
+            return
         try:
-            await application.bot.set_my_commands([BotCommand(name, text) for name, text in BOT_COMMANDS])
-        except TelegramError as err:
-            # The menu is a convenience; commands work without it.
+            await bot.set_my_commands([BotCommand(name, text) for name, text in BOT_COMMANDS])
+        except BadRequest as err:
+            # Telegram refused the menu itself, so asking again will not help; commands work without it.
+            # Network trouble is raised instead: the try is repeated.
             log.warning("could not register the Telegram command menu: %s", err)
-        self.notifier.attach(application.bot)
-        await application.start()
-        if self.webhook_mode:
-            await application.bot.set_webhook(self._settings.telegram_webhook_url or "",
-                                              secret_token=self._settings.telegram_webhook_secret,
-                                              allowed_updates=list(ALLOWED_UPDATES))
-            log.info("Telegram webhook set; updates arrive at %s", self.webhook_path)
-        else:
-            assert application.updater is not None
-            await application.updater.start_polling(timeout=self._poll_timeout,
-                                                    allowed_updates=list(ALLOWED_UPDATES))
-            log.info("Telegram long polling started as @%s", application.bot.username)
+        self._menu_set = True
 
     async def stop(self) -> None:
+        """Works in every state: never connected, still trying, or connected."""
+        await self._connector.stop()
         application, self.application = self.application, None
         self.notifier.attach(None)
         if application is None:
@@ -155,6 +227,8 @@ class TelegramFrontEnd:
         if application.running:
             await application.stop()
         await application.shutdown()
+        # shutdown() skips an application whose getMe never answered, and with it the bot's HTTP clients.
+        await application.bot.shutdown()
 
     async def destination_gone(self, destination: Destination, reason: str, searches: list[SavedSearch]) -> None:
         """Tell each owner privately which searches were paused and why, when they have a chat with the bot."""
@@ -173,6 +247,10 @@ class TelegramFrontEnd:
                 await self.notifier.send_text(int(owner), text)
             except TelegramError as err:
                 log.info("could not tell a search owner privately: %s", err)
+
+
+def _reported_by_polling_request(error: TelegramError) -> None:
+    """PTB's default logs a traceback for every failed poll; PollingRequest reports the state change once."""
 
 
 def build_telegram_front_end(settings: Settings, commands: Commands, *, clock: Callable[[], datetime],

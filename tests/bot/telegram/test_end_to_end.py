@@ -32,6 +32,7 @@ async def test_add_scan_alert_pause(database_url: str, tmp_path: Path) -> None:
             # Like the eBay rate above: the fake does not mind, and the test need not wait a second per message.
             front.notifier.set_limits(per_chat=Rate(1, 0.001), per_group=Rate(20, 0.06), overall=Rate(30, 0.001))
             await front.start()
+            assert front.connection.connected
 
             saved = await ask(api, "/add nintendo switch -broken <300 @ebay", chat_id=42)
             assert visible(saved.text).startswith("Saved #1 \u201cnintendo switch\u201d on eBay")
