@@ -61,6 +61,11 @@ def looks_like_markup(text: str) -> bool:
     return _MARKUP_TAG.search(text) is not None
 
 
+def pick_default_marketplaces(adapters: Mapping[str, Adapter], configured: Iterable[str]) -> tuple[str, ...]:
+    """Where a search that names no marketplace looks: the configured ones this service has, else every one."""
+    return tuple(m for m in configured if m in adapters) or tuple(adapters)
+
+
 def parse_price(value: str | Decimal | int | float | None, *, field: str) -> Decimal | None:
     """A price bound from user input: a non-negative decimal with at most two places, or None."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -110,7 +115,7 @@ def build_spec(
         marketplaces = marketplaces.replace(",", " ").split()
     chosen = tuple(dict.fromkeys(m.strip().lower() for m in (marketplaces or ()) if m.strip()))
     if not chosen:
-        chosen = tuple(m for m in default_marketplaces if m in adapters) or tuple(adapters)
+        chosen = pick_default_marketplaces(adapters, default_marketplaces)
     unknown = [m for m in chosen if m not in adapters]
     if unknown:
         raise InputError(
@@ -230,11 +235,35 @@ class Commands:
         self._clock = clock
         self._default_unpriced = default_unpriced
 
+    def now(self) -> datetime:
+        """The time by this service's clock, for front ends that time a conversation (tests set the clock)."""
+        return self._clock()
+
+    @property
+    def default_marketplaces(self) -> tuple[str, ...]:
+        """Where a search that names no marketplace looks."""
+        return pick_default_marketplaces(self.adapters, self._default_marketplaces)
+
+    def build_search_spec(self, **fields: Any) -> SearchSpec:
+        """Validate a search (or a draft of one) as add_search would, with this service's defaults."""
+        return build_spec(self.adapters, default_unpriced=self._default_unpriced,
+                          default_marketplaces=self._default_marketplaces, **fields)
+
+    def usable_marketplaces(self, **fields: Any) -> list[str]:
+        """The marketplaces that can run this search on their own: a feed, say, cannot without its address."""
+        usable = []
+        for key in self.adapters:
+            try:
+                self.build_search_spec(**{**fields, "marketplaces": [key]})
+            except InputError:
+                continue
+            usable.append(key)
+        return usable
+
     async def add_search(
         self, actor: Actor, destination: Destination, *, scope: str | None = None, **fields: Any
     ) -> SavedSearch:
-        spec = build_spec(self.adapters, default_unpriced=self._default_unpriced,
-                          default_marketplaces=self._default_marketplaces, **fields)
+        spec = self.build_search_spec(**fields)
         mine = await self.repo.load_searches(platform=destination.platform, scope=scope, owner=actor.id)
         if len(mine) >= MAX_SEARCHES_PER_OWNER:
             raise InputError(f"You already have {len(mine)} searches here; remove one first.")
@@ -282,8 +311,7 @@ class Commands:
         if unknown:
             raise InputError(f"Cannot change {sorted(unknown)[0]!r}.")
         current.update({key: value for key, value in changes.items() if value is not None})
-        new_spec = build_spec(self.adapters, default_unpriced=self._default_unpriced,
-                              default_marketplaces=self._default_marketplaces, **current)
+        new_spec = self.build_search_spec(**current)
         if new_spec == spec:
             return search
         return await self.repo.update_search(search.id, now=self._clock(), spec=new_spec)

@@ -15,7 +15,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot.admin import AdminCommands
 from bot.commands import Actor, Commands, describe_search
 from bot.telegram.grammar import EXAMPLE, parse_edit_line, parse_search_line
-from bot.telegram.guided import build_guided_add, command_args
+from bot.telegram.guided import command_args, for_another_bot, install_guided_add
 from bot.telegram.notifier import TelegramNotifier, to_markup
 from bot.telegram.render import build_alert_keyboard, parse_callback_data, render_deals, render_lines
 from scout.errors import InputError, PermissionDeniedError
@@ -76,7 +76,7 @@ class TelegramHandlers:
 
     def install(self, application: Application) -> None:
         application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.on_migrate))
-        application.add_handler(build_guided_add(self))
+        install_guided_add(application, self)
         simple: dict[str, Action] = {
             "start": self.start, "help": self.help, "list": self.list_here, "show": self.show, "edit": self.edit,
             "pause": self.pause, "resume": self.resume, "remove": self.remove, "deals": self.deals,
@@ -316,10 +316,9 @@ class TelegramHandlers:
     async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not await self.usable(update):
             return
-        word = (update.effective_message.text or "/").split()[0][1:]  # type: ignore[union-attr]
-        name, _, addressee = word.partition("@")
-        if addressee and addressee.lower() != (context.bot.username or "").lower():
+        if for_another_bot(update, context.bot.username):
             return  # meant for another bot in this group
+        name = (update.effective_message.text or "/").split()[0][1:].partition("@")[0]  # type: ignore[union-attr]
         await self.reply(update, f"I don't know /{html.escape(name[:40], quote=False)}. "
                                  "Send /help to see what I understand.")
 

@@ -10,6 +10,7 @@ import pytest
 from bot.commands import Actor, Commands, build_spec, parse_destination
 from scout.errors import InputError, NotFoundError
 from scout.models import Destination, SearchStatus, UnpricedRule
+from scrapers.base import Request, SearchQuery
 from storage.repo import Repository
 from tests.fakes.adapters import TableAdapter
 
@@ -173,3 +174,29 @@ async def test_prices_read_back_as_written(commands: Commands) -> None:
     search = await commands.add_search(Actor("alice"), DEST, query="lego", min_price="100", max_price="499.99")
     loaded = await commands.show_search(Actor("alice"), search.id)
     assert "price 100\u2013499.99" in describe_search(loaded)
+
+
+class NeedsPlaceAdapter(TableAdapter):
+    """Like the feed adapter: it cannot search without a location."""
+
+    def build_request(self, query: SearchQuery) -> Request:
+        if not query.location:
+            raise InputError(f"{self.name} needs a location.", field="location")
+        return super().build_request(query)
+
+
+async def test_one_validation_with_the_services_defaults_for_every_caller(repo: Repository) -> None:
+    """The guided Telegram /add checks its drafts here; it used to call build_spec without the defaults, so the
+    feed (which needs a location) refused every draft."""
+    adapters = {**ADAPTERS, "needsplace": NeedsPlaceAdapter(key="needsplace", name="NeedsPlace")}
+    commands = Commands(repo, adapters, clock=lambda: NOW, default_marketplaces=("fakebay", "nosuchmarket"))
+    assert commands.default_marketplaces == ("fakebay",)
+    assert commands.build_search_spec(query="lego").marketplaces == ("fakebay",)
+    with pytest.raises(InputError, match="NeedsPlace needs a location"):
+        build_spec(adapters, query="lego")  # no defaults: every marketplace, the one that needs a place too
+    assert commands.usable_marketplaces(query="lego") == ["fakebay", "slowlist"]
+    assert commands.usable_marketplaces(query="lego", interval_minutes="10") == ["fakebay"]
+    assert commands.usable_marketplaces(query="lego", location="here") == ["fakebay", "slowlist", "needsplace"]
+    assert commands.now() == NOW
+    search = await commands.add_search(Actor("alice"), DEST, query="lego")
+    assert search.spec.marketplaces == ("fakebay",)
