@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from scout.errors import InputError, NotFoundError
-from scout.models import Destination, SavedSearch, SearchSpec, SearchStatus, StoredAlert, UnpricedRule
+from scout.models import Destination, Listing, SavedSearch, SearchSpec, SearchStatus, StoredAlert, UnpricedRule
 from scrapers.base import Adapter, SearchQuery
 from storage.repo import Repository
 
@@ -26,6 +26,8 @@ MAX_INTERVAL_MINUTES = 7 * 24 * 60
 MAX_PRICE = Decimal("1000000000")
 MAX_RADIUS_KM = 500
 MAX_SEARCHES_PER_OWNER = 100
+# Alerts held while a chat refused us that are older than this when it is resumed are summarised, not sent.
+HELD_MAX_AGE = timedelta(hours=6)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A letter or a digit: `\w` alone would let "**_~~" through as a query, and it matches no listing.
@@ -217,6 +219,15 @@ def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None 
     return "; ".join(parts)
 
 
+def render_held_summary(count: int, newest: Sequence[Listing]) -> str:
+    """The one message that stands for alerts that waited too long while their chat refused us."""
+    lines = [f"{count} alerts while paused (too old to send one by one). The newest:"]
+    for listing in newest:
+        price = f" | {listing.price}" if listing.price else ""
+        lines.append(f"- {listing.title[:120]}{price}\n  {listing.url}")
+    return "\n".join(lines)
+
+
 class Commands:
     """The actions users take on searches. Every front end calls these, so they all behave alike."""
 
@@ -228,12 +239,14 @@ class Commands:
         clock: Callable[[], datetime],
         default_unpriced: UnpricedRule = UnpricedRule.INCLUDE,
         default_marketplaces: Iterable[str] = (),
+        held_max_age: timedelta = HELD_MAX_AGE,
     ) -> None:
         self.repo = repo
         self._default_marketplaces = tuple(default_marketplaces)
         self.adapters = adapters
         self._clock = clock
         self._default_unpriced = default_unpriced
+        self._held_max_age = held_max_age
 
     def now(self) -> datetime:
         """The time by this service's clock, for front ends that time a conversation (tests set the clock)."""
@@ -293,9 +306,14 @@ class Commands:
                                              paused_reason=why)
 
     async def resume_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None) -> SavedSearch:
+        """Resume a search; alerts it held while its chat refused us go out (the old ones as one summary)."""
         search = await self._mine(actor, search_id, scope)
-        return await self.repo.update_search(search.id, now=self._clock(), status=SearchStatus.ACTIVE,
-                                             next_run_at=self._clock())
+        now = self._clock()
+        resumed = await self.repo.resume_search(search.id, now=now, keep_after=now - self._held_max_age,
+                                                summarise=render_held_summary)
+        if resumed is None:
+            raise NotFoundError(f"You have no search #{search.id}.")
+        return resumed
 
     async def edit_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
                           **changes: Any) -> SavedSearch:

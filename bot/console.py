@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from scout.delivery import DeliveryResult
-from scout.models import Alert, Destination
+from scout.models import Alert, Destination, Notice, NoticeKind
 
 
 def render_console_alert(alert: Alert) -> str:
@@ -20,6 +20,12 @@ def render_console_alert(alert: Alert) -> str:
     return f"DEAL {head}\n     {listing.url}\n     matched {search} -> {alert.destination}"
 
 
+def render_console_notice(notice: Notice) -> str:
+    if notice.kind is NoticeKind.OPS:
+        return f"OPS  {notice.text}"
+    return f"NOTE {notice.text}\n     -> {notice.destination}"
+
+
 class ConsoleNotifier:
     platform = "console"
 
@@ -27,11 +33,11 @@ class ConsoleNotifier:
         self._stream = stream
 
     async def send_alert(self, destination: Destination, alert: Alert) -> DeliveryResult:
-        stream = self._stream or sys.stdout
-        print(render_console_alert(alert), file=stream, flush=True)
-        return DeliveryResult.ok()
+        return self._print(render_console_alert(alert))
 
-    async def send_ops(self, message: str) -> DeliveryResult:
-        stream = self._stream or sys.stdout
-        print(f"OPS  {message}", file=stream, flush=True)
+    async def send_notice(self, destination: Destination, notice: Notice) -> DeliveryResult:
+        return self._print(render_console_notice(notice))
+
+    def _print(self, text: str) -> DeliveryResult:
+        print(text, file=self._stream or sys.stdout, flush=True)
         return DeliveryResult.ok()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ops.health import HealthChecker
 from ops.metrics import Metrics
-from ops.reporter import OpsChannel, OpsReporter
+from ops.reporter import OpsReporter
 from ops.server import OpsServer, RequestStats, build_app
 from ops.thresholds import parse_overrides
 from scout.circuit import CircuitState
@@ -78,7 +78,7 @@ class Ops:
 def build_ops(
     settings: Settings, *, engine: AsyncEngine, repo: Repository, adapters: Mapping[str, Adapter],
     clock: Callable[[], datetime], scheduler_ticks: Mapping[str, datetime], platforms: Mapping[str, Any],
-    last_delivery: Mapping[str, datetime], channels: Iterable[OpsChannel],
+    last_delivery: Mapping[str, datetime], say: Callable[[str], Awaitable[None]],
 ) -> Ops:
     metrics = Metrics()
     stats = RequestStats()
@@ -87,6 +87,6 @@ def build_ops(
         scan_tick_seconds=settings.scan_tick_seconds, platforms=platforms, last_delivery=last_delivery,
         data_dir=Path(settings.data_dir), requests=stats,
     )
-    reporter = OpsReporter(list(channels), clock=clock, thresholds=parse_overrides(settings.ops_thresholds),
+    reporter = OpsReporter(say, clock=clock, thresholds=parse_overrides(settings.ops_thresholds),
                            repeat_critical=timedelta(minutes=settings.ops_repeat_critical_minutes))
     return Ops(metrics, health, reporter, stats, repo, adapters, clock)

@@ -119,7 +119,7 @@ class HealthChecker:
         }
         oldest = (now - outbox.oldest_pending_at).total_seconds() if outbox.oldest_pending_at else 0.0
         report["outbox"] = {"pending": outbox.pending, "oldest_pending_age_seconds": round(oldest, 1),
-                            "dead": outbox.dead, "sent": outbox.sent}
+                            "dead": outbox.dead, "sent": outbox.sent, "held": outbox.held}
         report["searches"] = {**snapshot.searches_by_status, "stale": snapshot.stale_searches}
         scheduler_ok = tick_age is not None and tick_age < max(120.0, 4 * self.scan_tick_seconds)
         degraded = not scheduler_ok or any(m["circuit"] != "closed" for m in markets.values())

@@ -1,20 +1,60 @@
-"""The ops channel: threshold changes and recoveries, circuit transitions, admin actions, start-up and daily summary."""
+"""The ops channel: threshold changes and recoveries, circuit transitions, admin actions, start-up and daily summary.
+
+Every message is queued in the outbox for each ops destination, so it goes out with the same retries and pacing
+as alerts, in the order it was said: a WARNING is never lost, and its RECOVERED never overtakes it.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from ops.thresholds import DEFAULT_THRESHOLDS, Threshold, Tracked, evaluate
 from scout.circuit import CircuitState, Transition
-from scout.delivery import DeliveryResult
+from scout.config import Settings
+from scout.delivery import STORAGE_ERRORS
+from scout.models import Destination, NoticeKind
+from storage.repo import Repository
 
 log = logging.getLogger(__name__)
 
-OpsChannel = Callable[[str], Awaitable[DeliveryResult]]
 # Where the runbook sends an on-call engineer for a marketplace that blocks us or breaks.
 CIRCUIT_RUNBOOK = "3. Scraping Failures / 5. External API Outage"
+# The service's own output hears every ops message (a line starting "OPS").
+CONSOLE_OPS = Destination("console", "ops")
+
+
+def ops_destinations(settings: Settings, platforms: Iterable[str]) -> list[Destination]:
+    """The console, and each ops channel configured on a platform that is in use."""
+    wanted = [CONSOLE_OPS]
+    if settings.ops_discord_channel_id is not None:
+        wanted.append(Destination("discord", str(settings.ops_discord_channel_id)))
+    if settings.ops_telegram_chat_id is not None:
+        wanted.append(Destination("telegram", str(settings.ops_telegram_chat_id)))
+    available = set(platforms)
+    return [destination for destination in wanted if destination.platform in available]
+
+
+class OpsOutbox:
+    """Says an ops message by queueing it in the outbox for every ops destination; delivery sends it."""
+
+    def __init__(self, repo: Repository, destinations: Sequence[Destination], *, clock: Callable[[], datetime],
+                 queued: Callable[[], None] | None = None) -> None:
+        self._repo = repo
+        self._destinations = list(destinations)
+        self._clock = clock
+        self._queued = queued
+
+    async def __call__(self, message: str) -> None:
+        try:
+            await self._repo.queue_notices(self._destinations, message, kind=NoticeKind.OPS, now=self._clock())
+        except STORAGE_ERRORS as err:
+            # The database is what failed: the log is the one place left to say it.
+            log.error("could not queue an ops message (%s): %s", type(err).__name__, message)
+            return
+        if self._queued is not None:
+            self._queued()
 
 
 class OpsReporter:
@@ -22,28 +62,17 @@ class OpsReporter:
 
     def __init__(
         self,
-        channels: Sequence[OpsChannel],
+        say: Callable[[str], Awaitable[None]],
         *,
         clock: Callable[[], datetime],
         thresholds: tuple[Threshold, ...] = DEFAULT_THRESHOLDS,
         repeat_critical: timedelta = timedelta(minutes=30),
     ) -> None:
-        self._channels = list(channels)
+        self.say = say
         self._clock = clock
         self._thresholds = thresholds
         self._repeat = repeat_critical
         self.tracked: dict[str, Tracked] = {}
-
-    async def say(self, message: str) -> None:
-        """Send to every ops channel; a channel that fails is logged, the others still hear it."""
-        for channel in self._channels:
-            try:
-                result = await channel(message)
-            except Exception:  # noqa: BLE001 - the ops channel must never take the service down
-                log.exception("ops channel raised")
-                continue
-            if not result.delivered:
-                log.warning("ops message not delivered: %s", result.error)
 
     async def evaluate(self, figures: Mapping[str, float | None]) -> None:
         self.tracked, alerts = evaluate(figures, self._thresholds, self.tracked, now=self._clock(),

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -27,6 +27,7 @@ from scout.models import Destination, SavedSearch
 from scout.scan import Scanner
 from scout.scheduler import DELIVERY_JOB, ScoutScheduler
 from ops.assembly import Ops, build_ops
+from ops.reporter import OpsOutbox, ops_destinations
 from scrapers.base import Adapter, SearchQuery
 from scrapers.http import HttpFetcher
 from scrapers.registry import build_adapters
@@ -36,6 +37,8 @@ from storage.repo import Repository
 log = logging.getLogger(__name__)
 
 OPS_JOB = "ops"
+# At shutdown, delivery goes on this long for what is due, the stopping message among it.
+STOP_DRAIN_SECONDS = 5.0
 SUMMARY_JOB = "daily-summary"
 
 
@@ -128,14 +131,25 @@ def build_front_ends(settings: Settings, commands: Commands, admin: AdminCommand
     return ends
 
 
-def ops_platforms(settings: Settings) -> list[str]:
-    """Where ops messages go: the console (the service's own output) and each configured ops channel."""
-    platforms = ["console"]
-    if settings.ops_discord_channel_id:
-        platforms.append("discord")
-    if settings.ops_telegram_chat_id:
-        platforms.append("telegram")
-    return platforms
+def configured_platforms(settings: Settings) -> list[str]:
+    """The platforms alerts can go to with these settings: the console and each platform with a token."""
+    return ["console", *(["discord"] if settings.discord_token else []),
+            *(["telegram"] if settings.telegram_token else [])]
+
+
+def build_commands(settings: Settings, repo: Repository, adapters: Mapping[str, Adapter]) -> Commands:
+    return Commands(repo, adapters, clock=utc_now, default_unpriced=settings.unpriced_listings,
+                    default_marketplaces=settings.default_marketplaces,
+                    held_max_age=timedelta(hours=settings.delivery_held_max_age_hours))
+
+
+def build_admin(settings: Settings, repo: Repository, adapters: Mapping[str, Adapter], *,
+                platforms: Iterable[str] | None = None) -> AdminCommands:
+    """Operator commands whose actions are announced to the ops destinations through the outbox, so a running
+    service sends them (the CLI's announcements included)."""
+    destinations = ops_destinations(settings, configured_platforms(settings) if platforms is None else platforms)
+    return AdminCommands(repo, adapters, clock=utc_now,
+                         announce=OpsOutbox(repo, destinations, clock=utc_now))
 
 
 @contextlib.asynccontextmanager
@@ -149,10 +163,8 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         fetcher = build_fetcher(settings, adapters, resolve)
         scheduler = ScoutScheduler(scan_tick_seconds=settings.scan_tick_seconds,
                                    delivery_tick_seconds=settings.delivery_tick_seconds)
-        commands = Commands(store.repo, adapters, clock=utc_now,
-                            default_unpriced=settings.unpriced_listings,
-                            default_marketplaces=settings.default_marketplaces)
-        # Operator actions are announced in the ops channel, which exists once the platforms do: see below.
+        commands = build_commands(settings, store.repo, adapters)
+        # Operator actions are announced to the ops destinations, known once the platforms are: see below.
         admin = AdminCommands(store.repo, adapters, clock=utc_now)
         ends = front_ends if front_ends is not None else build_front_ends(settings, commands, admin)
         chosen: dict[str, Notifier] = {"console": ConsoleNotifier()}
@@ -170,10 +182,12 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
             backoff_seconds=settings.delivery_backoff_seconds,
             backoff_max_seconds=settings.delivery_backoff_max_seconds, on_destination_gone=tell_owners,
         )
+        say = OpsOutbox(store.repo, ops_destinations(settings, chosen), clock=utc_now,
+                        queued=lambda: scheduler.wake(DELIVERY_JOB))
         ops = build_ops(
             settings, engine=store.engine, repo=store.repo, adapters=adapters, clock=utc_now,
             scheduler_ticks=scheduler.last_tick_at, platforms=chosen, last_delivery=dispatcher.last_delivery_at,
-            channels=[chosen[p].send_ops for p in ops_platforms(settings) if p in chosen],
+            say=say,
         )
         dispatcher.observe(ops.metrics)
         for end in ends:
@@ -208,8 +222,9 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
 
 async def start_service(service: Service) -> None:
     """Start the scheduled scan and delivery jobs."""
-    # One scheduler per database: leases left by a previous process that died are void now.
+    # One scheduler per database: leases and delivery claims left by a previous process that died are void now.
     await service.store.repo.release_all_leases()
+    await service.dispatcher.recover()
     service.scheduler.add_scan(service.scanner.run_until_idle)
     service.scheduler.add_delivery(service.dispatcher.drain)
     service.scheduler.add_job(OPS_JOB, service.ops.evaluate, service.settings.ops_evaluate_seconds)
@@ -250,3 +265,16 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None,
         await stop.wait()
         log.info("Deal Scout stopping")
         await service.ops.reporter.say("Deal Scout stopping.")
+        await stop_delivering(service)
+
+
+async def stop_delivering(service: Service) -> None:
+    """Stop the jobs, then send what is due (the stopping message among it) for a few seconds at most.
+
+    Whatever does not go out in time stays in the outbox, claimed rows included, for the next start.
+    """
+    await service.scheduler.stop()
+    try:
+        await asyncio.wait_for(service.dispatcher.drain(), STOP_DRAIN_SECONDS)
+    except TimeoutError:
+        log.info("stopped with alerts still to send; they go out after the next start")

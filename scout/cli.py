@@ -14,10 +14,9 @@ from typing import Any
 import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.admin import AdminCommands
-from bot.commands import Actor, Commands, describe_search, parse_destination
+from bot.commands import Actor, describe_search, parse_destination
 from ops.health import HealthChecker
-from scout.app import build_fetcher, open_store, run_service, utc_now
+from scout.app import build_admin, build_commands, build_fetcher, open_store, run_service, utc_now
 from scout.config import SETTINGS, Settings, load_settings
 from scout.errors import ConfigError, DealScoutError, InputError, StorageError
 from scout.models import Listing
@@ -115,8 +114,7 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     async with open_store(settings) as store:
         adapters = build_adapters(settings)
-        commands = Commands(store.repo, adapters, clock=utc_now, default_unpriced=settings.unpriced_listings,
-                            default_marketplaces=settings.default_marketplaces)
+        commands = build_commands(settings, store.repo, adapters)
         action = args.search_action
         if action == "add":
             search = await commands.add_search(
@@ -172,7 +170,7 @@ async def cmd_marketplaces(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_marketplace(settings: Settings, args: argparse.Namespace) -> int:
     async with open_store(settings) as store:
-        admin = AdminCommands(store.repo, build_adapters(settings), clock=utc_now)
+        admin = build_admin(settings, store.repo, build_adapters(settings))
         action = args.marketplace_action
         if action == "pause":
             print(await admin.pause_marketplace(CLI_OPERATOR, args.key, args.reason))

@@ -156,6 +156,9 @@ SETTINGS: dict[str, Setting] = {
         "DELIVERY_BACKOFF_SECONDS", "5", _positive_float, "First retry delay of a failed alert; doubles each attempt."),
     "delivery_backoff_max_seconds": Setting(
         "DELIVERY_BACKOFF_MAX_SECONDS", "900", _positive_float, "Longest wait between two attempts of one alert."),
+    "delivery_held_max_age_hours": Setting(
+        "DELIVERY_HELD_MAX_AGE_HOURS", "6", _positive_float,
+        "Alerts held while a chat refused the bot are sent when its search resumes; older ones become one summary."),
     "http_user_agent": Setting(
         "HTTP_USER_AGENT", "DealScout/0.1 (personal deal alerts; honours robots.txt)", str,
         "User-Agent sent to marketplaces."),
@@ -254,6 +257,7 @@ class Settings:
     delivery_max_attempts: int
     delivery_backoff_seconds: float
     delivery_backoff_max_seconds: float
+    delivery_held_max_age_hours: float
     http_user_agent: str
     http_timeout_seconds: float
     http_max_retries: int

@@ -1,19 +1,35 @@
-"""The outbox dispatcher: sends pending alerts through each platform's notifier, with retries, backoff and dead rows."""
+"""The outbox dispatcher: claims due rows, sends them through each platform's notifier, records what happened.
+
+Each destination is a queue served in order. A row is claimed (in the database) before it is sent and only claimed
+rows are sent, so a send is never repeated because recording it failed; a process that dies leaves its claims
+behind, and the next one sends them again at once, in the same grouping, so Discord's nonce drops the repeat.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from scout.models import Alert, Destination, SavedSearch
+from sqlalchemy.exc import SQLAlchemyError
+
+from scout.errors import StorageError
+from scout.models import Alert, Delivery, Destination, Notice, NoticeKind, SavedSearch
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
+
+# A claimed row that was neither recorded as sent nor released by then is due again: its process died, or the
+# database failed while recording it. Far longer than one pass takes to send a destination's share.
+CLAIM_SECONDS = 300.0
+# After the database fails, delivery pauses this long, doubling while it keeps failing.
+STORAGE_BACKOFF_SECONDS = 2.0
+STORAGE_BACKOFF_MAX_SECONDS = 60.0
+STORAGE_ERRORS = (SQLAlchemyError, StorageError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +42,7 @@ class DeliveryResult:
     permanent: bool = False  # retrying this message cannot help: the platform refused it
     destination_gone: bool = False  # the chat or channel is gone, or we lost access to it
     moved_to: str | None = None  # the chat has a new id (a Telegram group became a supergroup)
+    waiting: bool = False  # asked to wait (a rate limit, or not connected yet): not a failed attempt
 
     @classmethod
     def ok(cls) -> DeliveryResult:
@@ -34,6 +51,11 @@ class DeliveryResult:
     @classmethod
     def retry(cls, error: str, retry_after: float | None = None) -> DeliveryResult:
         return cls(False, error, retry_after)
+
+    @classmethod
+    def wait(cls, reason: str, seconds: float) -> DeliveryResult:
+        """Come back after `seconds`; however long this goes on, it never uses up an alert's attempts."""
+        return cls(False, reason, max(0.0, seconds), waiting=True)
 
     @classmethod
     def dead(cls, error: str) -> DeliveryResult:
@@ -55,7 +77,7 @@ class Notifier(Protocol):
 
     async def send_alert(self, destination: Destination, alert: Alert) -> DeliveryResult: ...
 
-    async def send_ops(self, message: str) -> DeliveryResult: ...
+    async def send_notice(self, destination: Destination, notice: Notice) -> DeliveryResult: ...
 
 
 @runtime_checkable
@@ -87,6 +109,20 @@ class DrainReport:
     sent: int = 0
     retried: int = 0
     dead: int = 0
+    held: int = 0
+
+    def __add__(self, other: DrainReport) -> DrainReport:
+        return DrainReport(self.sent + other.sent, self.retried + other.retried, self.dead + other.dead,
+                           self.held + other.held)
+
+
+@dataclass(slots=True)
+class PlatformSends:
+    """How sends to one platform have gone lately, for health: a platform whose every send fails is degraded."""
+
+    last_delivered_at: datetime | None = None
+    failures_in_row: int = 0
+    last_error: str | None = None
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rand: float) -> float:
@@ -99,8 +135,36 @@ def backoff_delay(attempt: int, *, base: float, cap: float, rand: float) -> floa
     return ceiling / 2 + ceiling / 2 * rand
 
 
+def plan_messages(items: Sequence[Delivery], *, digest_size: int) -> list[list[Delivery]]:
+    """Group one destination's due rows, in queue order, into the messages that carry them.
+
+    Rows claimed before keep the grouping they were first claimed in (a resend must be the same message); notices
+    go alone; the other alerts go alone, or `digest_size` to a message when the destination is falling behind.
+    """
+    messages: list[list[Delivery]] = []
+    kept: dict[int, list[Delivery]] = {}
+    digest: list[Delivery] | None = None
+    for item in items:
+        if item.batch is not None:
+            group = kept.get(item.batch)
+            if group is None:
+                group = kept[item.batch] = []
+                messages.append(group)
+            group.append(item)
+            digest = None
+        elif isinstance(item, Notice) or digest_size <= 1:
+            messages.append([item])
+            digest = None
+        else:
+            if digest is None or len(digest) >= digest_size:
+                digest = []
+                messages.append(digest)
+            digest.append(item)
+    return messages
+
+
 class Dispatcher:
-    """Drains the outbox: alerts of one destination go in order, destinations go concurrently."""
+    """Drains the outbox: each destination's rows go in order, destinations go concurrently."""
 
     def __init__(
         self,
@@ -114,6 +178,7 @@ class Dispatcher:
         backoff_max_seconds: float = 900.0,
         batch_size: int = 1000,
         per_destination: int = 30,
+        claim_seconds: float = CLAIM_SECONDS,
         on_destination_gone: DestinationGoneHook | None = None,
         observer: DeliveryObserver | None = None,
     ) -> None:
@@ -128,97 +193,201 @@ class Dispatcher:
         # A pass ends when its slowest chat is done: a cap per chat keeps a long queue in one chat (sent as
         # digests) from holding every other chat's alerts until the next pass.
         self._per_destination = per_destination
+        self._claim = timedelta(seconds=claim_seconds)
         self._on_gone = on_destination_gone
         self._observer = observer
         self.last_delivery_at: dict[str, datetime] = {}
+        self.sends: dict[str, PlatformSends] = {platform: PlatformSends() for platform in self._notifiers}
+        # Sent, but recording that failed: never sent again by this process, recorded once the database is back.
+        self._unrecorded: dict[int, datetime] = {}
+        self._storage_failures = 0
+        self._storage_hold_until: datetime | None = None
 
     def observe(self, observer: DeliveryObserver) -> None:
         self._observer = observer
 
+    async def recover(self) -> int:
+        """At start: rows claimed by a process that died are due at once, to be resent in their grouping."""
+        return await self._repo.recover_claims(now=self._clock())
+
     async def drain_once(self) -> DrainReport:
-        """Send one batch of due alerts; returns what happened."""
-        alerts = await self._repo.load_due_alerts(now=self._clock(), limit=self._batch, platforms=self._notifiers,
-                                                  per_destination=self._per_destination)
-        by_destination: dict[Destination, list[Alert]] = {}
-        for alert in alerts:
-            by_destination.setdefault(alert.destination, []).append(alert)
-        reports = await asyncio.gather(*(self._send_in_order(batch) for batch in by_destination.values()))
-        return DrainReport(
-            sum(r.sent for r in reports), sum(r.retried for r in reports), sum(r.dead for r in reports)
-        )
+        """Claim and send one batch of due rows; returns what happened."""
+        now = self._clock()
+        if self._storage_hold_until is not None and now < self._storage_hold_until:
+            return DrainReport()
+        try:
+            await self._record_unrecorded()
+            due = await self._repo.load_due_deliveries(now=now, limit=self._batch, platforms=self._notifiers,
+                                                       per_destination=self._per_destination)
+            plans = self._plan([item for item in due if item.outbox_id not in self._unrecorded])
+            claimed = await self._repo.claim_deliveries(
+                [[item.outbox_id for item in message] for messages in plans.values() for message in messages],
+                now=now, until=now + self._claim)
+        except STORAGE_ERRORS as err:
+            self._storage_failed(err)
+            return DrainReport()
+        self._storage_ok()
+        work = {}
+        for destination, messages in plans.items():
+            mine = [[item for item in message if item.outbox_id in claimed] for message in messages]
+            if any(mine):
+                work[destination] = [message for message in mine if message]
+        reports = await asyncio.gather(*(self._send_in_order(dest, messages) for dest, messages in work.items()))
+        total = DrainReport()
+        for report in reports:
+            total += report
+        return total
 
     async def drain(self, *, max_batches: int = 50) -> DrainReport:
         """Drain until nothing is due (or max_batches were sent, to let other jobs run)."""
         total = DrainReport()
         for _ in range(max_batches):
             report = await self.drain_once()
-            total = DrainReport(total.sent + report.sent, total.retried + report.retried, total.dead + report.dead)
-            if report == DrainReport() or report.sent == 0:
+            total += report
+            if report.sent == 0:
                 break
         return total
 
-    async def _send_in_order(self, alerts: list[Alert]) -> DrainReport:
-        destination = alerts[0].destination
+    def _plan(self, due: Sequence[Delivery]) -> dict[Destination, list[list[Delivery]]]:
+        by_destination: dict[Destination, list[Delivery]] = {}
+        for item in due:
+            by_destination.setdefault(item.destination, []).append(item)
+        plans = {}
+        for destination, items in by_destination.items():
+            notifier = self._notifiers[destination.platform]
+            size = 1
+            if isinstance(notifier, DigestNotifier) and len(items) > 1 and notifier.wants_digest(destination,
+                                                                                                 len(items)):
+                size = max(1, notifier.digest_size)
+            plans[destination] = plan_messages(items, digest_size=size)
+        return plans
+
+    async def _send_in_order(self, destination: Destination, messages: list[list[Delivery]]) -> DrainReport:
         notifier = self._notifiers[destination.platform]
-        batches: list[list[Alert]]
-        if isinstance(notifier, DigestNotifier) and len(alerts) > 1 and notifier.wants_digest(destination,
-                                                                                              len(alerts)):
-            size = max(1, notifier.digest_size)
-            batches = [alerts[start : start + size] for start in range(0, len(alerts), size)]
+        report = DrainReport()
+        for index, message in enumerate(messages):
+            ids = [item.outbox_id for item in message]
+            rest = [item.outbox_id for later in messages[index + 1:] for item in later]
+            result = await self._send(notifier, destination, message)
+            self._note(destination.platform, result)
+            try:
+                if result.delivered:
+                    await self._record_sent(destination, message)
+                    report += DrainReport(sent=len(message))
+                    continue
+                outcome = await self._record_failure(destination, message, result, rest)
+            except STORAGE_ERRORS as err:
+                self._storage_failed(err)
+                await self._release_quietly(ids + rest if not result.delivered else rest)
+                return report
+            report += outcome
+            if not outcome.dead:
+                return report  # the destination waits, or is held: the rest of its queue stays behind it
+        return report
+
+    async def _record_sent(self, destination: Destination, message: list[Delivery]) -> None:
+        now = self._clock()
+        ids = [item.outbox_id for item in message]
+        try:
+            await self._repo.record_sent(ids, now=now)
+        except STORAGE_ERRORS:
+            self._unrecorded.update(dict.fromkeys(ids, now))
+            raise
+        self.last_delivery_at[destination.platform] = now
+        alerts = [item for item in message if isinstance(item, Alert)]
+        if self._observer is not None and alerts:
+            self._observer.alerts_sent(destination.platform, alerts, now)
+
+    async def _record_failure(self, destination: Destination, message: list[Delivery], result: DeliveryResult,
+                              rest: list[int]) -> DrainReport:
+        """Write down a send that did not go through; returns what it did to the destination's queue."""
+        now = self._clock()
+        ids = [item.outbox_id for item in message]
+        platform = destination.platform
+        reason = result.error or "unknown error"
+        ops = all(isinstance(item, Notice) and item.kind is NoticeKind.OPS for item in message)
+        if result.moved_to:
+            # Everything waiting for the old id now waits for the new one and goes out on the next pass.
+            await self._repo.release_claims(ids + rest, now=now)
+            await self._repo.move_destination(destination, Destination(platform, result.moved_to))
+            log.info("%s chat moved; its searches and pending alerts follow it", platform)
+            return DrainReport(retried=len(ids) + len(rest))
+        if result.waiting:
+            await self._repo.record_retry(destination, failed=ids, released=rest, error=reason, counted=False,
+                                          until=now + timedelta(seconds=result.retry_after or 0.0))
+            self._observed(platform, len(ids), "wait")
+            return DrainReport(retried=len(ids) + len(rest))
+        if result.destination_gone and not ops:
+            searches, held = await self._repo.hold_destination(destination, reason=reason, now=now)
+            log.warning("%s destination refuses us (%s): %d searches paused, %d alerts held until resumed",
+                        platform, reason, len(searches), held)
+            self._observed(platform, held, "held")
+            if self._on_gone is not None:
+                await self._tell_owners(self._on_gone, destination, reason, searches)
+            return DrainReport(held=held)
+        attempt = max(item.attempts for item in message) + 1
+        # Ops messages are never given up on for a passing failure: a WARNING lost would make its RECOVERED a
+        # riddle. Only a message the platform refuses outright is dropped.
+        if (result.permanent and not result.destination_gone) or (attempt >= self._max_attempts and not ops):
+            if not result.permanent:
+                reason = f"gave up after {attempt} attempts: {reason}"
+            await self._repo.record_dead(ids, reason=reason, released=())
+            log.warning("%d messages to %s are dead: %s", len(ids), platform, reason)
+            self._observed(platform, len(ids), "dead")
+            return DrainReport(dead=len(ids))
+        if result.retry_after is not None and not result.destination_gone:
+            wait = result.retry_after
         else:
-            batches = [[alert] for alert in alerts]
-        sent = retried = dead = 0
-        for batch in batches:
-            result = await self._send(notifier, batch)
-            if result.delivered:
-                now = self._clock()
-                await self._repo.mark_alerts_sent([alert.outbox_id for alert in batch], now=now)
-                self.last_delivery_at[destination.platform] = now
-                sent += len(batch)
-                if self._observer is not None:
-                    self._observer.alerts_sent(destination.platform, batch, now)
-                continue
-            if result.moved_to:
-                # Everything waiting for the old id now waits for the new one and goes out on the next pass.
-                await self._repo.move_destination(destination, Destination(destination.platform, result.moved_to))
-                log.info("%s chat moved; its searches and pending alerts follow it", destination.platform)
-                return DrainReport(sent, retried + len(alerts) - sent, dead)
-            if result.destination_gone:
-                reason = result.error or "destination unreachable"
-                searches, dropped = await self._repo.mark_destination_gone(destination, reason=reason,
-                                                                           now=self._clock())
-                log.warning("%s destination unreachable (%s): %d searches paused, %d alerts dropped",
-                            destination.platform, reason, len(searches), dropped)
-                self._observed(destination.platform, dropped, "dead")
-                if self._on_gone is not None:
-                    await self._tell_owners(self._on_gone, destination, reason, searches)
-                return DrainReport(sent, retried, dead + dropped)
-            attempt = max(alert.attempts for alert in batch) + 1
-            if result.permanent or attempt >= self._max_attempts:
-                reason = result.error or "unknown error"
-                if not result.permanent:
-                    reason = f"gave up after {attempt} attempts: {reason}"
-                for alert in batch:
-                    await self._repo.mark_alert_dead(alert.outbox_id, reason=reason)
-                log.warning("%d alerts to %s are dead: %s", len(batch), destination.platform, reason)
-                self._observed(destination.platform, len(batch), "dead")
-                dead += len(batch)
-                continue
-            if result.retry_after is not None:
-                # The platform set the pace: wait exactly that long, and keep this destination's queue behind it.
-                wait = result.retry_after
-            else:
-                wait = backoff_delay(attempt, base=self._backoff, cap=self._backoff_max, rand=self._rng.random())
-            next_at = self._clock() + timedelta(seconds=wait)
-            for alert in batch:
-                await self._repo.mark_alert_retry(alert.outbox_id, next_attempt_at=next_at, error=result.error or "")
-            # Everything else waiting for this chat waits as long, loaded in this pass or not: one schedule of
-            # attempts per chat, not one per slice of its queue.
-            await self._repo.defer_destination(destination, next_attempt_at=next_at)
-            retried += len(batch)
-            self._observed(destination.platform, len(batch), "retry")
-            break
-        return DrainReport(sent, retried, dead)
+            wait = backoff_delay(attempt, base=self._backoff, cap=self._backoff_max, rand=self._rng.random())
+        await self._repo.record_retry(destination, failed=ids, released=rest, error=reason, counted=True,
+                                      until=now + timedelta(seconds=wait))
+        self._observed(platform, len(ids), "retry")
+        return DrainReport(retried=len(ids))
+
+    async def _record_unrecorded(self) -> None:
+        if not self._unrecorded:
+            return
+        by_time: dict[datetime, list[int]] = {}
+        for outbox_id, sent_at in self._unrecorded.items():
+            by_time.setdefault(sent_at, []).append(outbox_id)
+        for sent_at, ids in by_time.items():
+            await self._repo.record_sent(ids, now=sent_at)
+            for outbox_id in ids:
+                del self._unrecorded[outbox_id]
+        log.info("recorded the alerts sent while the database was failing")
+
+    async def _release_quietly(self, ids: list[int]) -> None:
+        """Hand back claims we will not use this pass; if the database still fails, their deadline frees them."""
+        if not ids:
+            return
+        try:
+            await self._repo.release_claims(ids, now=self._clock())
+        except STORAGE_ERRORS:
+            log.debug("could not release %d claims; they are free again at their deadline", len(ids))
+
+    def _storage_failed(self, err: BaseException) -> None:
+        self._storage_failures += 1
+        wait = min(STORAGE_BACKOFF_MAX_SECONDS, STORAGE_BACKOFF_SECONDS * 2 ** (self._storage_failures - 1))
+        self._storage_hold_until = self._clock() + timedelta(seconds=wait)
+        if self._storage_failures == 1:
+            log.error("delivery paused: the database failed (%s); nothing is sent until it works again",
+                      type(err).__name__)
+        else:
+            log.warning("the database still fails (%s); delivery tries again in %.0f s", type(err).__name__, wait)
+
+    def _storage_ok(self) -> None:
+        if self._storage_failures:
+            log.info("the database works again; delivery resumes")
+        self._storage_failures = 0
+        self._storage_hold_until = None
+
+    def _note(self, platform: str, result: DeliveryResult) -> None:
+        sends = self.sends.setdefault(platform, PlatformSends())
+        if result.delivered:
+            sends.last_delivered_at, sends.failures_in_row, sends.last_error = self._clock(), 0, None
+        elif not result.waiting:
+            sends.failures_in_row += 1
+            sends.last_error = result.error
 
     def _observed(self, platform: str, count: int, result: str) -> None:
         if self._observer is not None and count:
@@ -230,14 +399,18 @@ class Dispatcher:
         try:
             await hook(destination, reason, searches)
         except Exception:  # noqa: BLE001 - telling the owner is best effort; the searches are already paused
-            log.exception("could not tell the owners of a gone %s destination", destination.platform)
+            log.exception("could not tell the owners of a %s destination that refuses us", destination.platform)
 
-    async def _send(self, notifier: Notifier, batch: list[Alert]) -> DeliveryResult:
-        destination = batch[0].destination
+    @staticmethod
+    async def _send(notifier: Notifier, destination: Destination, message: list[Delivery]) -> DeliveryResult:
         try:
-            if len(batch) == 1:
-                return await notifier.send_alert(destination, batch[0])
-            return await notifier.send_digest(destination, batch)  # type: ignore[attr-defined]
+            if len(message) > 1:
+                alerts = [item for item in message if isinstance(item, Alert)]
+                return await notifier.send_digest(destination, alerts)  # type: ignore[attr-defined]
+            item = message[0]
+            if isinstance(item, Notice):
+                return await notifier.send_notice(destination, item)
+            return await notifier.send_alert(destination, item)
         except Exception as err:  # noqa: BLE001 - a notifier bug must not stop the batch; the rows are retried
-            log.exception("notifier %s raised while sending %d alerts", destination.platform, len(batch))
+            log.exception("notifier %s raised while sending %d messages", destination.platform, len(message))
             return DeliveryResult.retry(f"{type(err).__name__}: {err}")

@@ -118,6 +118,28 @@ class Alert:
     search_query: str
     attempts: int = 0
     queued_at: datetime | None = None  # when the scan that found the listing queued this alert
+    batch: int | None = None  # the message it was first claimed in (see storage.tables.OutboxRow.batch_id)
+
+
+class NoticeKind(enum.StrEnum):
+    NOTICE = "notice"  # a message to a chat about its own searches ("12 alerts while paused")
+    OPS = "ops"  # a message to an ops channel: thresholds, circuits, operator actions, start and stop
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message to one destination that is not about one listing; queued and sent like an alert."""
+
+    outbox_id: int
+    destination: Destination
+    text: str
+    kind: NoticeKind = NoticeKind.NOTICE
+    attempts: int = 0
+    queued_at: datetime | None = None
+    batch: int | None = None
+
+
+Delivery = Alert | Notice  # one outbox row, as the dispatcher sends it
 
 
 @dataclass(frozen=True, slots=True)

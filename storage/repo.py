@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,20 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scout.circuit import Circuit, CircuitState, Transition
 from scout.errors import NotFoundError, StorageError
 from scout.models import (
-    Alert,
     Destination,
     FetchOutcome,
     Listing,
     MarketplaceState,
-    Money,
     SavedSearch,
     ScanSaved,
     SearchRun,
     SearchSpec,
     SearchStatus,
-    StoredAlert,
-    UnpricedRule,
 )
+from storage.convert import chunks, listing_values, search_from_row, spec_values
+from storage.outbox import OutboxQueries
 from storage.tables import (
     AuditLogRow,
     ListingRow,
@@ -47,18 +45,8 @@ log = logging.getLogger(__name__)
 
 SCAN_TASK_NAME = "run_search_task"  # the name the operations runbook queries task_logs by
 CIRCUIT_TASK_NAME = "scrape_circuit"
-# Rows per IN (...) list; well under SQLite's 32,766 bound parameters and PostgreSQL's 32,767.
-CHUNK = 500
 # Marketplace outcomes that count as a failure for health and circuit purposes.
 FAILING_STATUSES = ("blocked", "broken", "failed")
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxSummary:
-    pending: int
-    dead: int
-    sent: int
-    oldest_pending_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,92 +73,7 @@ class TaskLog:
     created_at: datetime
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _search_from_row(row: SearchRow) -> SavedSearch:
-    spec = SearchSpec(
-        query=row.query,
-        marketplaces=tuple(text_list(row.marketplaces)),
-        check_interval_minutes=row.check_interval_minutes,
-        exclude=tuple(text_list(row.exclude_words)),
-        min_price=row.min_price,
-        max_price=row.max_price,
-        currency=row.currency,
-        location=row.location,
-        radius_km=row.radius_km,
-        unpriced=UnpricedRule(row.unpriced),
-    )
-    return SavedSearch(
-        id=row.id,
-        owner=row.owner,
-        destination=Destination(row.platform, row.target),
-        spec=spec,
-        status=SearchStatus(row.status),
-        created_at=row.created_at,
-        next_run_at=row.next_run_at,
-        scope=row.scope,
-        paused_reason=row.paused_reason,
-        last_run_at=row.last_run_at,
-        last_success_at=row.last_success_at,
-        baselined=frozenset(text_list(row.baselined)),
-    )
-
-
-def _listing_from_row(row: ListingRow) -> Listing:
-    price = Money(row.price, row.currency) if row.price is not None and row.currency else None
-    return Listing(
-        marketplace=row.marketplace,
-        external_id=row.external_id,
-        title=row.title,
-        url=row.url,
-        price=price,
-        price_text=row.price_text,
-        location=row.location,
-        image_url=row.image_url,
-        posted_at=row.posted_at,
-        condition=row.condition,
-        seller=row.seller,
-    )
-
-
-def _listing_values(listing: Listing, now: datetime) -> dict[str, Any]:
-    return {
-        "marketplace": listing.marketplace,
-        "external_id": listing.external_id,
-        "title": listing.title,
-        "url": listing.url,
-        "price": listing.price.amount if listing.price else None,
-        "currency": listing.price.currency if listing.price else None,
-        "price_text": (listing.price_text or "")[:200] or None,
-        "location": (listing.location or "")[:200] or None,
-        "image_url": listing.image_url,
-        "posted_at": listing.posted_at,
-        "condition": (listing.condition or "")[:100] or None,
-        "seller": (listing.seller or "")[:200] or None,
-        "first_seen_at": now,
-        "last_seen_at": now,
-    }
-
-
-def _spec_values(spec: SearchSpec) -> dict[str, Any]:
-    return {
-        "query": spec.query,
-        "exclude_words": list(spec.exclude),
-        "min_price": spec.min_price,
-        "max_price": spec.max_price,
-        "currency": spec.currency,
-        "marketplaces": list(spec.marketplaces),
-        "check_interval_minutes": spec.check_interval_minutes,
-        "location": spec.location,
-        "radius_km": spec.radius_km,
-        "unpriced": spec.unpriced.value,
-    }
-
-
-class Repository:
+class Repository(OutboxQueries):
     """All reads and writes. Each public method is one transaction."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -197,17 +100,17 @@ class Repository:
         row = SearchRow(
             owner=owner, platform=destination.platform, target=destination.target, scope=scope,
             status=SearchStatus.ACTIVE.value, created_at=now, updated_at=now, next_run_at=first_run_at, baselined=[],
-            **_spec_values(spec),
+            **spec_values(spec),
         )
         async with self._sessions.begin() as session:
             session.add(row)
             await session.flush()
-            return _search_from_row(row)
+            return search_from_row(row)
 
     async def load_search(self, search_id: int) -> SavedSearch | None:
         async with self._sessions() as session:
             row = await session.get(SearchRow, search_id)
-            return _search_from_row(row) if row else None
+            return search_from_row(row) if row else None
 
     async def load_searches(
         self, *, platform: str | None = None, scope: str | None = None, owner: str | None = None,
@@ -222,7 +125,7 @@ class Repository:
                 stmt = stmt.where(column == value)
         stmt = stmt.offset(offset).limit(limit)
         async with self._sessions() as session:
-            return [_search_from_row(row) for row in (await session.scalars(stmt)).all()]
+            return [search_from_row(row) for row in (await session.scalars(stmt)).all()]
 
     async def count_searches(self, *, status: SearchStatus | None = None) -> int:
         stmt = sa.select(sa.func.count()).select_from(SearchRow)
@@ -241,7 +144,7 @@ class Repository:
                 raise NotFoundError(f"There is no search #{search_id}.")
             if spec is not None:
                 changed_query = (spec.query, tuple(spec.marketplaces)) != (row.query, tuple(row.marketplaces))
-                for key, value in _spec_values(spec).items():
+                for key, value in spec_values(spec).items():
                     setattr(row, key, value)
                 if changed_query:
                     # A different question deserves a fresh baseline, not a flood of everything it now finds.
@@ -253,10 +156,15 @@ class Repository:
                 row.next_run_at = next_run_at
             row.updated_at = now
             await session.flush()
-            return _search_from_row(row)
+            return search_from_row(row)
 
     async def delete_search(self, search_id: int) -> bool:
         async with self._sessions.begin() as session:
+            # Alerts held for a chat that refused us wait for the search to resume, which it now never will.
+            await session.execute(
+                sa.update(OutboxRow).where(OutboxRow.search_id == search_id, OutboxRow.status == "held")
+                .values(status="dead", last_error="the search was removed while its chat refused us")
+            )
             result = await session.execute(sa.delete(SearchRow).where(SearchRow.id == search_id))
             return bool(result.rowcount)
 
@@ -285,11 +193,11 @@ class Repository:
             )
             claimed_ids = list(claimed.all())
             rows = await session.scalars(sa.select(SearchRow).where(SearchRow.id.in_(claimed_ids)))
-            return sorted((_search_from_row(row) for row in rows), key=lambda s: s.next_run_at)
+            return sorted((search_from_row(row) for row in rows), key=lambda s: s.next_run_at)
 
     async def release_searches(self, search_ids: Sequence[int]) -> None:
         async with self._sessions.begin() as session:
-            for chunk in _chunks(list(search_ids)):
+            for chunk in chunks(list(search_ids)):
                 await session.execute(sa.update(SearchRow).where(SearchRow.id.in_(chunk)).values(lease_until=None))
 
     async def release_all_leases(self) -> None:
@@ -323,7 +231,7 @@ class Repository:
             ids, new_keys, price_changes = await self._upsert_listings(session, list(listings.values()), now)
             # Searches removed while the scan ran get neither matches nor schedule updates.
             live: set[int] = set()
-            for chunk in _chunks(list(searches)):
+            for chunk in chunks(list(searches)):
                 live.update((await session.scalars(sa.select(SearchRow.id).where(SearchRow.id.in_(chunk)))).all())
             new_matches, queued = await self._record_matches(session, fetches, searches, live, ids, now,
                                                              baseline_first_scan)
@@ -338,7 +246,7 @@ class Repository:
     ) -> tuple[dict[tuple[str, str], int], set[tuple[str, str]], int]:
         ids: dict[tuple[str, str], int] = {}
         known: dict[tuple[str, str], tuple[Any, Any]] = {}
-        for chunk in _chunks(listings):
+        for chunk in chunks(listings):
             keys = [listing.key for listing in chunk]
             rows = await session.execute(
                 sa.select(ListingRow.id, ListingRow.marketplace, ListingRow.external_id, ListingRow.price,
@@ -353,8 +261,8 @@ class Repository:
             # One statement executed for many rows: compiled once, not once per chunk of values.
             stmt = self._insert(ListingRow.__table__).on_conflict_do_nothing(
                 index_elements=["marketplace", "external_id"])
-            await session.execute(stmt, [_listing_values(listing, now) for listing in fresh])
-        for chunk in _chunks(fresh):
+            await session.execute(stmt, [listing_values(listing, now) for listing in fresh])
+        for chunk in chunks(fresh):
             keys = [listing.key for listing in chunk]
             rows = await session.execute(
                 sa.select(ListingRow.id, ListingRow.marketplace, ListingRow.external_id)
@@ -383,7 +291,7 @@ class Repository:
                     .values(price=price, currency=currency, price_text=listing.price_text, last_seen_at=now)
                 )
         seen = [ids[key] for key in ids if key not in new_keys]
-        for chunk in _chunks(seen):
+        for chunk in chunks(seen):
             await session.execute(sa.update(ListingRow).where(ListingRow.id.in_(chunk)).values(last_seen_at=now))
         if history:
             await session.execute(sa.insert(PriceHistoryRow), history)
@@ -402,7 +310,7 @@ class Repository:
                         wanted.setdefault((search_id, ids[listing.key]), (index, fetch.marketplace))
         already: set[tuple[int, int]] = set()
         pairs = list(wanted)
-        for chunk in _chunks(pairs):
+        for chunk in chunks(pairs):
             rows = await session.execute(
                 sa.select(SearchMatchRow.search_id, SearchMatchRow.listing_id)
                 .where(sa.tuple_(SearchMatchRow.search_id, SearchMatchRow.listing_id).in_(chunk))
@@ -526,133 +434,6 @@ class Repository:
                 query=f"circuit {change.before.value} -> {change.after.value}", searches=0, listings_found=0,
                 new_listings=0, alerts_queued=0, created_at=now,
             ))
-
-    # --- the alert outbox -------------------------------------------------------------------------------------
-
-    async def load_due_alerts(self, *, now: datetime, limit: int, platforms: Iterable[str],
-                              per_destination: int | None = None) -> list[Alert]:
-        """The alerts due now, oldest first; at most `per_destination` for any one chat, so a chat with a long
-        queue cannot fill the batch and keep the others waiting behind it."""
-        due = sa.select(OutboxRow.id).where(
-            OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now, OutboxRow.platform.in_(list(platforms))
-        )
-        if per_destination is not None:
-            place = sa.func.row_number().over(
-                partition_by=(OutboxRow.platform, OutboxRow.target), order_by=(OutboxRow.next_attempt_at, OutboxRow.id)
-            ).label("place")
-            ranked = due.add_columns(place).subquery()
-            due = sa.select(ranked.c.id).where(ranked.c.place <= per_destination)
-        stmt = (
-            sa.select(OutboxRow, ListingRow, SearchRow.query)
-            .join(ListingRow, ListingRow.id == OutboxRow.listing_id)
-            .outerjoin(SearchRow, SearchRow.id == OutboxRow.search_id)
-            .where(OutboxRow.id.in_(due))
-            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
-            .limit(limit)
-        )
-        async with self._sessions() as session:
-            rows = (await session.execute(stmt)).all()
-        return [
-            Alert(
-                outbox_id=outbox.id, destination=Destination(outbox.platform, outbox.target),
-                listing=_listing_from_row(listing), search_id=outbox.search_id, search_query=query or "",
-                attempts=outbox.attempts, queued_at=outbox.created_at,
-            )
-            for outbox, listing, query in rows
-        ]
-
-    async def mark_alerts_sent(self, outbox_ids: Sequence[int], *, now: datetime) -> None:
-        """Alerts that went out together (one message or one digest) are recorded together."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                sa.update(OutboxRow).where(OutboxRow.id.in_(list(outbox_ids)), OutboxRow.status == "pending")
-                .values(status="sent", sent_at=now, attempts=OutboxRow.attempts + 1, last_error=None)
-            )
-
-    async def mark_alert_retry(self, outbox_id: int, *, next_attempt_at: datetime, error: str) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                sa.update(OutboxRow).where(OutboxRow.id == outbox_id, OutboxRow.status == "pending")
-                .values(attempts=OutboxRow.attempts + 1, next_attempt_at=next_attempt_at, last_error=error[:1000])
-            )
-
-    async def defer_destination(self, destination: Destination, *, next_attempt_at: datetime) -> None:
-        """Hold every pending alert of a chat until then, without counting an attempt against them."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                sa.update(OutboxRow)
-                .where(OutboxRow.platform == destination.platform, OutboxRow.target == destination.target,
-                       OutboxRow.status == "pending", OutboxRow.next_attempt_at < next_attempt_at)
-                .values(next_attempt_at=next_attempt_at)
-            )
-
-    async def mark_alert_dead(self, outbox_id: int, *, reason: str) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                sa.update(OutboxRow).where(OutboxRow.id == outbox_id, OutboxRow.status == "pending")
-                .values(status="dead", attempts=OutboxRow.attempts + 1, last_error=reason[:1000])
-            )
-
-    async def mark_destination_gone(
-        self, destination: Destination, *, reason: str, now: datetime
-    ) -> tuple[list[SavedSearch], int]:
-        """A chat we can no longer reach: pause its searches (saying why) and drop its pending alerts."""
-        why = f"alerts cannot reach this chat: {reason}"[:300]
-        async with self._sessions.begin() as session:
-            where = (SearchRow.platform == destination.platform, SearchRow.target == destination.target)
-            rows = (await session.scalars(sa.select(SearchRow).where(*where, SearchRow.status == "active"))).all()
-            for row in rows:
-                row.status, row.paused_reason, row.updated_at = "paused", why, now
-            dropped = await session.execute(
-                sa.update(OutboxRow)
-                .where(OutboxRow.platform == destination.platform, OutboxRow.target == destination.target,
-                       OutboxRow.status == "pending")
-                .values(status="dead", last_error=why[:1000])
-            )
-            await session.flush()
-            return [_search_from_row(row) for row in rows], int(dropped.rowcount or 0)
-
-    async def move_destination(self, old: Destination, new: Destination) -> None:
-        """A chat changed its id: its searches and pending alerts follow it (alerts it already has stay behind)."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                sa.update(SearchRow).where(SearchRow.platform == old.platform, SearchRow.target == old.target)
-                # A group's searches are scoped to the group: the scope moves with the chat.
-                .values(target=new.target,
-                        scope=sa.case((SearchRow.scope == old.target, new.target), else_=SearchRow.scope))
-            )
-            already = sa.select(OutboxRow.listing_id).where(
-                OutboxRow.platform == new.platform, OutboxRow.target == new.target
-            ).scalar_subquery()
-            await session.execute(
-                sa.update(OutboxRow)
-                .where(OutboxRow.platform == old.platform, OutboxRow.target == old.target,
-                       OutboxRow.status == "pending", OutboxRow.listing_id.not_in(already))
-                .values(target=new.target)
-                .execution_options(synchronize_session=False)
-            )
-
-    async def outbox_summary(self) -> OutboxSummary:
-        stmt = sa.select(OutboxRow.status, sa.func.count(), sa.func.min(OutboxRow.created_at)).group_by(
-            OutboxRow.status
-        )
-        async with self._sessions() as session:
-            rows = (await session.execute(stmt)).all()
-        counts = {status: (count, oldest) for status, count, oldest in rows}
-        pending, oldest = counts.get("pending", (0, None))
-        return OutboxSummary(pending, counts.get("dead", (0, None))[0], counts.get("sent", (0, None))[0], oldest)
-
-    async def load_recent_alerts(self, search_id: int, *, limit: int = 10) -> list[StoredAlert]:
-        stmt = (
-            sa.select(OutboxRow, ListingRow)
-            .join(ListingRow, ListingRow.id == OutboxRow.listing_id)
-            .where(OutboxRow.search_id == search_id)
-            .order_by(OutboxRow.id.desc())
-            .limit(limit)
-        )
-        async with self._sessions() as session:
-            rows = (await session.execute(stmt)).all()
-        return [StoredAlert(o.id, _listing_from_row(lst), o.status, o.created_at, o.sent_at) for o, lst in rows]
 
     # --- marketplaces, task logs and the audit log ------------------------------------------------------------
 

@@ -106,25 +106,51 @@ class SearchMatchRow(Base):
 
 
 class OutboxRow(Base):
+    """Something to send to one destination: an alert about a listing, a notice, or an ops message.
+
+    pending -> sending (claimed, with next_attempt_at as the claim's deadline) -> sent; or back to pending to retry,
+    dead after its last attempt, held while its chat refuses us, summarised when a resumed chat gets one summary
+    instead of alerts that waited too long.
+    """
+
     __tablename__ = "alert_outbox"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), default="alert", server_default="alert")
     platform: Mapped[str] = mapped_column(sa.String(32))
     target: Mapped[str] = mapped_column(sa.String(128))
-    listing_id: Mapped[int] = mapped_column(sa.ForeignKey("listings.id", ondelete="CASCADE"))
+    listing_id: Mapped[int | None] = mapped_column(sa.ForeignKey("listings.id", ondelete="CASCADE"))
     search_id: Mapped[int | None] = mapped_column(sa.ForeignKey("searches.id", ondelete="SET NULL"), index=True)
+    body: Mapped[str | None] = mapped_column(sa.Text)  # the text of a notice or ops message
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The rows first claimed together (one message or one digest) share the smallest id among them, and are sent
+    # together until they are sent: a resend after a crash is then the same message, with the same nonce.
+    batch_id: Mapped[int | None] = mapped_column(sa.Integer)
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         sa.UniqueConstraint("platform", "target", "listing_id", name="uq_alert_outbox_destination_listing"),
-        sa.CheckConstraint("status IN ('pending', 'sent', 'dead')", name="status"),
+        sa.CheckConstraint("status IN ('pending', 'sending', 'sent', 'dead', 'held', 'summarised')", name="status"),
+        sa.CheckConstraint("kind IN ('alert', 'notice', 'ops') AND (kind <> 'alert' OR listing_id IS NOT NULL)",
+                           name="kind"),
         sa.Index("ix_alert_outbox_due", "status", "next_attempt_at"),
+        sa.Index("ix_alert_outbox_destination", "platform", "target", "status"),
     )
+
+
+class DeliveryHoldRow(Base):
+    """A destination that may not be sent to before `until`: it asked us to wait, or its last send failed."""
+
+    __tablename__ = "delivery_holds"
+
+    platform: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    target: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class TaskLogRow(Base):

@@ -19,15 +19,19 @@ from bot.discord.render import (
     render_digest_message,
     render_notice_message,
     render_ops_message,
+    render_outbox_notice,
 )
 from scout.delivery import DeliveryResult
-from scout.models import Alert, Destination
+from scout.models import Alert, Destination, Notice
 from scout.pacing import Pacer, Rate, SlidingWindow
 
 log = logging.getLogger(__name__)
 
 # Rate-limit headers carry milliseconds; rounding could put the next request a hair before the window resets.
 RESET_MARGIN_SECONDS = 0.005
+# https://discord.com/developers/docs/topics/opcodes-and-status-codes#json: 10003 Unknown Channel, the one 404 that
+# means the channel is gone.
+UNKNOWN_CHANNEL = 10003
 # A 5xx or a dropped connection is tried once more, this soon and with the same nonce, before it counts as a
 # failed attempt: an answer lost on the way back then costs nothing, and Discord drops the repeat.
 QUICK_RETRY_SECONDS = 1.0
@@ -103,6 +107,9 @@ class DiscordNotifier:
             return DeliveryResult.dead(f"a digest holds at most {self.digest_size} alerts, got {len(alerts)}")
         payload = render_digest_message(alerts, marketplace_names=self._names)
         return await self._deliver(destination, payload, attempts=max(a.attempts for a in alerts))
+
+    async def send_notice(self, destination: Destination, notice: Notice) -> DeliveryResult:
+        return await self._deliver(destination, render_outbox_notice(notice), attempts=notice.attempts)
 
     async def send_ops(self, message: str) -> DeliveryResult:
         if self._ops_channel is None:
@@ -225,12 +232,16 @@ class DiscordNotifier:
                 state.remaining, state.reset_at = 0, max(state.reset_at, now + retry_after)
             log.warning("Discord rate limit hit (%s scope), retrying in %.2f s",
                         response.headers.get("X-RateLimit-Scope", "unknown"), retry_after)
-            return DeliveryResult.retry(f"429 rate limited: {response.error_message}", retry_after=retry_after)
-        if status in (403, 404):
-            # 403 Missing Access / Missing Permissions, 404 Unknown Channel: nothing we send will get there.
-            what = "deleted or hidden from the bot" if status == 404 else "the bot lost access"
+            return DeliveryResult.wait(f"429 rate limited: {response.error_message}", retry_after)
+        if status == 403 or (status == 404 and response.error_code == UNKNOWN_CHANNEL):
+            # 403 Missing Access / Missing Permissions, or the channel was deleted: nothing we send gets there.
+            what = "the channel was deleted" if status == 404 else "the bot lost access"
             return DeliveryResult.gone(f"{what} ({status} {response.error_message or 'no message'}, "
                                        f"code {response.error_code})")
+        if status == 404:
+            # Not Discord's own answer (a proxy's or a load balancer's page): the channel may well be there.
+            return DeliveryResult.retry(f"Discord answered HTTP 404 without an error code ({response.error_message})",
+                                        retry_after=self._outage_wait(attempts, None))
         if status >= 500 or status == 408:
             hinted = _float(response.headers.get("Retry-After"))
             return DeliveryResult.retry(f"Discord answered HTTP {status}",

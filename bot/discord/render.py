@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from scout.models import Alert, Destination, SavedSearch, StoredAlert
+from scout.models import Alert, Destination, Notice, SavedSearch, StoredAlert
 
 # Discord's limits, from https://discord.com/developers/docs/resources/message#embed-object-embed-limits
 # and #create-message. Discord counts UTF-16 code units, so every length here does too.
@@ -286,6 +286,11 @@ def render_digest_message(alerts: Sequence[Alert], *, marketplace_names: Mapping
 
 def render_ops_message(text: str) -> dict[str, Any]:
     return _message(content=escape_markdown(text))
+
+
+def render_outbox_notice(notice: Notice) -> dict[str, Any]:
+    """An ops message or a summary from the outbox: plain text (titles in it are scraped), its row's nonce."""
+    return _message(content=escape_markdown(notice.text), nonce=alert_nonce(notice.outbox_id))
 
 
 def render_notice_message(text: str) -> dict[str, Any]:

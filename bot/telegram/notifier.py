@@ -28,7 +28,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.telegram.render import Keyboard, render_alert, render_digest
 from scout.delivery import DeliveryResult
-from scout.models import Alert, Destination
+from scout.models import Alert, Destination, Notice
 from scout.pacing import Pacer, Rate
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,11 @@ class TelegramNotifier:
         return await self._deliver(destination, attempts, lambda bot, chat: bot.send_message(
             chat, text, parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
 
+    async def send_notice(self, destination: Destination, notice: Notice) -> DeliveryResult:
+        text = notice.text  # plain text: ops figures and listing titles need no escaping without a parse mode
+        return await self._deliver(destination, notice.attempts, lambda bot, chat: bot.send_message(
+            chat, text, link_preview_options=LinkPreviewOptions(is_disabled=True)))
+
     async def send_ops(self, message: str) -> DeliveryResult:
         if self._ops_chat_id is None:
             return DeliveryResult.dead("no Telegram ops chat is configured")
@@ -289,7 +294,7 @@ class TelegramNotifier:
                        send: Callable[[Bot, int], Awaitable[Message]], *, photo: bool = False) -> DeliveryResult:
         bot = self._bot
         if bot is None:
-            return DeliveryResult.retry("Telegram is not connected yet", retry_after=NOT_CONNECTED_WAIT)
+            return DeliveryResult.wait("Telegram is not connected yet", NOT_CONNECTED_WAIT)
         try:
             chat_id = int(destination.target)
         except ValueError:
@@ -301,7 +306,7 @@ class TelegramNotifier:
             wait = retry_after_seconds(err)
             self._held_until[chat_id] = self._clock() + wait
             log.warning("Telegram flood control for a chat: retry in %.0f s", wait)
-            return DeliveryResult.retry(f"flood control: retry in {wait:.0f} s", retry_after=wait)
+            return DeliveryResult.wait(f"flood control: retry in {wait:.0f} s", wait)
         except ChatMigrated as err:
             return DeliveryResult.moved(str(err.new_chat_id))
         except Forbidden as err:

@@ -7,25 +7,25 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from scout.delivery import DeliveryResult
-from scout.models import Alert, Destination
+from scout.models import Alert, Destination, Notice
 
 
 @dataclass
 class RecordingNotifier:
     platform: str = "console"
     sent: list[tuple[Destination, Alert]] = field(default_factory=list)
-    ops: list[str] = field(default_factory=list)
+    notices: list[tuple[Destination, Notice]] = field(default_factory=list)
     # Per destination target: results to answer with, in order; when empty, deliveries succeed.
-    script: dict[str, deque[DeliveryResult | Exception]] = field(default_factory=dict)
+    script: dict[str, deque[DeliveryResult | BaseException]] = field(default_factory=dict)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    def answer(self, target: str, *results: DeliveryResult | Exception) -> None:
+    def answer(self, target: str, *results: DeliveryResult | BaseException) -> None:
         self.script.setdefault(target, deque()).extend(results)
 
     async def send_alert(self, destination: Destination, alert: Alert) -> DeliveryResult:
         queue = self.script.get(destination.target)
         outcome = queue.popleft() if queue else DeliveryResult.ok()
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, BaseException):
             raise outcome
         if outcome.delivered:
             self.sent.append((destination, alert))
@@ -38,9 +38,14 @@ class RecordingNotifier:
         async with self.changed:
             await self.changed.wait_for(lambda: len(self.sent) >= count)
 
-    async def send_ops(self, message: str) -> DeliveryResult:
-        self.ops.append(message)
-        return DeliveryResult.ok()
+    async def send_notice(self, destination: Destination, notice: Notice) -> DeliveryResult:
+        queue = self.script.get(destination.target)
+        outcome = queue.popleft() if queue else DeliveryResult.ok()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome.delivered:
+            self.notices.append((destination, notice))
+        return outcome
 
     def delivered_ids(self) -> list[str]:
         return [alert.listing.external_id for _, alert in self.sent]
@@ -60,7 +65,7 @@ class DigestingNotifier(RecordingNotifier):
     async def send_digest(self, destination: Destination, alerts: list[Alert]) -> DeliveryResult:
         queue = self.script.get(destination.target)
         outcome = queue.popleft() if queue else DeliveryResult.ok()
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, BaseException):
             raise outcome
         if outcome.delivered:
             self.digests.append([alert.listing.external_id for alert in alerts])

@@ -38,10 +38,12 @@ async def test_block_circuit_ops_message_operator_resume_recovery(tmp_path: Path
                                               marketplaces="ebay")
             await service.commands.add_search(Actor("u"), Destination("console", "main"), query="lego ship",
                                               marketplaces="ebay")
+            await service.dispatcher.drain()
             ops_before = len(api.sent_to(OPS_CHAT))  # the start-up message
 
             market.fail("/sch/i.html", 429, times=2)
             await service.scanner.run_until_idle()
+            await service.dispatcher.drain()
             opened = [visible(c.text) for c in api.sent_to(OPS_CHAT)[ops_before:]]
             assert len(opened) == 1
             assert opened[0].startswith("CRITICAL ebay: circuit open for 60 min after 2 failed fetches: HTTP 429")
@@ -61,6 +63,7 @@ async def test_block_circuit_ops_message_operator_resume_recovery(tmp_path: Path
             for search in await service.store.repo.load_searches():
                 await service.store.repo.update_search(search.id, now=search.created_at, next_run_at=search.created_at)
             await service.scanner.run_until_idle()
+            await service.dispatcher.drain()
             assert len(market.requests_to("/sch/i.html")) == requests + 1  # one probe
 
             said = [visible(c.text) for c in api.sent_to(OPS_CHAT)[ops_before + 1:]]

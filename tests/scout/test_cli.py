@@ -121,7 +121,7 @@ def test_scrape_prints_a_table(capsys: pytest.CaptureFixture[str], monkeypatch: 
 
 def test_db_upgrade_and_marketplaces(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "db", "upgrade")
-    assert code == 0 and "revision 0003" in out
+    assert code == 0 and "revision 0004" in out
     code, out, _ = run(capsys, "marketplaces")
     assert code == 0
     assert out.splitlines()[0].startswith("craigslist") and "ebay" in out and "requests/min" in out

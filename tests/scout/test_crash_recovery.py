@@ -36,10 +36,10 @@ class CrashingRepository(Repository):
             raise SimulatedCrash  # committed, nothing sent
         return saved
 
-    async def mark_alerts_sent(self, outbox_ids: Any, **kwargs: Any) -> None:
+    async def record_sent(self, outbox_ids: Any, **kwargs: Any) -> None:
         if self.crash_at == "after-send":
             raise SimulatedCrash  # the chat has the message, the outbox does not know
-        await super().mark_alerts_sent(outbox_ids, **kwargs)
+        await super().record_sent(outbox_ids, **kwargs)
 
 
 @asynccontextmanager
@@ -52,6 +52,7 @@ async def process(url: str, market: TableAdapter, notifier: RecordingNotifier, c
     await repo.release_all_leases()
     scanner = Scanner(repo, {market.key: market}, fetcher=None, clock=clock)  # type: ignore[arg-type]
     dispatcher = Dispatcher(repo, {"console": notifier}, clock=clock)
+    await dispatcher.recover()
     try:
         yield scanner, dispatcher, repo
     finally:

@@ -56,7 +56,7 @@ async def test_searches_asking_the_same_thing_share_one_fetch(
     clock.advance(minutes=6)
     report = await scanner.run_until_idle()
     assert report.alerts_queued == 2
-    alerts = await repo.load_due_alerts(now=clock(), limit=10, platforms=["console"])
+    alerts = await repo.load_due_deliveries(now=clock(), limit=10, platforms=["console"])
     assert sorted((a.search_id, a.listing.external_id) for a in alerts) == [(cheap.id, "2"), (dear.id, "3")]
     assert other.id not in {a.search_id for a in alerts}
 

@@ -108,7 +108,7 @@ async def test_first_scan_is_a_baseline_and_later_listings_are_queued_once(repo:
     saved = await repo.save_scan(now=NOW, fetches=[fetch([search.id], second)], runs=[run(search.id)],
                                  searches={search.id: search})
     assert (saved.new_listings, saved.alerts_queued) == (0, 0)
-    alerts = await repo.load_due_alerts(now=NOW, limit=10, platforms=["console"])
+    alerts = await repo.load_due_deliveries(now=NOW, limit=10, platforms=["console"])
     assert [a.listing.external_id for a in alerts] == ["1003"]
     assert alerts[0].search_query == "rtx 3080"
 
@@ -172,12 +172,15 @@ async def test_outbox_transitions(repo: Repository) -> None:
     search = await add(repo)
     await repo.save_scan(now=NOW, fetches=[fetch([search.id], [listing(1), listing(2), listing(3)])],
                          runs=[run(search.id)], searches={search.id: search}, baseline_first_scan=False)
-    first, second, third = await repo.load_due_alerts(now=NOW, limit=10, platforms=["console"])
-    await repo.mark_alerts_sent([first.outbox_id], now=NOW)
-    await repo.mark_alert_retry(second.outbox_id, next_attempt_at=NOW + timedelta(minutes=1), error="HTTP 502")
-    await repo.mark_alert_dead(third.outbox_id, reason="chat not found")
-    assert await repo.load_due_alerts(now=NOW, limit=10, platforms=["console"]) == []
-    retry = await repo.load_due_alerts(now=NOW + timedelta(minutes=1), limit=10, platforms=["console"])
+    first, second, third = await repo.load_due_deliveries(now=NOW, limit=10, platforms=["console"])
+    ids = [[first.outbox_id], [second.outbox_id], [third.outbox_id]]
+    assert await repo.claim_deliveries(ids, now=NOW, until=NOW + timedelta(minutes=5)) == {a[0] for a in ids}
+    await repo.record_sent([first.outbox_id], now=NOW)
+    await repo.record_retry(Destination("console", "main"), failed=[second.outbox_id], released=[], error="HTTP 502",
+                            counted=True, until=NOW + timedelta(minutes=1))
+    await repo.record_dead([third.outbox_id], reason="chat not found")
+    assert await repo.load_due_deliveries(now=NOW, limit=10, platforms=["console"]) == []
+    retry = await repo.load_due_deliveries(now=NOW + timedelta(minutes=1), limit=10, platforms=["console"])
     assert [(a.outbox_id, a.attempts) for a in retry] == [(second.outbox_id, 1)]
     summary = await repo.outbox_summary()
     assert (summary.pending, summary.sent, summary.dead) == (1, 1, 1)
@@ -219,8 +222,8 @@ async def test_activity_for_the_daily_summary(repo: Repository) -> None:
                          searches={search.id: search}, baseline_first_scan=False)
     blocked = FetchOutcome("ebay", "rtx 3080", "blocked", 5, error="HTTP 429", matches={search.id: ()})
     await repo.save_scan(now=NOW, fetches=[blocked], runs=[run(search.id, ok=False)], searches={search.id: search})
-    (first, _) = await repo.load_due_alerts(now=NOW, limit=5, platforms=["console"])
-    await repo.mark_alerts_sent([first.outbox_id], now=NOW)
+    (first, _) = await repo.load_due_deliveries(now=NOW, limit=5, platforms=["console"])
+    await repo.record_sent([first.outbox_id], now=NOW)
     activity = await repo.load_activity(since=NOW - timedelta(days=1))
     assert activity == {"fetches": {"ebay": {"success": 1, "blocked": 1}}, "new_listings": 2, "alerts_sent": 1,
                         "searches": {"active": 1}}

@@ -182,7 +182,7 @@ async def test_results_for_each_kind_of_answer(fake: FakeDiscord, vclock: Virtua
                                                notifier: DiscordNotifier, repo: Repository) -> None:
     search = await search_in(repo, vclock, FIRST_CHANNEL)
     await queue_alerts(repo, search, ["x"], now=vclock())
-    [alert] = await repo.load_due_alerts(now=vclock(), limit=1, platforms=["discord"])
+    [alert] = await repo.load_due_deliveries(now=vclock(), limit=1, platforms=["discord"])
     fake.outage(until=vclock.monotonic() + 0.5, status=502)
     assert await notifier.send_alert(alert.destination, alert) == DeliveryResult.ok(), "one quick retry"
     assert fake.statuses[502] == 1

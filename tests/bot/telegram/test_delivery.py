@@ -40,7 +40,7 @@ async def test_a_group_that_removed_the_bot_gets_nothing_more_and_the_owner_is_t
     api.block(GROUP, "Forbidden: bot was kicked from the group chat")
     mark = len(api.calls)
     report = await dispatcher.drain()
-    assert (report.sent, report.dead) == (0, 3)
+    assert (report.sent, report.held) == (0, 3)
     assert len(api.calls_to("sendPhoto", chat_id=GROUP, after=mark)) == 1  # it stopped at the first refusal
     paused = await repo.load_search(1)
     assert paused is not None and paused.status is SearchStatus.PAUSED
@@ -55,15 +55,24 @@ async def test_a_group_that_removed_the_bot_gets_nothing_more_and_the_owner_is_t
     assert api.calls_to("sendPhoto", after=mark) == []
 
 
-async def test_a_user_who_blocked_the_bot_is_not_messaged_again(api: FakeBotApi, repo: Repository,
-                                                                dispatcher: Dispatcher, clock: ManualClock) -> None:
+async def test_a_user_who_blocked_the_bot_gets_the_held_alerts_after_resuming(
+        api: FakeBotApi, repo: Repository, dispatcher: Dispatcher, clock: ManualClock) -> None:
+    """Regression: alerts pending for a user who blocked the bot were marked dead; after unblocking it and
+    resuming the search, the user never got them."""
     await ask(api, "/add lego @ebay", chat_id=42)
     await queue_alerts(repo, clock(), await repo.load_search(1), 2)
-    api.block(42)
+    api.fail("sendPhoto", 403, "Forbidden: bot was blocked by the user", chat_id=42)
     mark = len(api.calls)
-    assert (await dispatcher.drain()).dead == 2
+    assert (await dispatcher.drain()).held == 2
     assert [c.method for c in api.calls[mark:]] == ["sendPhoto"]  # no notice to the chat that blocked us
     assert (await repo.load_search(1)).status is SearchStatus.PAUSED  # type: ignore[union-attr]
+    assert (await dispatcher.drain()).sent == 0
+
+    # The user unblocks the bot and resumes the search: what waited arrives, in order.
+    await ask(api, "/resume 1", chat_id=42)
+    mark = len(api.calls)
+    assert (await dispatcher.drain()).sent == 2
+    assert listing_ids(api.calls[mark:]) == ["0", "1"]
 
 
 async def test_alerts_follow_a_group_that_became_a_supergroup(api: FakeBotApi, repo: Repository,

@@ -65,7 +65,7 @@ async def test_an_image_telegram_will_not_take_falls_back_to_text(api: FakeBotAp
 
 
 @pytest.mark.parametrize(("setup", "expected"), [
-    (lambda api: api.flood("sendPhoto", 7), DeliveryResult.retry("flood control: retry in 7 s", retry_after=7)),
+    (lambda api: api.flood("sendPhoto", 7), DeliveryResult.wait("flood control: retry in 7 s", 7)),
     (lambda api: api.block(42), DeliveryResult.gone("Telegram refused: Forbidden: bot was blocked by the user")),
     (lambda api: api.block(42, "Forbidden: bot was kicked from the group chat"),
      DeliveryResult.gone("Telegram refused: Forbidden: bot was kicked from the group chat")),

@@ -1,0 +1,107 @@
+"""Rows to domain objects and back: the conversions every part of the repository shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from scout.models import (
+    Destination,
+    Listing,
+    Money,
+    SavedSearch,
+    SearchSpec,
+    SearchStatus,
+    UnpricedRule,
+)
+from storage.tables import ListingRow, SearchRow
+from storage.types import text_list
+
+# Rows per IN (...) list; well under SQLite's 32,766 bound parameters and PostgreSQL's 32,767.
+CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def search_from_row(row: SearchRow) -> SavedSearch:
+    spec = SearchSpec(
+        query=row.query,
+        marketplaces=tuple(text_list(row.marketplaces)),
+        check_interval_minutes=row.check_interval_minutes,
+        exclude=tuple(text_list(row.exclude_words)),
+        min_price=row.min_price,
+        max_price=row.max_price,
+        currency=row.currency,
+        location=row.location,
+        radius_km=row.radius_km,
+        unpriced=UnpricedRule(row.unpriced),
+    )
+    return SavedSearch(
+        id=row.id,
+        owner=row.owner,
+        destination=Destination(row.platform, row.target),
+        spec=spec,
+        status=SearchStatus(row.status),
+        created_at=row.created_at,
+        next_run_at=row.next_run_at,
+        scope=row.scope,
+        paused_reason=row.paused_reason,
+        last_run_at=row.last_run_at,
+        last_success_at=row.last_success_at,
+        baselined=frozenset(text_list(row.baselined)),
+    )
+
+
+def listing_from_row(row: ListingRow) -> Listing:
+    price = Money(row.price, row.currency) if row.price is not None and row.currency else None
+    return Listing(
+        marketplace=row.marketplace,
+        external_id=row.external_id,
+        title=row.title,
+        url=row.url,
+        price=price,
+        price_text=row.price_text,
+        location=row.location,
+        image_url=row.image_url,
+        posted_at=row.posted_at,
+        condition=row.condition,
+        seller=row.seller,
+    )
+
+
+def listing_values(listing: Listing, now: datetime) -> dict[str, Any]:
+    return {
+        "marketplace": listing.marketplace,
+        "external_id": listing.external_id,
+        "title": listing.title,
+        "url": listing.url,
+        "price": listing.price.amount if listing.price else None,
+        "currency": listing.price.currency if listing.price else None,
+        "price_text": (listing.price_text or "")[:200] or None,
+        "location": (listing.location or "")[:200] or None,
+        "image_url": listing.image_url,
+        "posted_at": listing.posted_at,
+        "condition": (listing.condition or "")[:100] or None,
+        "seller": (listing.seller or "")[:200] or None,
+        "first_seen_at": now,
+        "last_seen_at": now,
+    }
+
+
+def spec_values(spec: SearchSpec) -> dict[str, Any]:
+    return {
+        "query": spec.query,
+        "exclude_words": list(spec.exclude),
+        "min_price": spec.min_price,
+        "max_price": spec.max_price,
+        "currency": spec.currency,
+        "marketplaces": list(spec.marketplaces),
+        "check_interval_minutes": spec.check_interval_minutes,
+        "location": spec.location,
+        "radius_km": spec.radius_km,
+        "unpriced": spec.unpriced.value,
+    }

@@ -1,0 +1,293 @@
+"""The outbox's SQL: loading due rows, claiming them, recording each outcome, holding and releasing destinations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from scout.models import (
+    Alert,
+    Delivery,
+    Destination,
+    Listing,
+    Notice,
+    NoticeKind,
+    SavedSearch,
+    SearchStatus,
+    StoredAlert,
+)
+from storage.convert import chunks, listing_from_row, search_from_row
+from storage.tables import DeliveryHoldRow, ListingRow, OutboxRow, SearchRow
+
+# Rows that are waiting to go out: not claimed yet, or claimed by a send whose outcome was never recorded.
+UNSENT = ("pending", "sending")
+# The newest listings a "while paused" summary names.
+SUMMARY_LISTINGS = 5
+
+Summarise = Callable[[int, list[Listing]], str]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSummary:
+    pending: int  # queued or in flight
+    dead: int
+    sent: int
+    oldest_pending_at: datetime | None
+    held: int = 0  # waiting for a chat that refuses us to be resumed
+
+
+class OutboxQueries:
+    """The outbox part of storage.repo.Repository; each public method is one transaction."""
+
+    _sessions: async_sessionmaker[AsyncSession]
+
+    def _insert(self, table: Any) -> Any:
+        raise NotImplementedError
+
+    async def load_due_deliveries(self, *, now: datetime, limit: int, platforms: Iterable[str],
+                                  per_destination: int | None = None) -> list[Delivery]:
+        """The rows due now, oldest first, of destinations that are not held; at most `per_destination` for any one
+        chat, so a chat with a long queue cannot fill the batch and keep the others waiting behind it."""
+        held = sa.select(DeliveryHoldRow.platform).where(
+            DeliveryHoldRow.platform == OutboxRow.platform, DeliveryHoldRow.target == OutboxRow.target,
+            DeliveryHoldRow.until > now,
+        )
+        due = sa.select(OutboxRow.id).where(
+            OutboxRow.status.in_(UNSENT), OutboxRow.next_attempt_at <= now, OutboxRow.platform.in_(list(platforms)),
+            ~sa.exists(held),
+        )
+        if per_destination is not None:
+            place = sa.func.row_number().over(
+                partition_by=(OutboxRow.platform, OutboxRow.target), order_by=OutboxRow.id
+            ).label("place")
+            ranked = due.add_columns(place).subquery()
+            due = sa.select(ranked.c.id).where(ranked.c.place <= per_destination)
+        stmt = (
+            sa.select(OutboxRow, ListingRow, SearchRow.query)
+            .outerjoin(ListingRow, ListingRow.id == OutboxRow.listing_id)
+            .outerjoin(SearchRow, SearchRow.id == OutboxRow.search_id)
+            .where(OutboxRow.id.in_(due))
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        return [_delivery(outbox, listing, query) for outbox, listing, query in rows]
+
+    async def claim_deliveries(self, messages: Sequence[Sequence[int]], *, now: datetime,
+                               until: datetime) -> set[int]:
+        """Claim the rows of these messages until `until`; returns the ids claimed (rows still due).
+
+        Each message's rows get its smallest claimed id as their batch, which they keep until sent.
+        """
+        wanted = [outbox_id for message in messages for outbox_id in message]
+        claimed: set[int] = set()
+        async with self._sessions.begin() as session:
+            for chunk in chunks(wanted):
+                result = await session.scalars(
+                    sa.update(OutboxRow)
+                    .where(OutboxRow.id.in_(chunk), OutboxRow.status.in_(UNSENT), OutboxRow.next_attempt_at <= now)
+                    .values(status="sending", next_attempt_at=until)
+                    .returning(OutboxRow.id)
+                )
+                claimed.update(result.all())
+            batches = []
+            for message in messages:
+                mine = [outbox_id for outbox_id in message if outbox_id in claimed]
+                batches.extend({"id": outbox_id, "batch_id": min(mine)} for outbox_id in mine)
+            if batches:
+                await session.execute(sa.update(OutboxRow), batches)
+        return claimed
+
+    async def record_sent(self, outbox_ids: Sequence[int], *, now: datetime) -> None:
+        """Rows that went out together (one message or one digest) are recorded together."""
+        async with self._sessions.begin() as session:
+            for chunk in chunks(list(outbox_ids)):
+                await session.execute(
+                    sa.update(OutboxRow).where(OutboxRow.id.in_(chunk), OutboxRow.status.in_(UNSENT))
+                    .values(status="sent", sent_at=now, attempts=OutboxRow.attempts + 1, last_error=None)
+                )
+
+    async def record_retry(self, destination: Destination, *, failed: Sequence[int], released: Sequence[int],
+                           error: str, counted: bool, until: datetime) -> None:
+        """A send that did not go through: its rows wait (counting an attempt when `counted`), the claims behind it
+        are handed back, and the whole destination, including rows queued later, is held until `until`."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                sa.update(OutboxRow).where(OutboxRow.id.in_(list(failed)), OutboxRow.status.in_(UNSENT))
+                .values(status="pending", next_attempt_at=until, last_error=error[:1000],
+                        attempts=OutboxRow.attempts + (1 if counted else 0))
+            )
+            await self._unclaim(session, released, until)
+            await self._hold(session, destination, until, error)
+
+    async def record_dead(self, outbox_ids: Sequence[int], *, reason: str, released: Sequence[int] = ()) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                sa.update(OutboxRow).where(OutboxRow.id.in_(list(outbox_ids)), OutboxRow.status.in_(UNSENT))
+                .values(status="dead", attempts=OutboxRow.attempts + 1, last_error=reason[:1000])
+            )
+            await self._unclaim(session, released, None)
+
+    async def release_claims(self, outbox_ids: Sequence[int], *, now: datetime) -> None:
+        async with self._sessions.begin() as session:
+            await self._unclaim(session, outbox_ids, now)
+
+    async def recover_claims(self, *, now: datetime) -> int:
+        """Make every claimed row due now: at start, the claims in the database belong to a process that died."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                sa.update(OutboxRow).where(OutboxRow.status == "sending").values(next_attempt_at=now)
+            )
+            return int(result.rowcount or 0)
+
+    async def hold_destination(self, destination: Destination, *, reason: str,
+                               now: datetime) -> tuple[list[SavedSearch], int]:
+        """A chat that refuses us: pause its searches (saying why) and hold its alerts until they are resumed."""
+        why = f"alerts cannot reach this chat: {reason}"[:300]
+        async with self._sessions.begin() as session:
+            rows = (await session.scalars(sa.select(SearchRow).where(
+                SearchRow.platform == destination.platform, SearchRow.target == destination.target,
+                SearchRow.status == SearchStatus.ACTIVE.value,
+            ))).all()
+            for row in rows:
+                row.status, row.paused_reason, row.updated_at = SearchStatus.PAUSED.value, why, now
+            held = await session.execute(
+                sa.update(OutboxRow)
+                .where(OutboxRow.platform == destination.platform, OutboxRow.target == destination.target,
+                       OutboxRow.status.in_(UNSENT), OutboxRow.kind != NoticeKind.OPS.value)
+                .values(status="held", last_error=why[:1000])
+            )
+            await session.flush()
+            return [search_from_row(row) for row in rows], int(held.rowcount or 0)
+
+    async def resume_search(self, search_id: int, *, now: datetime, keep_after: datetime,
+                            summarise: Summarise) -> SavedSearch | None:
+        """Resume a search, and send what it held while paused: alerts queued since `keep_after` as they are,
+        older ones as one summary. Returns the search, or None when there is none."""
+        async with self._sessions.begin() as session:
+            row = await session.get(SearchRow, search_id)
+            if row is None:
+                return None
+            row.status, row.paused_reason, row.next_run_at, row.updated_at = SearchStatus.ACTIVE.value, None, now, now
+            held = (await session.execute(
+                sa.select(OutboxRow.id, OutboxRow.created_at, ListingRow)
+                .outerjoin(ListingRow, ListingRow.id == OutboxRow.listing_id)
+                .where(OutboxRow.search_id == search_id, OutboxRow.status == "held")
+                .order_by(OutboxRow.id)
+            )).all()
+            fresh = [outbox_id for outbox_id, created, _ in held if created >= keep_after]
+            stale = [(outbox_id, listing) for outbox_id, created, listing in held if created < keep_after]
+            for chunk in chunks(fresh):
+                await session.execute(
+                    sa.update(OutboxRow).where(OutboxRow.id.in_(chunk))
+                    .values(status="pending", next_attempt_at=now, batch_id=None, last_error=None)
+                )
+            if stale:
+                for chunk in chunks([outbox_id for outbox_id, _ in stale]):
+                    await session.execute(
+                        sa.update(OutboxRow).where(OutboxRow.id.in_(chunk)).values(status="summarised")
+                    )
+                newest = [listing_from_row(listing) for _, listing in reversed(stale) if listing is not None]
+                session.add(OutboxRow(
+                    kind=NoticeKind.NOTICE.value, platform=row.platform, target=row.target, search_id=search_id,
+                    body=summarise(len(stale), newest[:SUMMARY_LISTINGS]), status="pending", attempts=0,
+                    next_attempt_at=now, created_at=now,
+                ))
+            await session.flush()
+            return search_from_row(row)
+
+    async def queue_notices(self, destinations: Iterable[Destination], text: str, *, kind: NoticeKind,
+                            now: datetime) -> None:
+        """Queue one message to each destination; it goes out in order behind what is already queued there."""
+        rows = [
+            {"kind": kind.value, "platform": d.platform, "target": d.target, "body": text, "status": "pending",
+             "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for d in destinations
+        ]
+        if rows:
+            async with self._sessions.begin() as session:
+                await session.execute(sa.insert(OutboxRow), rows)
+
+    async def move_destination(self, old: Destination, new: Destination) -> None:
+        """A chat changed its id: its searches and unsent rows follow it (alerts it already has stay behind)."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                sa.update(SearchRow).where(SearchRow.platform == old.platform, SearchRow.target == old.target)
+                # A group's searches are scoped to the group: the scope moves with the chat.
+                .values(target=new.target,
+                        scope=sa.case((SearchRow.scope == old.target, new.target), else_=SearchRow.scope))
+            )
+            already = sa.select(OutboxRow.listing_id).where(
+                OutboxRow.platform == new.platform, OutboxRow.target == new.target, OutboxRow.listing_id.is_not(None)
+            ).scalar_subquery()
+            await session.execute(
+                sa.update(OutboxRow)
+                .where(OutboxRow.platform == old.platform, OutboxRow.target == old.target,
+                       OutboxRow.status.in_(UNSENT),
+                       sa.or_(OutboxRow.listing_id.is_(None), OutboxRow.listing_id.not_in(already)))
+                .values(target=new.target, status="pending", batch_id=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def outbox_summary(self) -> OutboxSummary:
+        stmt = sa.select(OutboxRow.status, sa.func.count(), sa.func.min(OutboxRow.created_at)).group_by(
+            OutboxRow.status
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        counts = {status: (int(count), oldest) for status, count, oldest in rows}
+        unsent = [counts[status] for status in UNSENT if status in counts]
+        oldest = min((at for _, at in unsent if at is not None), default=None)
+        return OutboxSummary(
+            pending=sum(count for count, _ in unsent), dead=counts.get("dead", (0, None))[0],
+            sent=counts.get("sent", (0, None))[0], oldest_pending_at=oldest, held=counts.get("held", (0, None))[0],
+        )
+
+    async def load_recent_alerts(self, search_id: int, *, limit: int = 10) -> list[StoredAlert]:
+        stmt = (
+            sa.select(OutboxRow, ListingRow)
+            .join(ListingRow, ListingRow.id == OutboxRow.listing_id)
+            .where(OutboxRow.search_id == search_id)
+            .order_by(OutboxRow.id.desc())
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        return [StoredAlert(o.id, listing_from_row(lst), o.status, o.created_at, o.sent_at) for o, lst in rows]
+
+    @staticmethod
+    async def _unclaim(session: AsyncSession, outbox_ids: Sequence[int], due_at: datetime | None) -> None:
+        values: dict[str, Any] = {"status": "pending"}
+        if due_at is not None:
+            values["next_attempt_at"] = due_at
+        for chunk in chunks(list(outbox_ids)):
+            await session.execute(
+                sa.update(OutboxRow).where(OutboxRow.id.in_(chunk), OutboxRow.status == "sending").values(**values)
+            )
+
+    async def _hold(self, session: AsyncSession, destination: Destination, until: datetime, reason: str) -> None:
+        stmt = self._insert(DeliveryHoldRow.__table__).values(
+            platform=destination.platform, target=destination.target, until=until, reason=reason[:1000])
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=["platform", "target"], set_={"until": stmt.excluded.until, "reason": stmt.excluded.reason}
+        ))
+
+
+def _delivery(outbox: OutboxRow, listing: ListingRow | None, query: str | None) -> Delivery:
+    destination = Destination(outbox.platform, outbox.target)
+    if outbox.kind == "alert" and listing is not None:
+        return Alert(
+            outbox_id=outbox.id, destination=destination, listing=listing_from_row(listing),
+            search_id=outbox.search_id, search_query=query or "", attempts=outbox.attempts,
+            queued_at=outbox.created_at, batch=outbox.batch_id,
+        )
+    return Notice(
+        outbox_id=outbox.id, destination=destination, text=outbox.body or "", kind=NoticeKind(outbox.kind),
+        attempts=outbox.attempts, queued_at=outbox.created_at, batch=outbox.batch_id,
+    )
