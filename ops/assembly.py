@@ -6,18 +6,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ops.health import HealthChecker
+from ops.health import HealthChecker, PlatformConnection
 from ops.metrics import Metrics
 from ops.reporter import OpsReporter
 from ops.server import OpsServer, RequestStats, build_app
 from ops.thresholds import parse_overrides
 from scout.circuit import CircuitState
 from scout.config import Settings
+from scout.delivery import PlatformSends
 from scrapers.base import Adapter
 from storage.repo import Repository
 
@@ -77,14 +77,15 @@ class Ops:
 
 def build_ops(
     settings: Settings, *, engine: AsyncEngine, repo: Repository, adapters: Mapping[str, Adapter],
-    clock: Callable[[], datetime], scheduler_ticks: Mapping[str, datetime], platforms: Mapping[str, Any],
-    last_delivery: Mapping[str, datetime], say: Callable[[str], Awaitable[None]],
+    clock: Callable[[], datetime], scheduler_ticks: Mapping[str, datetime],
+    platforms: Mapping[str, Callable[[], PlatformConnection] | None], sends: Mapping[str, PlatformSends],
+    say: Callable[[str], Awaitable[None]],
 ) -> Ops:
     metrics = Metrics()
     stats = RequestStats()
     health = HealthChecker(
         engine=engine, repo=repo, adapters=adapters, clock=clock, scheduler_ticks=scheduler_ticks,
-        scan_tick_seconds=settings.scan_tick_seconds, platforms=platforms, last_delivery=last_delivery,
+        scan_tick_seconds=settings.scan_tick_seconds, platforms=platforms, sends=sends,
         data_dir=Path(settings.data_dir), requests=stats,
     )
     reporter = OpsReporter(say, clock=clock, thresholds=parse_overrides(settings.ops_thresholds),

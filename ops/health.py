@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scout import __version__
 from scout.circuit import CircuitState
+from scout.delivery import PlatformSends
 from scout.errors import StorageError
 from scrapers.base import Adapter
 from storage.repo import Repository
@@ -27,12 +28,32 @@ log = logging.getLogger(__name__)
 
 # Liveness must answer fast even when the database hangs: a load balancer's probe times out at a few seconds.
 DATABASE_TIMEOUT_SECONDS = 2.0
+# A platform still connecting this long after its last change is reported (a start-up takes a few seconds).
+CONNECT_GRACE_SECONDS = 120.0
+# Sends in a row that failed (not counting waits for a rate limit) before a platform counts as failing.
+FAILING_SENDS = 3
 
 
 class RequestWindow(Protocol):
     def p95_seconds(self) -> float | None: ...
 
     def error_rate(self) -> float | None: ...
+
+
+class PlatformConnection(Protocol):
+    """How a chat platform's connection stands (bot.connection.Connection)."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def since(self) -> datetime: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def connected(self) -> bool: ...
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -50,8 +71,9 @@ class HealthChecker:
     clock: Callable[[], datetime]
     scheduler_ticks: Mapping[str, datetime]
     scan_tick_seconds: float
-    platforms: Mapping[str, Any]  # platform -> notifier; `connected` is read when the notifier has it
-    last_delivery: Mapping[str, datetime]
+    # Each platform alerts can go to -> how its connection stands (the console has none: always connected).
+    platforms: Mapping[str, Callable[[], PlatformConnection] | None]
+    sends: Mapping[str, PlatformSends]  # how sends to each platform went lately (scout.delivery.Dispatcher.sends)
     data_dir: Path
     requests: RequestWindow | None = None
 
@@ -111,20 +133,30 @@ class HealthChecker:
                 "usage": adapter.usage(),  # an API's daily budget, as the running service has spent it
             }
         report["marketplaces"] = markets
-        report["platforms"] = {
-            platform: {"connected": bool(getattr(notifier, "connected", True)),
-                       "last_delivery": self.last_delivery[platform].isoformat()
-                       if platform in self.last_delivery else None}
-            for platform, notifier in sorted(self.platforms.items())
-        }
+        report["platforms"] = {platform: self._platform(platform) for platform in sorted(self.platforms)}
         oldest = (now - outbox.oldest_pending_at).total_seconds() if outbox.oldest_pending_at else 0.0
         report["outbox"] = {"pending": outbox.pending, "oldest_pending_age_seconds": round(oldest, 1),
                             "dead": outbox.dead, "sent": outbox.sent, "held": outbox.held}
         report["searches"] = {**snapshot.searches_by_status, "stale": snapshot.stale_searches}
         scheduler_ok = tick_age is not None and tick_age < max(120.0, 4 * self.scan_tick_seconds)
-        degraded = not scheduler_ok or any(m["circuit"] != "closed" for m in markets.values())
+        degraded = (not scheduler_ok or any(m["circuit"] != "closed" for m in markets.values())
+                    or any(platform_level(p, now) for p in report["platforms"].values()))
         report["status"] = "degraded" if degraded else "ok"
         return report
+
+    def _platform(self, platform: str) -> dict[str, Any]:
+        read = self.platforms.get(platform)
+        connection = read() if read is not None else None
+        sends = self.sends.get(platform, PlatformSends())
+        return {
+            "connected": connection.connected if connection else True,
+            "state": connection.state if connection else "connected",
+            "since": connection.since.isoformat() if connection else None,
+            "error": connection.error if connection else None,
+            "last_delivery": sends.last_delivered_at.isoformat() if sends.last_delivered_at else None,
+            "failing_sends": sends.failures_in_row,
+            "last_send_error": sends.last_error,
+        }
 
     async def figures(self) -> dict[str, float | None]:
         """The numbers the alert thresholds judge (see ops/thresholds.py), keyed by threshold name."""
@@ -145,6 +177,8 @@ class HealthChecker:
             "alert_lag_p95_seconds": percentile(snapshot.recent_lags, 0.95) or 0.0,
             "stale_searches": float(snapshot.stale_searches),
         }
+        for platform in self.platforms:
+            figures[f"platform:{platform}"] = float(platform_level(self._platform(platform), now))
         for key in self.adapters:
             state = states.get(key)
             if state is None or state.paused:
@@ -167,6 +201,17 @@ class HealthChecker:
             log.warning("could not read PostgreSQL connection counts", exc_info=True)
             return None
         return int(used) / max(1, int(limit))
+
+
+def platform_level(report: Mapping[str, Any], now: datetime) -> int:
+    """0 when a platform works; 1 while it is still connecting after a grace period, or its sends keep failing;
+    2 while it is down (it refused our credentials)."""
+    if report["state"] == "down":
+        return 2
+    connecting_for = (now - datetime.fromisoformat(report["since"])).total_seconds() if report["since"] else 0.0
+    if report["state"] == "connecting" and connecting_for >= CONNECT_GRACE_SECONDS:
+        return 1
+    return 1 if report["failing_sends"] >= FAILING_SENDS else 0
 
 
 def _memory_fraction() -> float:

@@ -53,6 +53,8 @@ DEFAULT_THRESHOLDS: tuple[Threshold, ...] = (
     Threshold("stale_searches", "Searches with no good scan for 3 intervals", 1, 25, "", "3. Scraping Failures"),
     # Per marketplace: 1 while its fetches fail or are blocked, 2 while its circuit is open.
     Threshold("marketplace", "Marketplace health", 1, 2, "", "5. External API Outage"),
+    # Per chat platform: 1 while it stays unconnected or its sends keep failing, 2 while it refuses our token.
+    Threshold("platform", "Chat platform health", 1, 2, "", "5. External API Outage"),
 )
 
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import random
 import signal
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
 from bot.admin import AdminCommands
+from bot.connection import Connection
 from scout import __version__
 from bot.commands import Commands
 from bot.console import ConsoleNotifier
@@ -108,8 +109,13 @@ class FrontEnd(Protocol):
     platform: str
     notifier: Notifier
 
+    @property
+    def connection(self) -> Connection:
+        """Where the connection to the platform stands (health reports it)."""
+
     async def start(self) -> None:
-        """Connect and begin serving commands; returns once running (work continues in background tasks)."""
+        """Begin connecting and serving commands; returns promptly, and keeps connecting in the background
+        while the platform cannot be reached (alerts wait in the outbox meanwhile)."""
 
     async def stop(self) -> None: ...
 
@@ -129,6 +135,15 @@ def build_front_ends(settings: Settings, commands: Commands, admin: AdminCommand
 
         ends.append(build_telegram_front_end(settings, commands, clock=utc_now, admin=admin))
     return ends
+
+
+def connections(notifiers: Mapping[str, Notifier],
+                front_ends: Iterable[FrontEnd]) -> dict[str, Callable[[], Connection] | None]:
+    """For health: how to read each platform's connection (the console is always there)."""
+    readers: dict[str, Callable[[], Connection] | None] = dict.fromkeys(notifiers)
+    for end in front_ends:
+        readers[end.platform] = lambda end=end: end.connection  # type: ignore[misc]
+    return readers
 
 
 def configured_platforms(settings: Settings) -> list[str]:
@@ -186,7 +201,7 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
                         queued=lambda: scheduler.wake(DELIVERY_JOB))
         ops = build_ops(
             settings, engine=store.engine, repo=store.repo, adapters=adapters, clock=utc_now,
-            scheduler_ticks=scheduler.last_tick_at, platforms=chosen, last_delivery=dispatcher.last_delivery_at,
+            scheduler_ticks=scheduler.last_tick_at, platforms=connections(chosen, ends), sends=dispatcher.sends,
             say=say,
         )
         dispatcher.observe(ops.metrics)
@@ -232,8 +247,7 @@ async def start_service(service: Service) -> None:
     await service.ops.start_server(service.settings)
     service.scheduler.start()
     for end in service.front_ends:
-        await end.start()
-        log.info("%s connected", end.platform)
+        await end.start()  # connects in the background while the platform cannot be reached
     await service.ops.reporter.say(
         f"Deal Scout {__version__} started: {await service.store.repo.count_searches()} searches, "
         f"marketplaces {', '.join(sorted(service.adapters))}, platforms {', '.join(sorted(service.notifiers))}."

@@ -200,7 +200,7 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
         async with open_store(settings, migrate=False) as store:
             checker = HealthChecker(
                 engine=store.engine, repo=store.repo, adapters=build_adapters(settings), clock=utc_now,
-                scheduler_ticks={}, scan_tick_seconds=settings.scan_tick_seconds, platforms={}, last_delivery={},
+                scheduler_ticks={}, scan_tick_seconds=settings.scan_tick_seconds, platforms={}, sends={},
                 data_dir=Path(settings.data_dir),
             )
             report = await checker.detailed()
@@ -230,8 +230,10 @@ def render_health(report: dict[str, Any]) -> str:
                      f"{market['failures_last_hour']} failed and {market['blocks_last_hour']} blocked in 1 h"
                      + (f"; {market['usage']}" if market.get("usage") else ""))
     for platform, info in sorted(report.get("platforms", {}).items()):
-        lines.append(f"{platform:<10} {'connected' if info['connected'] else 'DISCONNECTED'}, "
-                     f"last delivery {info.get('last_delivery') or 'never'}")
+        state = "connected" if info["connected"] else f"{info['state'].upper()} ({info.get('error') or 'no reason'})"
+        failing = f", {info['failing_sends']} sends failed in a row ({info.get('last_send_error')})" \
+            if info.get("failing_sends") else ""
+        lines.append(f"{platform:<10} {state}, last delivery {info.get('last_delivery') or 'never'}{failing}")
     outbox = report.get("outbox", {})
     lines.append(f"outbox     {outbox.get('pending')} pending (oldest {outbox.get('oldest_pending_age_seconds')} s), "
                  f"{outbox.get('dead')} dead")

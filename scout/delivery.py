@@ -196,7 +196,6 @@ class Dispatcher:
         self._claim = timedelta(seconds=claim_seconds)
         self._on_gone = on_destination_gone
         self._observer = observer
-        self.last_delivery_at: dict[str, datetime] = {}
         self.sends: dict[str, PlatformSends] = {platform: PlatformSends() for platform in self._notifiers}
         # Sent, but recording that failed: never sent again by this process, recorded once the database is back.
         self._unrecorded: dict[int, datetime] = {}
@@ -293,7 +292,6 @@ class Dispatcher:
         except STORAGE_ERRORS:
             self._unrecorded.update(dict.fromkeys(ids, now))
             raise
-        self.last_delivery_at[destination.platform] = now
         alerts = [item for item in message if isinstance(item, Alert)]
         if self._observer is not None and alerts:
             self._observer.alerts_sent(destination.platform, alerts, now)
