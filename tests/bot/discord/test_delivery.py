@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -150,6 +152,67 @@ async def test_a_five_minute_outage_loses_and_duplicates_nothing(repo: Repositor
     summary = await repo.outbox_summary()
     assert (summary.sent, summary.dead, summary.pending) == (30, 0, 0)
     assert fake.rate_limited == []
+
+
+async def test_a_429_storm_of_16_seconds_kills_no_alert(repo: Repository, fake: FakeDiscord, vclock: VirtualClock,
+                                                         notifier: DiscordNotifier) -> None:
+    """Regression: a channel answering 429 for about 16 s marked its alerts dead ("gave up after 8 attempts: 429
+    rate limited"): a rate limit is a wait, not a failed attempt."""
+    queued = await burst(repo, vclock, channels=1, per_channel=2)
+    fake.channel_window = 2.0
+    dispatcher = dispatcher_for(repo, notifier, vclock)
+    for _ in range(9):  # someone else keeps using up the channel's window for 18 s
+        fake.exhaust(FIRST_CHANNEL)
+        assert (await dispatcher.drain()).sent == 0
+        vclock.advance(2.0)
+    assert len(fake.rate_limited) == 9
+    await drain_all(repo, dispatcher, vclock)
+    assert [n for p in fake.messages for n in listing_numbers(p)] == queued[FIRST_CHANNEL]
+    summary = await repo.outbox_summary()
+    assert (summary.sent, summary.dead) == (2, 0)
+
+
+async def test_a_404_that_is_not_discords_unknown_channel_is_retried(repo: Repository, fake: FakeDiscord,
+                                                                      vclock: VirtualClock,
+                                                                      notifier: DiscordNotifier) -> None:
+    """Regression: any 404 (a proxy's error page) was taken for a deleted channel: its searches were paused and
+    its alerts dropped. Only Discord's own Unknown Channel answer (code 10003) means that."""
+    search = await search_in(repo, vclock, FIRST_CHANNEL)
+    await queue_alerts(repo, search, ["a", "b"], now=vclock())
+    fake.outage(until=vclock.monotonic() + 30, status=404)
+    assert (await dispatcher_for(repo, notifier, vclock).drain()).retried == 1
+    assert (await repo.load_search(search.id)).status is SearchStatus.ACTIVE  # type: ignore[union-attr]
+    await drain_all(repo, dispatcher_for(repo, notifier, vclock), vclock, step=5.0)
+    assert sorted(delivered(fake)) == [0, 1]
+
+
+async def test_a_digest_cut_short_goes_out_again_as_the_same_message(repo: Repository, fake: FakeDiscord,
+                                                                      vclock: VirtualClock) -> None:
+    """Regression: after a kill during the second digest of 16 alerts, its alerts were resent as singles with new
+    nonces (6 duplicates). The claimed grouping survives the restart, so the resend carries the same nonce and
+    Discord answers with the message it already made."""
+    queued = await burst(repo, vclock, channels=1, per_channel=16)
+    fake.hold_answers(from_message=1)
+    before = notifier_for(vclock)
+    sending = asyncio.create_task(dispatcher_for(repo, before, vclock).drain())
+    await fake.wait_for(lambda: len(fake.messages) == 2)
+    sending.cancel()  # the process dies: the second digest is in Discord, its answer never arrived
+    with contextlib.suppress(asyncio.CancelledError):
+        await sending
+    await before.close()
+    fake.release_answers()
+
+    after = notifier_for(vclock)  # a new process, with none of the old one's memory
+    try:
+        restarted = dispatcher_for(repo, after, vclock)
+        assert await restarted.recover() == 6
+        await drain_all(repo, restarted, vclock)
+    finally:
+        await after.close()
+    assert fake.nonce_repeats == 1
+    counts = delivered(fake)
+    assert sorted(counts) == queued[FIRST_CHANNEL] and set(counts.values()) == {1}
+    assert [len(p.payload["embeds"]) for p in fake.messages] == [10, 6]
 
 
 @pytest.mark.parametrize(("gone", "words"), [("delete_channel", "Unknown Channel"), ("revoke", "Missing Access")])
