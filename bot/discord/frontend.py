@@ -52,7 +52,6 @@ class DiscordFrontEnd:
         self._guild_id = guild_id
         self.client: DealScoutClient | None = None
         self._synced = False
-        self._background: set[asyncio.Task[object]] = set()
         self._connector = Connector(ConnectionTracker("Discord", clock=services.clock), self._connect,
                                     expected=NETWORK_TROUBLE, secrets=(token,), backoff=backoff)
 
@@ -137,20 +136,7 @@ class DiscordFrontEnd:
         await self._connector.stop()
         if self.client is not None:
             await self.client.close()
-        for task in list(self._background):
-            task.cancel()
         await self.notifier.close()
-
-    async def announce(self, message: str) -> None:
-        """Echo an admin action to the ops channel without holding up the operator's reply."""
-        task: asyncio.Task[object] = asyncio.create_task(self._send_ops(message))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _send_ops(self, message: str) -> None:
-        result = await self.notifier.send_ops(message)
-        if not result.delivered:
-            log.info("admin action not echoed to Discord: %s", result.error)
 
     async def destination_gone(self, destination: Destination, reason: str, searches: list[SavedSearch]) -> None:
         """DM each owner once, listing their searches that were paused and why."""
@@ -172,14 +158,13 @@ def build_discord_front_end(
 ) -> DiscordFrontEnd:
     """The front end from settings.
 
-    `admin`: the service's operator commands (their announcements reach every ops channel); without it the front
-    end makes its own, announcing to OPS_DISCORD_CHANNEL_ID. `limits`, `pacing_clock`, `pacing_sleep` and the
+    `admin`: the service's operator commands, which announce each action through the outbox; without it the front
+    end makes its own, which audits but announces nothing. `limits`, `pacing_clock`, `pacing_sleep` and the
     connection tries' `backoff` let tests scale time down.
     """
     if not settings.discord_token:
         raise ConfigError("DISCORD_TOKEN is empty: set it to the bot token from the Discord Developer Portal")
     names = {key: adapter.name for key, adapter in commands.adapters.items()}
-    own_admin = admin is None
     admin = admin or AdminCommands(commands.repo, commands.adapters, clock=clock)
     services = Services(commands=commands, admin=admin, clock=clock, scan_tick_seconds=settings.scan_tick_seconds,
                         baseline_first_scan=settings.baseline_first_scan,
@@ -187,10 +172,6 @@ def build_discord_front_end(
     limits = limits or dataclasses.replace(DiscordLimits(), outage_backoff_seconds=settings.delivery_backoff_seconds,
                                            outage_backoff_max_seconds=settings.delivery_backoff_max_seconds)
     notifier = DiscordNotifier(DiscordRest(settings.discord_token), marketplace_names=names, limits=limits,
-                               ops_channel_id=settings.ops_discord_channel_id, clock=pacing_clock,
-                               sleep=pacing_sleep)
-    front = DiscordFrontEnd(settings.discord_token, services, notifier, guild_id=settings.discord_guild_id,
-                            backoff=backoff)
-    if own_admin:
-        admin.set_announcer(front.announce)
-    return front
+                               clock=pacing_clock, sleep=pacing_sleep)
+    return DiscordFrontEnd(settings.discord_token, services, notifier, guild_id=settings.discord_guild_id,
+                           backoff=backoff)

@@ -18,7 +18,6 @@ from bot.discord.render import (
     render_alert_message,
     render_digest_message,
     render_notice_message,
-    render_ops_message,
     render_outbox_notice,
 )
 from scout.delivery import DeliveryResult
@@ -73,13 +72,12 @@ class DiscordNotifier:
     digest_size = EMBEDS_PER_MESSAGE
 
     def __init__(self, rest: DiscordRest, *, marketplace_names: Mapping[str, str] | None = None,
-                 limits: DiscordLimits | None = None, ops_channel_id: int | None = None,
+                 limits: DiscordLimits | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         self._rest = rest
         self._names = dict(marketplace_names or {})
         self.limits = limits or DiscordLimits()
-        self._ops_channel = ops_channel_id
         self._clock = clock
         self._sleep = sleep
         self._channel_pacer = Pacer(clock=clock, sleep=sleep)
@@ -110,12 +108,6 @@ class DiscordNotifier:
 
     async def send_notice(self, destination: Destination, notice: Notice) -> DeliveryResult:
         return await self._deliver(destination, render_outbox_notice(notice), attempts=notice.attempts)
-
-    async def send_ops(self, message: str) -> DeliveryResult:
-        if self._ops_channel is None:
-            return DeliveryResult.dead("no Discord ops channel is configured")
-        return await self._deliver(Destination(self.platform, str(self._ops_channel)), render_ops_message(message),
-                                   attempts=0)
 
     # --- direct messages (owners of searches whose channel is gone) -----------------------------------------------
 

@@ -284,10 +284,6 @@ def render_digest_message(alerts: Sequence[Alert], *, marketplace_names: Mapping
                     nonce=digest_nonce([alert.outbox_id for alert in alerts]))
 
 
-def render_ops_message(text: str) -> dict[str, Any]:
-    return _message(content=escape_markdown(text))
-
-
 def render_outbox_notice(notice: Notice) -> dict[str, Any]:
     """An ops message or a summary from the outbox: plain text (titles in it are scraped), its row's nonce."""
     return _message(content=escape_markdown(notice.text), nonce=alert_nonce(notice.outbox_id))

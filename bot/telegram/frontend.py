@@ -256,5 +256,4 @@ def _reported_by_polling_request(error: TelegramError) -> None:
 def build_telegram_front_end(settings: Settings, commands: Commands, *, clock: Callable[[], datetime],
                              admin: AdminCommands | None = None) -> TelegramFrontEnd:
     """What scout.app.build_front_ends calls when TELEGRAM_TOKEN is set."""
-    notifier = TelegramNotifier(ops_chat_id=settings.ops_telegram_chat_id)
-    return TelegramFrontEnd(settings, commands, clock=clock, admin=admin, notifier=notifier)
+    return TelegramFrontEnd(settings, commands, clock=clock, admin=admin)

@@ -130,7 +130,6 @@ class TelegramNotifier:
         timed_out_cooldown: float = TIMED_OUT_COOLDOWN,
         outage_backoff: float = OUTAGE_BACKOFF,
         outage_backoff_max: float = OUTAGE_BACKOFF_MAX,
-        ops_chat_id: int | None = None,
         marketplace_names: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
@@ -143,7 +142,6 @@ class TelegramNotifier:
         self._timed_out_cooldown = timed_out_cooldown
         self._outage_backoff = outage_backoff
         self._outage_backoff_max = outage_backoff_max
-        self._ops_chat_id = ops_chat_id
         self._names = dict(marketplace_names or {})
         self._held_until: dict[int, float] = {}  # chat -> when Telegram said we may send there again
         self._replies = ReplyQueue()
@@ -250,12 +248,6 @@ class TelegramNotifier:
         text = notice.text  # plain text: ops figures and listing titles need no escaping without a parse mode
         return await self._deliver(destination, notice.attempts, lambda bot, chat: bot.send_message(
             chat, text, link_preview_options=LinkPreviewOptions(is_disabled=True)))
-
-    async def send_ops(self, message: str) -> DeliveryResult:
-        if self._ops_chat_id is None:
-            return DeliveryResult.dead("no Telegram ops chat is configured")
-        destination = Destination(self.platform, str(self._ops_chat_id))
-        return await self._deliver(destination, 0, lambda bot, chat: bot.send_message(chat, message))
 
     async def send_text(self, chat_id: int, html_text: str, *, reply_to: int | None = None,
                         reply_markup: object | None = None) -> Message:

@@ -1,13 +1,18 @@
-"""/admin through the real CommandTree: operators only, every action answered, audited and echoed to the ops channel."""
+"""/admin through the real CommandTree: operators only, every action answered, audited and echoed to the ops channel
+through the outbox."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.admin import AdminCommands
 from bot.commands import Actor, Commands
 from bot.discord.frontend import DiscordFrontEnd
+from ops.reporter import OpsOutbox
+from scout.delivery import Dispatcher
 from scout.models import Destination
 from storage.repo import Repository
 from tests.bot.discord.conftest import discord_settings, start_front
@@ -30,9 +35,16 @@ OPS_CHANNEL = OTHER_CHANNEL_ID
 
 @pytest.fixture
 async def ops_front(fake: FakeDiscord, commands: Commands, vclock: VirtualClock) -> AsyncIterator[DiscordFrontEnd]:
-    front = await start_front(discord_settings(OPS_DISCORD_CHANNEL_ID=str(OPS_CHANNEL)), commands, vclock)
+    announce = OpsOutbox(commands.repo, [Destination("discord", str(OPS_CHANNEL))], clock=vclock)
+    admin = AdminCommands(commands.repo, commands.adapters, clock=vclock, announce=announce)
+    front = await start_front(discord_settings(OPS_DISCORD_CHANNEL_ID=str(OPS_CHANNEL)), commands, vclock,
+                              admin=admin)
     yield front
     await front.stop()
+
+
+def delivery(repo: Repository, front: DiscordFrontEnd, vclock: VirtualClock) -> Dispatcher:
+    return Dispatcher(repo, {"discord": front.notifier}, clock=vclock)
 
 
 @pytest.fixture
@@ -41,13 +53,14 @@ def ops(ops_front: DiscordFrontEnd, fake: FakeDiscord) -> Interactions:
     return Interactions(ops_front.client, fake)
 
 
-async def test_pause_and_resume_a_marketplace(ops: Interactions, repo: Repository, fake: FakeDiscord) -> None:
+async def test_pause_and_resume_a_marketplace(ops: Interactions, ops_front: DiscordFrontEnd, repo: Repository,
+                                              fake: FakeDiscord, vclock: VirtualClock) -> None:
     paused = await ops.send(ops.slash("admin pause", {"marketplace": "fakebay", "reason": "captcha wall"},
                                       user=OPERATOR_ID))
     assert is_ephemeral(paused)
     assert f"FakeBay paused by {OPERATOR_ID}: captcha wall" in reply_text(paused)
     assert (await repo.load_marketplace_states())["fakebay"].paused
-    await fake.wait_for(lambda: len(fake.messages_in(OPS_CHANNEL)) == 1)
+    assert (await delivery(repo, ops_front, vclock).drain()).sent == 1
     assert "captcha wall" in fake.messages_in(OPS_CHANNEL)[0].payload["content"]
     resumed = await ops.send(ops.slash("admin resume", {"marketplace": "fakebay"}, user=OPERATOR_ID))
     assert "FakeBay resumed" in reply_text(resumed)
@@ -60,7 +73,7 @@ async def test_backoff_status_and_failures(ops: Interactions, commands: Commands
     backoff = await ops.send(ops.slash("admin backoff", {"marketplace": "fakebay"}, user=OPERATOR_ID))
     assert "doubled the check interval of 1 active searches" in reply_text(backoff)
     status = await ops.send(ops.slash("admin status", user=OPERATOR_ID))
-    assert "Deal Scout status" in reply_text(status) and "Outbox: 0 pending" in reply_text(status)
+    assert "Deal Scout status" in reply_text(status) and "Outbox: 1 pending" in reply_text(status)  # the echo
     failures = await ops.send(ops.slash("admin failures", {"hours": 2}, user=OPERATOR_ID))
     assert "No marketplace fetches in the last 2 h." in reply_text(failures)
 
@@ -75,6 +88,23 @@ async def test_everyone_else_is_refused(ops: Interactions, repo: Repository, fak
     assert "Only Deal Scout operators can run admin commands." in reply_text(callback)
     assert await repo.load_marketplace_states() == {}
     assert fake.messages_in(OPS_CHANNEL) == []
+
+
+async def test_the_reply_never_waits_for_the_ops_channel(ops: Interactions, ops_front: DiscordFrontEnd,
+                                                         repo: Repository, fake: FakeDiscord,
+                                                         vclock: VirtualClock) -> None:
+    """Regression: a slow or busy ops channel made the operator see "This interaction failed" although the action
+    was applied: the reply waited for the echo. The echo is queued; the reply goes at once."""
+    fake.hold_answers(from_message=0)  # the ops channel takes the message and never answers
+    await ops.send(ops.slash("admin pause", {"marketplace": "fakebay"}, user=OPERATOR_ID))
+    echo = asyncio.create_task(delivery(repo, ops_front, vclock).drain())
+    await fake.wait_for(lambda: len(fake.messages_in(OPS_CHANNEL)) == 1)
+    resumed = await ops.send(ops.slash("admin resume", {"marketplace": "fakebay"}, user=OPERATOR_ID))
+    assert "FakeBay resumed" in reply_text(resumed), "answered while the ops channel still holds the first echo"
+    fake.release_answers()
+    assert (await echo).sent == 2, "both echoes, in order"
+    assert [m.payload["content"].split(" by ")[0] for m in fake.messages_in(OPS_CHANNEL)] == [
+        "FakeBay paused", "FakeBay resumed"]
 
 
 async def test_unknown_marketplace_and_autocomplete(ops: Interactions) -> None:

@@ -13,7 +13,7 @@ import pytest
 from bot.discord.frontend import DiscordFrontEnd
 from bot.discord.notifier import DiscordLimits, DiscordNotifier
 from scout.delivery import DeliveryResult, Dispatcher
-from scout.models import Alert, Destination, SavedSearch, SearchSpec, SearchStatus
+from scout.models import Alert, Destination, Notice, NoticeKind, SavedSearch, SearchSpec, SearchStatus
 from storage.repo import Repository
 from tests.bot.discord.harness import GUILD_ID, OTHER_USER_ID, USER_ID, ClockedRest, VirtualClock, queue_alerts
 from tests.fakes.discord_api import FakeDiscord, Posted
@@ -48,10 +48,9 @@ async def burst(repo: Repository, vclock: VirtualClock, channels: int, per_chann
     return queued
 
 
-def notifier_for(vclock: VirtualClock, limits: DiscordLimits | None = None,
-                 ops_channel_id: int | None = None) -> DiscordNotifier:
+def notifier_for(vclock: VirtualClock, limits: DiscordLimits | None = None) -> DiscordNotifier:
     return DiscordNotifier(ClockedRest("test-token", vclock), marketplace_names={"fakebay": "FakeBay"}, limits=limits,
-                           ops_channel_id=ops_channel_id, clock=vclock.monotonic, sleep=vclock.sleep)
+                           clock=vclock.monotonic, sleep=vclock.sleep)
 
 
 def dispatcher_for(repo: Repository, notifier: DiscordNotifier, vclock: VirtualClock,
@@ -267,14 +266,10 @@ async def test_digests_start_when_a_channel_would_fall_behind(notifier: DiscordN
     assert notifier.digest_size == 10
 
 
-async def test_ops_messages(fake: FakeDiscord, vclock: VirtualClock) -> None:
-    nowhere = notifier_for(vclock)
-    assert (await nowhere.send_ops("x")).permanent
-    ops = notifier_for(vclock, ops_channel_id=FIRST_CHANNEL)
-    try:
-        assert (await ops.send_ops("eBay blocked: **captcha** @everyone")).delivered
-    finally:
-        await ops.close()
-        await nowhere.close()
+async def test_ops_messages_are_plain_text_with_their_rows_nonce(fake: FakeDiscord, notifier: DiscordNotifier) -> None:
+    ops = Destination("discord", str(FIRST_CHANNEL))
+    notice = Notice(41, ops, "eBay blocked: **captcha** @everyone", kind=NoticeKind.OPS)
+    assert (await notifier.send_notice(ops, notice)).delivered
     [posted] = fake.messages_in(FIRST_CHANNEL)
     assert posted.payload["content"] == "eBay blocked: \\*\\*captcha\\*\\* @\u200beveryone"
+    assert (posted.nonce, posted.payload["allowed_mentions"]) == ("ds41", {"parse": []})

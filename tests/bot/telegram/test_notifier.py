@@ -12,7 +12,7 @@ from telegram.request import HTTPXRequest
 
 from bot.telegram.notifier import TelegramNotifier
 from scout.delivery import DeliveryResult, DigestNotifier
-from scout.models import Alert, Destination, Listing, Money
+from scout.models import Alert, Destination, Listing, Money, Notice, NoticeKind
 from tests.bot.telegram.helpers import buttons, quick_notifier, visible
 from tests.fakes.telegram_api import FakeBotApi
 
@@ -132,8 +132,10 @@ def test_digests_start_when_one_by_one_would_trail_behind(notifier: TelegramNoti
     assert not real.wants_digest(Destination("telegram", "x"), 500)
 
 
-async def test_ops_messages_need_an_ops_chat(api: FakeBotApi, bot: Bot) -> None:
-    assert (await quick_notifier(bot=bot).send_ops("hi")).permanent
-    assert await quick_notifier(bot=bot, ops_chat_id=-5).send_ops("db slow") == DeliveryResult.ok()
-    assert api.sent[0].params == {"chat_id": -5, "text": "db slow", "_message_id": 1}
+async def test_ops_messages_go_as_plain_text(api: FakeBotApi, bot: Bot) -> None:
+    ops = Destination("telegram", "-5")
+    notice = Notice(3, ops, "db slow: <5 ms> & rising", kind=NoticeKind.OPS)
+    assert await quick_notifier(bot=bot).send_notice(ops, notice) == DeliveryResult.ok()
+    assert (api.sent[0].params["chat_id"], api.sent[0].params["text"]) == (-5, "db slow: <5 ms> & rising")
+    assert "parse_mode" not in api.sent[0].params
 
