@@ -3,9 +3,13 @@ resumes from Telegram, the probe succeeds, the ops chat hears one recovery."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
+
 from bot.commands import Actor
+from scout import cli
 from scout.app import build_service, start_service
 from scout.config import load_settings
 from scout.models import Destination
@@ -72,3 +76,27 @@ async def test_block_circuit_ops_message_operator_resume_recovery(tmp_path: Path
             audit = await service.store.repo.load_task_logs(since=search.created_at)
             assert [log.query for log in audit if log.query and log.query.startswith("circuit")] == [
                 "circuit open -> closed", "circuit closed -> open"]
+
+
+async def test_an_operator_action_from_the_cli_reaches_the_ops_chat(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: only chat /admin actions were announced; `dealscout marketplace pause` from a shell changed the
+    service without a word to the ops channel."""
+    async with FakeBotApi() as api:
+        env = {"DEALSCOUT_DATA_DIR": str(tmp_path), "OPS_HTTP_PORT": "0", "SCAN_TICK_SECONDS": "3600",
+               "OPS_EVALUATE_SECONDS": "3600", "TELEGRAM_TOKEN": api.token, "TELEGRAM_API_URL": api.base_url,
+               "OPS_TELEGRAM_CHAT_ID": str(OPS_CHAT)}
+        async with build_service(load_settings(env, env_file=None)) as service:
+            await start_service(service)
+            await service.dispatcher.drain()
+            heard = len(api.sent_to(OPS_CHAT))  # the start-up message
+
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            monkeypatch.chdir(tmp_path)
+            code = await asyncio.to_thread(cli.main, ["marketplace", "pause", "ebay", "--reason", "captcha wall"])
+            assert code == 0
+
+            await service.dispatcher.drain()
+            said = [visible(c.text) for c in api.sent_to(OPS_CHAT)[heard:]]
+            assert said == ["eBay paused by cli: captcha wall. Its searches are skipped until resumed."]
