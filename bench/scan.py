@@ -38,7 +38,7 @@ from bot.commands import MAX_SEARCHES_PER_OWNER, Actor
 from scout.app import Service, build_service
 from scout.config import load_settings
 from scout.delivery import DeliveryResult
-from scout.models import Alert, Destination
+from scout.models import Alert, Destination, Notice
 from scout.scan import ScanReport
 from scrapers.base import SearchQuery
 from storage.db import safe_url
@@ -72,7 +72,7 @@ class CountingNotifier:
         self.alerts += 1
         return DeliveryResult.ok()
 
-    async def send_ops(self, message: str) -> DeliveryResult:
+    async def send_notice(self, destination: Destination, notice: Notice) -> DeliveryResult:
         return DeliveryResult.ok()
 
 
