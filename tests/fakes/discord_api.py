@@ -6,6 +6,8 @@
         fake.lose_responses(2)                  # the next 2 messages are created, but the answer is a 502
         fake.delete_channel(channel_id)         # 404 Unknown Channel from now on; fake.revoke(channel_id): 403
         fake.exhaust(channel_id)                # someone else used up the channel's rate-limit window
+        fake.hold_answers(from_message=k)       # messages[k] and later are created, their answers wait...
+        fake.release_answers()                  # ...until this (or exit): the bot may die knowing nothing
         await fake.wait_for_callback(interaction_id)   # the recorded interaction callback payload
         fake.messages, fake.statuses, fake.rate_limited, fake.synced, fake.dms
 
@@ -91,6 +93,8 @@ class FakeDiscord:
         self._nonces: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._outage: tuple[float, int] | None = None
         self._lose = 0
+        self._hold_from: int | None = None
+        self._release = asyncio.Event()
         self._gone: dict[str, tuple[int, int, str]] = {}
         self._next_id = 1_100_000_000_000_000_000
         self._changed = asyncio.Condition()
@@ -129,6 +133,17 @@ class FakeDiscord:
     def exhaust(self, channel_id: int | str) -> None:
         """Another process (or a bot sharing the token) just used up this channel's window."""
         self._windows[str(channel_id)] = _Window(self.clock(), self.channel_limit)
+
+    def hold_answers(self, *, from_message: int) -> None:
+        """Create messages as usual, but hold the answer to `messages[from_message]` and every later one until
+        release_answers(): Discord has the message while the bot has not heard so."""
+        self._hold_from = from_message
+        self._release = asyncio.Event()
+
+    def release_answers(self) -> None:
+        """Answer every held message and hold no more."""
+        self._hold_from = None
+        self._release.set()
 
     def delete_channel(self, channel_id: int | str) -> None:
         self._gone[str(channel_id)] = (404, 10003, "Unknown Channel")
@@ -173,6 +188,7 @@ class FakeDiscord:
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         trace: TracebackType | None) -> None:
         discord.http.Route.BASE = self._saved_base
+        self.release_answers()
         if self.gateway is not None:
             await self.gateway.close()
         if self._runner is not None:
@@ -325,6 +341,9 @@ class FakeDiscord:
         self.messages.append(Posted(channel_id, body, message))
         if nonce is not None:
             self._nonces[key] = (now, message)
+        if self._hold_from is not None and len(self.messages) > self._hold_from:
+            await self._notify()  # the message exists: whoever waits for it may act before the answer goes
+            await self._release.wait()
         if self._lose:
             self._lose -= 1
             return self._answer(_json({"message": "Bad Gateway"}, status=502))

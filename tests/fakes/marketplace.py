@@ -14,6 +14,7 @@ Tests get a started one from the `fake_market` fixture (tests/scrapers/conftest.
     market.robots("User-agent: *\\nDisallow: /private\\n")   # default: allow everything; robots(status=404) etc.
     fetcher = HttpFetcher(resolve=market.resolving("www.ebay.com", "sfbay.craigslist.org"))
     market.requests, market.requests_to("/sch/i.html")       # RecordedRequest: method, path, query, headers, host, at
+    await market.wait_for_requests("/sch/i.html", count=3)   # until 3 requests to that path arrived (never sleep)
 
 `FakeTime` is the clock and sleep to hand the fetcher under test, so rate limits and backoff never really wait.
 
@@ -116,6 +117,7 @@ class FakeMarketplace:
         # path -> {the required query parameters as a frozenset of (name, value): answers}
         self._query_paths: dict[str, dict[frozenset[tuple[str, str]], _PathAnswers]] = {}
         self._holds: list[asyncio.Event] = []
+        self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.robots(ALLOW_ALL_ROBOTS)
@@ -239,6 +241,12 @@ class FakeMarketplace:
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
 
+    async def wait_for_requests(self, path: str, *, count: int = 1) -> RecordedRequest:
+        """The `count`-th request to `path`, once it has arrived (its answer may still be held)."""
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests_to(path)) >= count)
+        return self.requests_to(path)[count - 1]
+
     # -- serving -----------------------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -254,6 +262,8 @@ class FakeMarketplace:
                 at=loop.time(),
             )
         )
+        async with self._arrived:
+            self._arrived.notify_all()
         answer = self._next_answer(request.path, request.query)
         if answer is None:
             return web.Response(status=404, text="not found")

@@ -11,6 +11,8 @@ Failures on cue: `fail(method, status, description, chat_id=, times=, parameters
 parameters.retry_after), `block(chat)` (403), `migrate(old, new)` (400 with parameters.migrate_to_chat_id),
 `chat_not_found(chat)`, `outage(until)` (502 for every call until the clock passes `until`), `slow(method, hold)`
 (the message is recorded, the answer waits for `hold`: a client timeout then means "possibly delivered").
+`hold_answers(from_send=k)` does that for `sent[k]` and every later send, until `release_answers()`; `await
+wait_for(predicate)` returns once the predicate holds, checked after every call and every recorded send.
 `limits=FloodLimits()` enforces Telegram's limits on sends (1/s per chat, 20/min per group, 30/s overall) as
 sliding windows on `clock`, answering 429 when exceeded. PTB posts form fields with nested JSON strings; both form
 and JSON bodies are read.
@@ -102,6 +104,8 @@ class FakeBotApi:
         self._windows: dict[Any, deque[float]] = {}
         self._changed: asyncio.Condition | None = None
         self._closing = asyncio.Event()
+        self._hold_from: int | None = None
+        self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -122,6 +126,7 @@ class FakeBotApi:
     async def close(self) -> None:
         self._closing.set()
         self._notify()
+        self.release_answers()
         for failures in self._failures.values():
             for failure in failures:
                 if failure.hold is not None:
@@ -219,6 +224,17 @@ class FakeBotApi:
     def slow(self, method: str, hold: asyncio.Event, *, times: int = 1) -> None:
         self.fail(method, 200, "", times=times, hold=hold)
 
+    def hold_answers(self, *, from_send: int) -> None:
+        """Accept sends as usual, but hold the answer to `sent[from_send]` and every later one until
+        release_answers(): the chat has the message while the bot has not heard so."""
+        self._hold_from = from_send
+        self._release = asyncio.Event()
+
+    def release_answers(self) -> None:
+        """Answer every held send and hold no more."""
+        self._hold_from = None
+        self._release.set()
+
     # -- reading what happened -------------------------------------------------------------------------------
 
     def calls_to(self, method: str, *, chat_id: int | None = None, after: int = 0) -> list[ApiCall]:
@@ -240,6 +256,11 @@ class FakeBotApi:
         async with self._changed:
             await self._changed.wait_for(lambda: len(found()) >= count)
         return found()[count - 1]
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            await self._changed.wait_for(predicate)
 
     def _notify(self) -> None:
         if self._changed is None:
@@ -289,6 +310,9 @@ class FakeBotApi:
             return self._error(call, 404, "Not Found")
         if name in SEND_METHODS:
             self.sent.append(call)
+            if self._hold_from is not None and len(self.sent) > self._hold_from:
+                self._notify()  # the chat has the message: whoever waits for it may act before the answer goes
+                await self._release.wait()
         if failure is not None and failure.hold is not None:
             await failure.hold.wait()
         return web.json_response({"ok": True, "result": result})
