@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 # Liveness must answer fast even when the database hangs: a load balancer's probe times out at a few seconds.
 DATABASE_TIMEOUT_SECONDS = 2.0
-# A platform still connecting this long after its last change is reported (a start-up takes a few seconds).
+# A platform still connecting this long after its last change is reported to the ops channel (a start-up takes
+# a few seconds; health says degraded meanwhile, which is true).
 CONNECT_GRACE_SECONDS = 120.0
 # Sends in a row that failed (not counting waits for a rate limit) before a platform counts as failing.
 FAILING_SENDS = 3
@@ -140,7 +141,8 @@ class HealthChecker:
         report["searches"] = {**snapshot.searches_by_status, "stale": snapshot.stale_searches}
         scheduler_ok = tick_age is not None and tick_age < max(120.0, 4 * self.scan_tick_seconds)
         degraded = (not scheduler_ok or any(m["circuit"] != "closed" for m in markets.values())
-                    or any(platform_level(p, now) for p in report["platforms"].values()))
+                    or any(not p["connected"] or p["failing_sends"] >= FAILING_SENDS
+                           for p in report["platforms"].values()))
         report["status"] = "degraded" if degraded else "ok"
         return report
 
