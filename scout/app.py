@@ -278,16 +278,16 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None,
                      "--max-price 200")
         await stop.wait()
         log.info("Deal Scout stopping")
+        await service.scheduler.stop()
         await service.ops.reporter.say("Deal Scout stopping.")
         await stop_delivering(service)
 
 
 async def stop_delivering(service: Service) -> None:
-    """Stop the jobs, then send what is due (the stopping message among it) for a few seconds at most.
+    """With the jobs stopped, send what is due (the stopping message among it) for a few seconds at most.
 
     Whatever does not go out in time stays in the outbox, claimed rows included, for the next start.
     """
-    await service.scheduler.stop()
     try:
         await asyncio.wait_for(service.dispatcher.drain(), STOP_DRAIN_SECONDS)
     except TimeoutError:

@@ -71,6 +71,8 @@ class ScoutScheduler:
 
     def wake(self, job_id: str) -> None:
         """Run a job as soon as possible (after a scan queues alerts, delivery need not wait for its tick)."""
+        if self._stopping or not self._scheduler.running:
+            return
         job = self._scheduler.get_job(job_id)
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC))
@@ -85,17 +87,22 @@ class ScoutScheduler:
         leaves its alerts pending. Nothing is lost either way.
         """
         self._stopping = True
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
-        running = set(self._running.values())
-        if not running:
+        if not self._scheduler.running:
             return
-        _, late = await asyncio.wait(running, timeout=grace_seconds)
-        for task in late:
-            task.cancel()
-        for task in late:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._scheduler.pause()
+        # Runs already handed to the event loop start, find the scheduler stopping and return at once: APScheduler's
+        # shutdown cancels every run it still counts as pending, and logs one cancelled before it began as an error.
+        await asyncio.sleep(0)
+        running = set(self._running.values())
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
 
     @property
     def running(self) -> bool:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from scout.scheduler import ScoutScheduler
+import pytest
+
+from scout.scheduler import DELIVERY_JOB, ScoutScheduler
 
 
 async def test_a_job_never_overlaps_itself_and_stop_cancels_it() -> None:
@@ -37,6 +39,48 @@ async def test_a_job_never_overlaps_itself_and_stop_cancels_it() -> None:
     await scheduler.stop(grace_seconds=0.01)
     assert not scheduler.running
     assert not release.is_set()  # it was cancelled, not finished
+
+
+async def test_stop_lets_a_running_job_finish_within_the_grace_period() -> None:
+    """Regression: APScheduler's shutdown cancelled running jobs at once, so the grace period never applied."""
+    scheduler = ScoutScheduler(scan_tick_seconds=3600, delivery_tick_seconds=3600)
+    started, finished = asyncio.Event(), asyncio.Event()
+    release = asyncio.Event()
+
+    async def scan() -> None:
+        started.set()
+        await release.wait()
+        finished.set()
+
+    scheduler.add_scan(scan)
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), timeout=10)
+    stopping = asyncio.create_task(scheduler.stop(grace_seconds=30))
+    await asyncio.sleep(0)
+    release.set()
+    await stopping
+    assert finished.is_set() and not scheduler.running
+
+
+async def test_a_job_woken_just_before_stop_is_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    """Regression: a delivery woken as the service stopped was cancelled before it began, and APScheduler logged
+    "Error running job deliver" with a traceback."""
+    scheduler = ScoutScheduler(scan_tick_seconds=3600, delivery_tick_seconds=3600)
+    ran = asyncio.Event()
+
+    async def deliver() -> None:
+        ran.set()
+
+    scheduler.add_delivery(deliver)
+    scheduler.start()
+    await asyncio.wait_for(ran.wait(), timeout=10)
+    ran.clear()
+    scheduler.wake(DELIVERY_JOB)  # the ops message "stopping" wakes delivery, then the service stops
+    await scheduler.stop()
+    for _ in range(3):  # and reports how it ended on the turns after
+        await asyncio.sleep(0)
+    scheduler.wake(DELIVERY_JOB)  # after stop: nothing to wake, nothing raised
+    assert "Error running job" not in caplog.text
 
 
 async def test_a_failing_job_keeps_running_on_schedule() -> None:
