@@ -174,7 +174,7 @@ async def run_throughput(*, alerts: int, channels: int, limits: DiscordLimits, b
             began = time.perf_counter()
             sent = 0
             while sent < alerts:
-                report = await dispatcher.drain(max_batches=1000)
+                report = await dispatcher.drain()
                 sent += report.sent
                 if report.sent == 0 and report.retried == 0:
                     break

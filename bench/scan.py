@@ -180,7 +180,7 @@ async def run(database_url: str | None) -> None:
             first = await timed_scan("first scan (new listings)", service, market)
             first_peak = peak_rss_mb()
             started = time.perf_counter()
-            drained = await service.dispatcher.drain(max_batches=1000)
+            drained = await service.dispatcher.drain()
             drain_s = time.perf_counter() - started
             await make_all_due(service)
             second = await timed_scan("second scan (all known)", service, market)

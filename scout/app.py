@@ -195,7 +195,8 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         dispatcher = Dispatcher(
             store.repo, chosen, clock=utc_now, rng=rng, max_attempts=settings.delivery_max_attempts,
             backoff_seconds=settings.delivery_backoff_seconds,
-            backoff_max_seconds=settings.delivery_backoff_max_seconds, on_destination_gone=tell_owners,
+            backoff_max_seconds=settings.delivery_backoff_max_seconds, poll_seconds=settings.delivery_tick_seconds,
+            on_destination_gone=tell_owners,
         )
         say = OpsOutbox(store.repo, ops_destinations(settings, chosen), clock=utc_now,
                         queued=lambda: scheduler.wake(DELIVERY_JOB))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -30,6 +30,9 @@ CLAIM_SECONDS = 300.0
 STORAGE_BACKOFF_SECONDS = 2.0
 STORAGE_BACKOFF_MAX_SECONDS = 60.0
 STORAGE_ERRORS = (SQLAlchemyError, StorageError, OSError)
+# While chats are being served, what became due meanwhile is looked for this often (the service passes its
+# DELIVERY_TICK_SECONDS).
+POLL_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +167,7 @@ def plan_messages(items: Sequence[Delivery], *, digest_size: int) -> list[list[D
 
 
 class Dispatcher:
-    """Drains the outbox: each destination's rows go in order, destinations go concurrently."""
+    """Drains the outbox: each destination's rows go in order, destinations go concurrently and independently."""
 
     def __init__(
         self,
@@ -179,6 +182,7 @@ class Dispatcher:
         batch_size: int = 1000,
         per_destination: int = 30,
         claim_seconds: float = CLAIM_SECONDS,
+        poll_seconds: float = POLL_SECONDS,
         on_destination_gone: DestinationGoneHook | None = None,
         observer: DeliveryObserver | None = None,
     ) -> None:
@@ -194,6 +198,7 @@ class Dispatcher:
         # digests) from holding every other chat's alerts until the next pass.
         self._per_destination = per_destination
         self._claim = timedelta(seconds=claim_seconds)
+        self._poll = poll_seconds
         self._on_gone = on_destination_gone
         self._observer = observer
         self.sends: dict[str, PlatformSends] = {platform: PlatformSends() for platform in self._notifiers}
@@ -209,43 +214,57 @@ class Dispatcher:
         """At start: rows claimed by a process that died are due at once, to be resent in their grouping."""
         return await self._repo.recover_claims(now=self._clock())
 
-    async def drain_once(self) -> DrainReport:
-        """Claim and send one batch of due rows; returns what happened."""
+    async def drain(self) -> DrainReport:
+        """Send until nothing is due. Each destination goes at its own pace: one that is done with its share takes
+        the next at once, and one that is slow (a chat sent one message a second) holds up no other."""
+        total = DrainReport()
+        running: dict[Destination, asyncio.Task[DrainReport]] = {}
+        try:
+            while True:
+                running.update(await self._start(busy=running.keys()))
+                if not running:
+                    return total
+                # Also look again now and then: alerts queued meanwhile for an idle chat need not wait for a slow one.
+                done, _ = await asyncio.wait(running.values(), timeout=self._poll,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for destination, task in list(running.items()):
+                    if task in done:
+                        del running[destination]
+                        total += task.result()
+        finally:
+            for task in running.values():
+                task.cancel()
+            if running:
+                await asyncio.wait(running.values())
+
+    async def _start(self, *, busy: Iterable[Destination]) -> dict[Destination, asyncio.Task[DrainReport]]:
+        """Claim what is due for the destinations not busy, and start sending each one's share."""
         now = self._clock()
         if self._storage_hold_until is not None and now < self._storage_hold_until:
-            return DrainReport()
+            return {}
+        taken = set(busy)
         try:
             await self._record_unrecorded()
             due = await self._repo.load_due_deliveries(now=now, limit=self._batch, platforms=self._notifiers,
                                                        per_destination=self._per_destination)
-            plans = self._plan([item for item in due if item.outbox_id not in self._unrecorded])
+            plans = self._plan([item for item in due
+                                if item.destination not in taken and item.outbox_id not in self._unrecorded])
+            if not plans:
+                return {}
             claimed = await self._repo.claim_deliveries(
                 [[item.outbox_id for item in message] for messages in plans.values() for message in messages],
                 now=now, until=now + self._claim)
         except STORAGE_ERRORS as err:
             self._storage_failed(err)
-            return DrainReport()
+            return {}
         self._storage_ok()
-        work = {}
+        started = {}
         for destination, messages in plans.items():
-            mine = [[item for item in message if item.outbox_id in claimed] for message in messages]
-            if any(mine):
-                work[destination] = [message for message in mine if message]
-        reports = await asyncio.gather(*(self._send_in_order(dest, messages) for dest, messages in work.items()))
-        total = DrainReport()
-        for report in reports:
-            total += report
-        return total
-
-    async def drain(self, *, max_batches: int = 50) -> DrainReport:
-        """Drain until nothing is due (or max_batches were sent, to let other jobs run)."""
-        total = DrainReport()
-        for _ in range(max_batches):
-            report = await self.drain_once()
-            total += report
-            if report.sent == 0:
-                break
-        return total
+            mine = [kept for message in messages if (kept := [i for i in message if i.outbox_id in claimed])]
+            if mine:
+                started[destination] = asyncio.create_task(self._send_in_order(destination, mine),
+                                                           name=f"deliver-{destination.platform}")
+        return started
 
     def _plan(self, due: Sequence[Delivery]) -> dict[Destination, list[list[Delivery]]]:
         by_destination: dict[Destination, list[Delivery]] = {}
