@@ -204,6 +204,9 @@ class Dispatcher:
         self.sends: dict[str, PlatformSends] = {platform: PlatformSends() for platform in self._notifiers}
         # Sent, but recording that failed: never sent again by this process, recorded once the database is back.
         self._unrecorded: dict[int, datetime] = {}
+        # Claimed, not sent, and handing them back failed: handed back once the database is back, not left to wait
+        # for their claim's deadline.
+        self._unreleased: set[int] = set()
         self._storage_failures = 0
         self._storage_hold_until: datetime | None = None
 
@@ -244,7 +247,7 @@ class Dispatcher:
             return {}
         taken = set(busy)
         try:
-            await self._record_unrecorded()
+            await self._settle()
             due = await self._repo.load_due_deliveries(now=now, limit=self._batch, platforms=self._notifiers,
                                                        per_destination=self._per_destination)
             plans = self._plan([item for item in due
@@ -361,26 +364,29 @@ class Dispatcher:
         self._observed(platform, len(ids), "retry")
         return DrainReport(retried=len(ids))
 
-    async def _record_unrecorded(self) -> None:
-        if not self._unrecorded:
-            return
-        by_time: dict[datetime, list[int]] = {}
-        for outbox_id, sent_at in self._unrecorded.items():
-            by_time.setdefault(sent_at, []).append(outbox_id)
-        for sent_at, ids in by_time.items():
-            await self._repo.record_sent(ids, now=sent_at)
-            for outbox_id in ids:
-                del self._unrecorded[outbox_id]
-        log.info("recorded the alerts sent while the database was failing")
+    async def _settle(self) -> None:
+        """Write down what the database could not take while it failed: sends made, claims not used."""
+        if self._unrecorded:
+            by_time: dict[datetime, list[int]] = {}
+            for outbox_id, sent_at in self._unrecorded.items():
+                by_time.setdefault(sent_at, []).append(outbox_id)
+            for sent_at, ids in by_time.items():
+                await self._repo.record_sent(ids, now=sent_at)
+                for outbox_id in ids:
+                    del self._unrecorded[outbox_id]
+            log.info("recorded the alerts sent while the database was failing")
+        if self._unreleased:
+            await self._repo.release_claims(sorted(self._unreleased), now=self._clock())
+            self._unreleased.clear()
 
     async def _release_quietly(self, ids: list[int]) -> None:
-        """Hand back claims we will not use this pass; if the database still fails, their deadline frees them."""
+        """Hand back claims we will not use now; while the database fails, they are kept to hand back later."""
         if not ids:
             return
         try:
             await self._repo.release_claims(ids, now=self._clock())
         except STORAGE_ERRORS:
-            log.debug("could not release %d claims; they are free again at their deadline", len(ids))
+            self._unreleased.update(ids)
 
     def _storage_failed(self, err: BaseException) -> None:
         self._storage_failures += 1
