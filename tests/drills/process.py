@@ -92,6 +92,10 @@ class ServiceProcess:
         if self._proc is not None:
             await self.kill()
 
+    def log_text(self) -> str:
+        """What the current (or last) life has logged so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
+
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.is_file():
             return "(no log)"

@@ -48,6 +48,8 @@ from tests.fakes.discord_gateway import FakeGateway
 from tests.fakes.marketplace import FakeMarketplace
 from tests.fakes.telegram_api import TOKEN, FakeBotApi
 
+pytestmark = pytest.mark.drill
+
 SEARCH_PATH = "/sch/i.html"
 DEFAULT_KILLS = 22
 # The first page holds more alerts for every destination than either platform sends one by one (Discord: more than
@@ -55,8 +57,7 @@ DEFAULT_KILLS = 22
 # out as digests; later rounds add a few, and what earlier lives left undelivered adds up.
 FIRST_ROUND_LISTINGS = 30
 ROUND_LISTINGS = (1, 5)
-# A delivery kill point is the k-th message of the life, k from 1 to this. Small, as lives are short: a pass of the
-# dispatcher ends with its slowest chat, so a later message can wait up to 30 s behind a chat's paced singles.
+# A delivery kill point is the k-th message of the life, k from 1 to this. Small, as lives are short.
 MAX_K = 3
 # A kill point every life reaches within seconds (half a minute behind a long pass); past this, the life is killed
 # anyway and the report says so.

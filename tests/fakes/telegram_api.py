@@ -85,8 +85,10 @@ class FakeBotApi:
     """See the module docstring."""
 
     def __init__(self, *, token: str = TOKEN, username: str = "DealScoutBot", bot_id: int = 777000,
-                 clock: Callable[[], float] = time.monotonic, limits: FloodLimits | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, limits: FloodLimits | None = None,
+                 port: int = 0) -> None:
         self.token, self.username, self.bot_id = token, username, bot_id
+        self.port = port  # 0: any free port; a fixed one lets a Telegram come up where a client already looks
         self.clock = clock
         self.limits = limits
         self.calls: list[ApiCall] = []
@@ -117,7 +119,7 @@ class FakeBotApi:
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
