@@ -16,7 +16,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.commands import Actor, describe_search, parse_destination
 from ops.health import HealthChecker
-from scout.app import build_admin, build_commands, build_fetcher, open_store, run_service, utc_now
+from scout.app import (
+    build_admin,
+    build_commands,
+    build_fetcher,
+    open_store,
+    run_service,
+    utc_now,
+)
 from scout.config import SETTINGS, Settings, load_settings
 from scout.errors import ConfigError, DealScoutError, InputError, StorageError
 from scout.models import Listing
@@ -318,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(level: int | str) -> None:
+    """The service's log lines: time, level, logger, message; APScheduler only when something is wrong."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -325,11 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"dealscout: {err}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else settings.log_level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure_logging(logging.DEBUG if args.verbose else settings.log_level)
     try:
         return asyncio.run(args.func(settings, args))
     except InputError as err:

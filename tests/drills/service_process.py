@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import sys
 
 import discord
 
 from scout.app import run_service
+from scout.cli import configure_logging
 from scout.config import load_settings
 from scout.errors import ConfigError, DealScoutError
 
@@ -38,9 +38,7 @@ def main() -> int:
         return 2
     if os.environ.get(DISCORD_API_ENV):
         discord.http.Route.BASE = os.environ[DISCORD_API_ENV]
-    # As scout.cli.main does for `dealscout run`.
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure_logging(settings.log_level)  # as `dealscout run` does
     try:
         asyncio.run(run_service(settings, resolve=resolve))
     except DealScoutError as err:
