@@ -9,6 +9,9 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
 
+TOKEN_ROUNDING = 1e-9
+
+
 @dataclass(frozen=True, slots=True)
 class Rate:
     """`count` events per `per_seconds`, with bursts of up to `count`."""
@@ -33,7 +36,8 @@ class _Bucket:
     def wait_time(self, now: float) -> float:
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.refill)
         self.stamp = now
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.refill
+        # A token short by a rounding error is a whole token: a wait of 1e-14 s would not move a clock near 1000.
+        return 0.0 if self.tokens >= 1 - TOKEN_ROUNDING else (1 - self.tokens) / self.refill
 
     def take(self) -> None:
         self.tokens -= 1

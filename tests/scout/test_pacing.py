@@ -99,3 +99,15 @@ async def test_a_sliding_window_waits_for_answers_when_every_slot_is_in_flight()
     window.release()  # the answer arrives at t=0: the third may go once the window has passed
     await asyncio.wait_for(third, timeout=5)
     assert clock.now == 1.0
+
+
+def test_a_token_short_by_a_rounding_error_is_no_wait() -> None:
+    """Regression: refilling at 1/1.1 per second from 7.0 left 0.9999999999999997 tokens at 8.1, so the pacer asked
+    for a wait of 3e-16 s, which 8.1 + 3e-16 cannot show: a sender on a hand-moved clock looped for ever."""
+    now = 7.0
+    pacer = Pacer(clock=lambda: now)
+    limits = [(("chat", 1), Rate(1, 1.1))]
+    assert pacer.delay(limits) == 0.0
+    pacer._buckets[("chat", 1)].take()
+    now += 1.1
+    assert pacer.delay(limits) == 0.0

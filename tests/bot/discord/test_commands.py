@@ -71,6 +71,8 @@ async def test_search_add_to_another_channel(bot: Interactions, repo: Repository
     ({"marketplaces": "slowlist", "interval": 10}, "The check interval must be at least 30 minutes for SlowList."),
     ({"query": "x" * 201}, "The query is 201 characters long; the limit is 200."),
     ({"query": "!!!"}, "The query needs at least one word to search for."),
+    ({"query": "**_~~"}, "The query needs at least one word to search for."),
+    ({"query": "<b>rtx</b>"}, "The query looks like HTML"),
     ({"max_price": "cheap"}, "The maximum price 'cheap' is not a number."),
     ({"currency": "dollars"}, "'dollars' is not a currency code"),
 ])
