@@ -22,11 +22,16 @@ class RecordingNotifier:
     def answer(self, target: str, *results: DeliveryResult | BaseException) -> None:
         self.script.setdefault(target, deque()).extend(results)
 
-    async def send_alert(self, destination: Destination, alert: Alert) -> DeliveryResult:
+    def next_outcome(self, destination: Destination) -> DeliveryResult:
+        """The next scripted answer for this destination (raised when it is an exception), else a delivery."""
         queue = self.script.get(destination.target)
         outcome = queue.popleft() if queue else DeliveryResult.ok()
         if isinstance(outcome, BaseException):
             raise outcome
+        return outcome
+
+    async def send_alert(self, destination: Destination, alert: Alert) -> DeliveryResult:
+        outcome = self.next_outcome(destination)
         if outcome.delivered:
             self.sent.append((destination, alert))
             async with self.changed:
@@ -39,10 +44,7 @@ class RecordingNotifier:
             await self.changed.wait_for(lambda: len(self.sent) >= count)
 
     async def send_notice(self, destination: Destination, notice: Notice) -> DeliveryResult:
-        queue = self.script.get(destination.target)
-        outcome = queue.popleft() if queue else DeliveryResult.ok()
-        if isinstance(outcome, BaseException):
-            raise outcome
+        outcome = self.next_outcome(destination)
         if outcome.delivered:
             self.notices.append((destination, notice))
         return outcome
@@ -63,10 +65,7 @@ class DigestingNotifier(RecordingNotifier):
         return waiting > self.digest_after
 
     async def send_digest(self, destination: Destination, alerts: list[Alert]) -> DeliveryResult:
-        queue = self.script.get(destination.target)
-        outcome = queue.popleft() if queue else DeliveryResult.ok()
-        if isinstance(outcome, BaseException):
-            raise outcome
+        outcome = self.next_outcome(destination)
         if outcome.delivered:
             self.digests.append([alert.listing.external_id for alert in alerts])
             self.sent.extend((destination, alert) for alert in alerts)

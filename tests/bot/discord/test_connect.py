@@ -11,7 +11,7 @@ from typing import Self
 
 import discord
 import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from bot.commands import Commands
 from bot.connection import Backoff
@@ -19,15 +19,14 @@ from bot.discord.frontend import DiscordFrontEnd, build_discord_front_end
 from scout.errors import ConfigError
 from tests.bot.discord.conftest import discord_settings
 from tests.bot.discord.harness import CHANNEL_ID, GUILD_ID, VirtualClock
-from tests.fakes.discord_api import API_PREFIX, APPLICATION_ID, BOT_USER, FakeDiscord
-from tests.fakes.discord_gateway import HEARTBEAT, HEARTBEAT_ACK, HEARTBEAT_INTERVAL_MS, HELLO, IDENTIFY, FakeGateway
+from tests.fakes.discord_api import API_PREFIX, FakeDiscord
+from tests.fakes.discord_gateway import FakeGateway
 
 TOKEN = "test-token-not-secret"
 # Real waits between tries, short enough that the next try comes at once.
 QUICK = Backoff(first_seconds=0.01, max_seconds=0.05)
 # A test waits for an event, not for time; this only turns a hang into a failure.
 HANG = 10.0
-RESUME = 6
 # Discord's gateway close codes: "unknown error, reconnect" (resumable), "authentication failed", "sharding
 # required" (discord.py gives up on the connection; a fresh login asks Discord for the shard count again).
 UNKNOWN_ERROR, AUTHENTICATION_FAILED, SHARDING_REQUIRED = 4000, 4004, 4011
@@ -77,54 +76,6 @@ class DiscordOutage:
         return web.Response(status=self.status, body=body, headers={"Content-Type": "application/json"})
 
 
-class ResumingGateway(FakeGateway):
-    """The smoke test's gateway, also answering RESUME as Discord does, and able to drop the connection.
-
-    `sessions` says, per connection, whether the bot identified or resumed on it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sessions: list[str] = []
-        self._changed = asyncio.Condition()
-
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        socket = web.WebSocketResponse()
-        await socket.prepare(request)
-        self._socket = socket
-        await socket.send_json({"op": HELLO, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}})
-        async for message in socket:
-            if message.type is not WSMsgType.TEXT:
-                continue
-            frame = json.loads(message.data)
-            if frame["op"] == HEARTBEAT:
-                await socket.send_json({"op": HEARTBEAT_ACK})
-            elif frame["op"] == IDENTIFY:
-                self.identify = frame["d"]
-                await self.dispatch("READY", {
-                    "v": 10, "user": BOT_USER, "guilds": [], "session_id": "fake-session",
-                    "resume_gateway_url": f"ws://{request.host}/gateway", "shard": [0, 1],
-                    "application": {"id": str(APPLICATION_ID), "flags": 0}})
-                await self._began("identify")
-            elif frame["op"] == RESUME:
-                await self.dispatch("RESUMED", {})
-                await self._began("resume")
-        return socket
-
-    async def drop(self, code: int) -> None:
-        assert self._socket is not None, "nobody connected"
-        await self._socket.close(code=code)
-
-    async def wait_for_sessions(self, count: int) -> None:
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.sessions) >= count), HANG)
-
-    async def _began(self, kind: str) -> None:
-        async with self._changed:
-            self.sessions.append(kind)
-            self._changed.notify_all()
-
-
 def quick_front(commands: Commands, vclock: VirtualClock) -> DiscordFrontEnd:
     return build_discord_front_end(discord_settings(), commands, clock=vclock, pacing_clock=vclock.monotonic,
                                    pacing_sleep=vclock.sleep, backoff=QUICK)
@@ -147,7 +98,7 @@ async def test_start_returns_while_discord_is_down_and_connects_once_it_is_back(
             await outage.wait_for_requests(3)
             # One warning when the trouble began, none for each try after it.
             assert len(warnings_from_connection(caplog)) == 1
-            gateway = ResumingGateway()
+            gateway = FakeGateway()
             async with FakeDiscord(clock=vclock.monotonic, gateway=gateway) as fake:
                 fake.add_channel(GUILD_ID, CHANNEL_ID)
                 connection = await asyncio.wait_for(front.wait_for_connection("connected"), HANG)
@@ -201,7 +152,7 @@ async def test_stop_works_before_start_and_while_a_try_is_in_flight(commands: Co
 
 async def test_a_dropped_gateway_connection_is_resumed_and_reported_meanwhile(
         commands: Commands, vclock: VirtualClock) -> None:
-    gateway = ResumingGateway()
+    gateway = FakeGateway()
     async with FakeDiscord(clock=vclock.monotonic, gateway=gateway):
         front = quick_front(commands, vclock)
         try:
@@ -219,7 +170,7 @@ async def test_a_dropped_gateway_connection_is_resumed_and_reported_meanwhile(
 async def test_a_gateway_connection_discord_py_gives_up_on_is_made_again(commands: Commands,
                                                                         vclock: VirtualClock) -> None:
     """Pins: the gateway task logged "slash commands are unavailable until restart" and gave up."""
-    gateway = ResumingGateway()
+    gateway = FakeGateway()
     async with FakeDiscord(clock=vclock.monotonic, gateway=gateway) as fake:
         front = quick_front(commands, vclock)
         try:
@@ -238,7 +189,7 @@ async def test_a_gateway_connection_discord_py_gives_up_on_is_made_again(command
 
 
 async def test_a_token_the_gateway_refuses_reports_discord_down(commands: Commands, vclock: VirtualClock) -> None:
-    gateway = ResumingGateway()
+    gateway = FakeGateway()
     async with FakeDiscord(clock=vclock.monotonic, gateway=gateway):
         front = quick_front(commands, vclock)
         try:

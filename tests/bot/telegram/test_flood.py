@@ -15,23 +15,10 @@ from scout.models import Destination, SavedSearch, SearchSpec
 from storage.repo import Repository
 from tests.bot.telegram.helpers import queue_alerts
 from tests.bot.telegram.virtual_time import VirtualRequest, VirtualTime
-from tests.fakes.telegram_api import ApiCall, FakeBotApi, FloodLimits
+from tests.fakes.telegram_api import ApiCall, FakeBotApi
 
 GROUP = -100200300
 SPEC = SearchSpec(query="lego", marketplaces=("ebay",), check_interval_minutes=5)
-
-
-@pytest.fixture
-async def vt() -> AsyncIterator[VirtualTime]:
-    async with VirtualTime() as clock:
-        yield clock
-
-
-@pytest.fixture
-async def strict_api(vt: VirtualTime) -> AsyncIterator[FakeBotApi]:
-    """A fake that answers 429 to any send over 1/s per chat, 20/min per group or 30/s overall."""
-    async with FakeBotApi(clock=vt.clock, limits=FloodLimits()) as fake:
-        yield fake
 
 
 @pytest.fixture

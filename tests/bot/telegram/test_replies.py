@@ -15,23 +15,10 @@ from bot.telegram.notifier import REPLY_ATTEMPTS, TelegramNotifier
 from scout.models import Alert, Destination, Listing, Money
 from tests.bot.telegram.helpers import HANG, visible
 from tests.bot.telegram.virtual_time import VirtualRequest, VirtualTime
-from tests.fakes.telegram_api import FakeBotApi, FloodLimits
+from tests.fakes.telegram_api import FakeBotApi
 
 GROUP = -100200300
 PRIVATE = 4242
-
-
-@pytest.fixture
-async def vt() -> AsyncIterator[VirtualTime]:
-    async with VirtualTime() as clock:
-        yield clock
-
-
-@pytest.fixture
-async def strict_api(vt: VirtualTime) -> AsyncIterator[FakeBotApi]:
-    """A fake that answers 429 to any send over 1/s per chat, 20/min per group or 30/s overall."""
-    async with FakeBotApi(clock=vt.clock, limits=FloodLimits()) as fake:
-        yield fake
 
 
 @pytest.fixture
