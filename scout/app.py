@@ -16,10 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
 from bot.admin import AdminCommands
-from bot.connection import Connection
-from scout import __version__
 from bot.commands import Commands
+from bot.connection import Connection
 from bot.console import ConsoleNotifier
+from ops.assembly import Ops, build_ops
+from ops.reporter import OpsOutbox, ops_destinations
+from scout import __version__
 from scout.circuit import CircuitPolicy
 from scout.config import Settings
 from scout.delivery import Dispatcher, Notifier
@@ -27,8 +29,6 @@ from scout.errors import InputError
 from scout.models import Destination, SavedSearch
 from scout.scan import Scanner
 from scout.scheduler import DELIVERY_JOB, ScoutScheduler
-from ops.assembly import Ops, build_ops
-from ops.reporter import OpsOutbox, ops_destinations
 from scrapers.base import Adapter, SearchQuery
 from scrapers.http import HttpFetcher
 from scrapers.registry import build_adapters

@@ -16,14 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.commands import Actor, describe_search, parse_destination
 from ops.health import HealthChecker
-from scout.app import (
-    build_admin,
-    build_commands,
-    build_fetcher,
-    open_store,
-    run_service,
-    utc_now,
-)
+from scout.app import build_admin, build_commands, build_fetcher, open_store, run_service, utc_now
 from scout.config import SETTINGS, Settings, load_settings
 from scout.errors import ConfigError, DealScoutError, InputError, StorageError
 from scout.models import Listing

@@ -8,7 +8,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 
-
 TOKEN_ROUNDING = 1e-9
 
 

@@ -6,15 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from scout.models import (
-    Destination,
-    Listing,
-    Money,
-    SavedSearch,
-    SearchSpec,
-    SearchStatus,
-    UnpricedRule,
-)
+from scout.models import Destination, Listing, Money, SavedSearch, SearchSpec, SearchStatus, UnpricedRule
 from storage.tables import ListingRow, SearchRow
 from storage.types import text_list
 
