@@ -194,8 +194,8 @@ class Dispatcher:
         self._backoff = backoff_seconds
         self._backoff_max = backoff_max_seconds
         self._batch = batch_size
-        # A pass ends when its slowest chat is done: a cap per chat keeps a long queue in one chat (sent as
-        # digests) from holding every other chat's alerts until the next pass.
+        # A long queue is claimed a share at a time: its claims stay well within their deadline, and the rows
+        # loaded at once stay spread over every chat that has something due.
         self._per_destination = per_destination
         self._claim = timedelta(seconds=claim_seconds)
         self._poll = poll_seconds
