@@ -36,7 +36,9 @@ class Metrics:
         self.alerts_delivered = Counter(
             "dealscout_alerts_delivered_total", "Alerts delivered", ["platform"], registry=r)
         self.alerts_failed = Counter(
-            "dealscout_alerts_failed_total", "Alert sends that failed, by what happened next (retry, dead)",
+            "dealscout_alerts_failed_total",
+            "Sends that did not go through, by what happened next: wait (a rate limit), retry, held (the chat "
+            "refuses the bot), dead",
             ["platform", "result"], registry=r)
         self.alert_lag = Histogram(
             "dealscout_alert_lag_seconds", "From a listing being found to its alert being delivered", ["platform"],
