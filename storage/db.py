@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from scout.errors import ConfigError
+from scout.errors import ConfigError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +80,39 @@ def alembic_config() -> Config:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Apply migrations up to `revision` on the engine's database."""
+    await _migrate(engine, lambda config: command.upgrade(config, revision))
+    log.info("database schema at %s (%s)", revision, safe_url(str(engine.url)))
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Undo migrations down to `revision` (an operator rolling back a release)."""
+    await _migrate(engine, lambda config: command.downgrade(config, revision))
+    log.info("database schema back at %s (%s)", revision, safe_url(str(engine.url)))
+
+
+async def _migrate(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
     config = alembic_config()
 
     def _run(connection: sa.Connection) -> None:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config)
 
-    async with engine.begin() as connection:
-        await connection.run_sync(_run)
-    log.info("database schema at %s (%s)", revision, safe_url(str(engine.url)))
+    sqlite = engine.dialect.name == "sqlite"
+    async with engine.connect() as connection:
+        if sqlite:
+            # SQLite alters a table by building a new one and dropping the old: with foreign keys enforced, the drop
+            # would cascade to every row that points at it. The pragma only takes effect outside a transaction.
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await connection.commit()
+        try:
+            async with connection.begin():
+                await connection.run_sync(_run)
+                if sqlite and (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first():
+                    raise StorageError("a migration left rows pointing at rows that do not exist; nothing changed")
+        finally:
+            if sqlite:
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await connection.commit()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

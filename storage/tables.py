@@ -53,12 +53,18 @@ class SearchRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Marketplaces whose first scan has been recorded as the baseline for this search.
     baselined: Mapped[list[str]] = mapped_column(TextList, default=list)
+    # How the last fetch of each of its marketplaces went: {marketplace: {status, at, error, listings}}.
+    last_outcomes: Mapped[dict[str, dict[str, object]]] = mapped_column(sa.JSON, default=dict,
+                                                                         server_default="{}")
 
     __table_args__ = (
         sa.CheckConstraint("status IN ('active', 'paused')", name="status"),
         sa.CheckConstraint("check_interval_minutes > 0", name="interval"),
         sa.Index("ix_searches_due", "status", "next_run_at"),
         sa.Index("ix_searches_owner", "platform", "scope", "owner"),
+        # An id is never given twice, even after the newest search is removed: an alert's buttons name the search
+        # by its id. (PostgreSQL's sequences never reuse one; SQLite needs AUTOINCREMENT for that.)
+        {"sqlite_autoincrement": True},
     )
 
 
