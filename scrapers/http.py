@@ -6,19 +6,20 @@ import asyncio
 import logging
 import random as _random
 import time
-import urllib.robotparser
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
 import aiohttp
 from yarl import URL
 
-from scout.errors import BlockedError, FetchError
+from scout.errors import BlockedError, FetchError, InputError
 from scrapers.base import Page, Request, UrlGuard
 from scrapers.host_pacer import Clock, HostPacer, Sleep
 from scrapers.http_rules import (
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
+    RobotsRules,
+    RobotsVerdict,
     build_body,
     build_robots_rules,
     check_proxy,
@@ -119,7 +120,7 @@ class HttpFetcher:
         self._cookies: aiohttp.CookieJar | None = None
         self._closed = False
         # Per origin: the parsed robots.txt and when it goes stale.
-        self._robots: dict[str, tuple[urllib.robotparser.RobotFileParser, float]] = {}
+        self._robots: dict[str, tuple[RobotsRules, float]] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -191,20 +192,36 @@ class HttpFetcher:
 
     # -- robots.txt --------------------------------------------------------------------------------------------
 
-    async def _robots_for(self, url: URL, guards: tuple[UrlGuard, ...]) -> urllib.robotparser.RobotFileParser:
+    async def robots_verdict(self, request: Request) -> RobotsVerdict:
+        """Whether robots.txt lets `request` through for our user agent now, as fetch() would decide, and why.
+
+        Reads robots.txt through the same cache as fetch(), so asking costs a request only when it is stale.
+        """
+        if not request.robots:
+            return RobotsVerdict(True, "robots.txt does not apply: an official API called under its own terms")
+        if not self._respect_robots:
+            return RobotsVerdict(True, "robots.txt is not checked (RESPECT_ROBOTS_TXT=false)")
+        url = URL(request.url).extend_query(list(request.params))
+        guards = tuple(guard for guard in (self._url_guard, request.url_guard) if guard is not None)
+        try:
+            await self._check_guards(url, guards)
+            rules = await self._robots_for(url, guards)
+        except (BlockedError, InputError) as err:
+            return RobotsVerdict(False, str(err))
+        return rules.verdict(self._user_agent, str(url))
+
+    async def _robots_for(self, url: URL, guards: tuple[UrlGuard, ...]) -> RobotsRules:
         origin = f"{url.scheme}://{url.host}:{url.port}"
         # Checked again under the lock: another task may have loaded it while this one waited.
         async with self._robots_locks.setdefault(origin, asyncio.Lock()):
             cached = self._robots.get(origin)
             if cached is not None and cached[1] > self._clock():
                 return cached[0]
-            parser, ttl = await self._load_robots(url, guards)
-            self._robots[origin] = (parser, self._clock() + ttl)
-            return parser
+            rules, ttl = await self._load_robots(url, guards)
+            self._robots[origin] = (rules, self._clock() + ttl)
+            return rules
 
-    async def _load_robots(
-        self, url: URL, guards: tuple[UrlGuard, ...]
-    ) -> tuple[urllib.robotparser.RobotFileParser, float]:
+    async def _load_robots(self, url: URL, guards: tuple[UrlGuard, ...]) -> tuple[RobotsRules, float]:
         host = url.host or ""
         target = url.with_path("/robots.txt").with_query(None).with_fragment(None)
         try:
@@ -227,11 +244,11 @@ class HttpFetcher:
         except (aiohttp.ClientError, TimeoutError, FetchError) as err:
             log.warning("robots.txt of %s unreachable (%s); allowing for now", host, self._describe(err))
             return build_robots_rules(str(target), None, b""), min(self._robots_ttl, ROBOTS_RETRY_SECONDS)
-        parser = build_robots_rules(str(target), status, body or b"")
+        rules = build_robots_rules(str(target), status, body or b"")
         if status >= 500:
             log.warning("robots.txt of %s answered HTTP %d; allowing for now", host, status)
-            return parser, min(self._robots_ttl, ROBOTS_RETRY_SECONDS)
-        return parser, self._robots_ttl
+            return rules, min(self._robots_ttl, ROBOTS_RETRY_SECONDS)
+        return rules, self._robots_ttl
 
     # -- fetching ----------------------------------------------------------------------------------------------
 

@@ -1,13 +1,14 @@
-"""The fetcher's pure rules: Retry-After, redirect hops, request bodies and proxy secrets; no IO."""
+"""The fetcher's pure rules: Retry-After, robots.txt, redirect hops, request bodies and proxy secrets; no IO."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import urllib.robotparser
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode
 
+from protego import Protego
 from yarl import URL
 
 from scout.errors import FetchError
@@ -46,18 +47,65 @@ def parse_retry_after(value: str | None, date_header: str | None, now: float) ->
     return max(0.0, when - reference)
 
 
-def build_robots_rules(robots_url: str, status: int | None, body: bytes) -> urllib.robotparser.RobotFileParser:
+@dataclass(frozen=True, slots=True)
+class RobotsVerdict:
+    """Whether robots.txt lets our user agent make a request, and why, in words an operator can act on."""
+
+    allowed: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RobotsRules:
+    """One robots.txt answer: its rules read as RFC 9309 says, or one answer for every path when it had none.
+
+    Protego does the reading: `*` and `$` wildcards, the longest matching rule wins, Allow beats Disallow on a tie.
+    """
+
+    robots_url: str
+    parser: Protego | None  # None: no rules to read, `blanket` answers for every path
+    blanket: RobotsVerdict = RobotsVerdict(True, "")
+
+    def verdict(self, user_agent: str, url: str) -> RobotsVerdict:
+        if self.parser is None:
+            return self.blanket
+        token = product_token(user_agent)
+        allowed = self.parser.can_fetch(url, token)
+        shown = URL(url).raw_path_qs
+        return RobotsVerdict(allowed, f"{self.robots_url} {'allows' if allowed else 'disallows'} {shown} for {token}")
+
+    def can_fetch(self, user_agent: str, url: str) -> bool:
+        """verdict(...).allowed, with the user agent first as urllib.robotparser's can_fetch took it."""
+        return self.verdict(user_agent, url).allowed
+
+    def crawl_delay(self, user_agent: str) -> float | None:
+        return self.parser.crawl_delay(product_token(user_agent)) if self.parser is not None else None
+
+
+def product_token(user_agent: str) -> str:
+    """The name robots.txt groups are matched against: "DealScout" of "DealScout/0.1 (personal deal alerts...)".
+
+    RFC 9309 §2.2.1 matches the product token, not the whole header, whose comment words could name another group.
+    """
+    words = user_agent.split("/", 1)[0].split()
+    return words[0] if words else ""
+
+
+def build_robots_rules(robots_url: str, status: int | None, body: bytes) -> RobotsRules:
     """The rules a robots.txt answer sets; status None: it could not be fetched at all (allow, for now)."""
-    parser = urllib.robotparser.RobotFileParser(robots_url)
-    # The conventions of RFC 9309 §2.3.1 and urllib.robotparser: 401/403 forbid all, other 4xx mean "no rules",
-    # and a server error or no answer allows for now (the caller asks again soon).
-    if status is not None and 200 <= status < 300:
-        parser.parse(body.decode("utf-8", errors="replace").splitlines())
-    elif status in (401, 403):
-        parser.disallow_all = True
-    else:
-        parser.allow_all = True
-    return parser
+    if status is None:
+        return RobotsRules(robots_url, None, RobotsVerdict(True, f"{robots_url} could not be read; allowing for now"))
+    if 200 <= status < 300:
+        return RobotsRules(robots_url, Protego.parse(body.decode("utf-8", errors="replace")))
+    # RFC 9309 §2.3.1.3 lets a crawler take any 4xx as "no rules". We stay stricter on 401 and 403, as
+    # urllib.robotparser did: a site that refuses us its robots.txt would refuse its pages as well.
+    if status in (401, 403):
+        return RobotsRules(robots_url, None, RobotsVerdict(False, f"{robots_url} answered HTTP {status}: "
+                                                                  "everything is treated as disallowed"))
+    if status >= 500:
+        return RobotsRules(robots_url, None, RobotsVerdict(True, f"{robots_url} answered HTTP {status}; "
+                                                                 "allowing for now"))
+    return RobotsRules(robots_url, None, RobotsVerdict(True, f"{robots_url} answered HTTP {status}: no rules"))
 
 
 def build_body(request: Request) -> tuple[bytes | None, str | None]:
