@@ -33,6 +33,10 @@ _AMBIGUOUS: dict[str, tuple[str, ...]] = {
 # ...except these, which have no sensible first guess (all four kronor are common): they need a default.
 _NEEDS_DEFAULT = frozenset({"kr", "kr."})
 
+# Amounts from this on are no real price: a placeholder ("US $99,999,999,999,999,999.00"), a phone number or a
+# misparse. It is also where prices stop fitting the database (storage.types.Price: 18 digits, 4 of them decimals).
+MAX_AMOUNT = Decimal(10) ** 14
+
 # Active ISO 4217 codes seen on second-hand marketplaces; a code written next to an amount names its currency.
 _ISO_CODES = frozenset(
     "AED ARS AUD BGN BHD BRL CAD CHF CLP CNY COP CZK DKK EGP EUR GBP HKD HUF IDR ILS INR ISK JOD JPY KRW KWD "
@@ -83,7 +87,8 @@ def split_price_range(text: str) -> tuple[str, str | None]:
 
 @functools.lru_cache(maxsize=4096)  # pure, and result pages repeat the same few price texts
 def parse_money(text: str | None, default_currency: str | None = None) -> Money | None:
-    """The price in text (the lower end of a range), or None when text shows no amount or no knowable currency.
+    """The price in text (the lower end of a range), or None when text shows no amount, an absurd amount (see
+    parse_amount) or no knowable currency.
 
     "Free" and its translations give 0 in the default currency (None without one).
     """
@@ -114,12 +119,24 @@ def parse_money(text: str | None, default_currency: str | None = None) -> Money 
 
 
 def parse_amount(digits: str, currency: str | None = None) -> Decimal | None:
-    """One number as printed ("1.234,56", "1,614,898.07", "4.350") -> Decimal, using the currency's minor unit."""
+    """One number as printed ("1.234,56", "1,614,898.07", "4.350") -> Decimal, using the currency's minor unit.
+
+    None when there is no number, or when it is absurd (MAX_AMOUNT or more): such a listing is unpriced.
+    """
     raw = digits.translate(_GROUPING_MARKS).rstrip(".,")
     if not raw:
         return None
+    try:
+        amount = Decimal(_plain_number(raw, currency))
+    except InvalidOperation:
+        return None
+    return amount if amount < MAX_AMOUNT else None
+
+
+def _plain_number(raw: str, currency: str | None) -> str:
+    """The number with its thousands marks dropped and a "." as its decimal point."""
     if raw.isdigit():
-        return Decimal(raw)
+        return raw
     last_dot, last_comma = raw.rfind("."), raw.rfind(",")
     if last_dot >= 0 and last_comma >= 0:
         decimal_sep = "." if last_dot > last_comma else ","
@@ -129,15 +146,10 @@ def parse_amount(digits: str, currency: str | None = None) -> Decimal | None:
     else:
         decimal_sep = ""
     if decimal_sep == ",":
-        normalised = raw.replace(".", "").replace(",", ".")
-    elif decimal_sep == ".":
-        normalised = raw.replace(",", "")
-    else:
-        normalised = raw.replace(",", "").replace(".", "")
-    try:
-        return Decimal(normalised)
-    except InvalidOperation:
-        return None
+        return raw.replace(".", "").replace(",", ".")
+    if decimal_sep == ".":
+        return raw.replace(",", "")
+    return raw.replace(",", "").replace(".", "")
 
 
 def _single_separator_is_decimal(raw: str, sep: str, currency: str | None) -> bool:

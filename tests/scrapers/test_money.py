@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from scout.models import Money
-from scrapers.money import parse_amount, parse_money, split_price_range
+from scrapers.money import MAX_AMOUNT, parse_amount, parse_money, split_price_range
 
 
 @pytest.mark.parametrize(
@@ -89,6 +89,23 @@ def test_parse_money_keeps_decimal_precision() -> None:
     assert money is not None
     assert isinstance(money.amount, Decimal)
     assert str(money.amount) == "1234.56"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["US $99,999,999,999,999,999.00", "$100,000,000,000,000", "1.000.000.000.000.000 €", "IDR 123456789012345678901234"],
+)
+def test_an_absurd_amount_is_unpriced(text: str) -> None:
+    """Regression: "US $99,999,999,999,999,999.00" on an eBay page was stored as a price, overflowed PostgreSQL's
+    Numeric(18, 4) and aborted the whole scan."""
+    assert parse_money(text) is None
+
+
+def test_the_largest_sane_amount_is_a_price() -> None:
+    largest = parse_money("IDR 99,999,999,999,999.99")
+    assert largest == Money(Decimal("99999999999999.99"), "IDR")
+    assert largest.amount < MAX_AMOUNT
+    assert parse_amount("100000000000000") is None
 
 
 def test_parse_money_does_not_read_currency_codes_inside_words() -> None:
