@@ -80,7 +80,8 @@ class Request:
         credentials under its own terms (eBay's Browse API and its OAuth endpoint); never for a site's pages or the
         internal JSON its own front end reads, which robots.txt does govern.
     url_guard: checked, with the URL about to be fetched, before this request and before each of its redirect hops,
-        after the fetcher's own guard (HttpFetcher(url_guard=...)). For URLs a user gave (feeds), not fixed hosts.
+        after the fetcher's own guard (HttpFetcher(url_guard=...)). Fixed-host adapters pass a
+        scrapers.netguard.SiteGuard of their registered_domains; the feed adapter, the guard of user-given URLs.
     """
 
     url: str
@@ -206,6 +207,9 @@ class Adapter(abc.ABC):
     requests_per_minute: float
     # The domain the budget covers, subdomains included; None: the host of the search URL.
     rate_limit_domain: str | None = None
+    # The registered domains (subdomains included) a fixed-host adapter's requests and redirects stay within: its
+    # requests carry SiteGuard(registered_domains), so a hop elsewhere is BLOCKED. Empty: no fixed host (feeds).
+    registered_domains: tuple[str, ...] = ()
     capabilities: Capabilities = Capabilities()
 
     @property

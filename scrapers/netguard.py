@@ -1,4 +1,5 @@
-"""The URL safety check for user-given feed URLs: http(s) only, and never an internal, private or special address."""
+"""The network guards: user-given feed URLs reach only public http(s) addresses; fixed-host adapters stay on their
+domains."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from yarl import URL
 
@@ -22,6 +24,10 @@ Resolver = Callable[[str, int], Awaitable[Iterable[str]]]
 MAX_URL_LENGTH = 2048
 # A resolver that hangs must not hold a scan slot for the whole HTTP timeout.
 RESOLVE_TIMEOUT_SECONDS = 10.0
+# RFC 1035 §2.3.4 (with RFC 2181 §11): a name is at most 255 octets on the wire, 253 characters written out,
+# and each label at most 63. Longer names cannot resolve; Python's resolver raises UnicodeError on a long label.
+MAX_HOST_LENGTH = 253
+MAX_LABEL_LENGTH = 63
 
 # Ranges refused beyond what ipaddress's is_* properties cover in Python 3.11. Sources: the IANA IPv4 and IPv6
 # Special-Purpose Address Registries (RFC 6890 and its updates).
@@ -109,6 +115,9 @@ def check_url(raw: str, *, what: str = "feed URL") -> URL:
                          field="location")
     if not host:
         raise InputError(f"The {what} {text[:80]!r} has no host name.", field="location")
+    too_long = host_name_problem(host)
+    if too_long:
+        raise InputError(f"The {what} cannot be used: {too_long}.", field="location")
     if url.raw_user is not None or url.raw_password is not None:
         # Credentials would be stored with the search and shown in every listing of it.
         raise InputError(f"The {what} must not contain a user name or password.", field="location")
@@ -116,6 +125,17 @@ def check_url(raw: str, *, what: str = "feed URL") -> URL:
     if refusal:
         raise InputError(f"The {what} points at {refusal}; only public web addresses are allowed.", field="location")
     return url.with_fragment(None)
+
+
+def host_name_problem(host: str) -> str | None:
+    """Why a host name is too long for DNS ("the host name is 300 characters long; the limit is 253"), or None."""
+    name = host.rstrip(".")
+    if len(name) > MAX_HOST_LENGTH:
+        return f"the host name is {len(name)} characters long; the limit is {MAX_HOST_LENGTH}"
+    longest = max(name.split("."), key=len)
+    if len(longest) > MAX_LABEL_LENGTH:
+        return f"a label of the host name is {len(longest)} characters long; the limit is {MAX_LABEL_LENGTH}"
+    return None
 
 
 def host_problem(host: str) -> str | None:
@@ -179,6 +199,28 @@ class UrlGuard:
                 raise BlockedError(
                     f"refused to fetch {_shown(url)}: {host} resolves to {address}, a {problem} address"
                 )
+
+
+@dataclass(frozen=True, slots=True)
+class SiteGuard:
+    """The URL guard of an adapter with fixed hosts: its requests and every redirect hop stay within its registered
+    domains (subdomains included). Anything else raises BlockedError, which Adapter.search reports as BLOCKED, so a
+    redirect to another site never has its page taken for the marketplace's."""
+
+    domains: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.domains:
+            raise ValueError("a SiteGuard needs at least one registered domain")
+
+    async def __call__(self, url: URL) -> None:
+        host = (url.raw_host or "").rstrip(".").lower()
+        problem = host_name_problem(host)
+        if problem is None and not any(host == domain or host.endswith("." + domain) for domain in self.domains):
+            problem = f"{host} is outside {' and '.join(self.domains)}"
+        if problem:
+            log.warning("refused %s: %s", _shown(url), problem)
+            raise BlockedError(f"refused to fetch {_shown(url)}: {problem}")
 
 
 def _shown(url: URL) -> str:

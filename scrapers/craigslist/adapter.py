@@ -8,6 +8,7 @@ from urllib.parse import quote
 from scout.errors import ConfigError, InputError
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.craigslist.parse import parse_search_page
+from scrapers.netguard import SiteGuard
 
 # Site names are the subdomains listed at https://www.craigslist.org/about/sites ("sfbay", "corvallis").
 _SITE = re.compile(r"[a-z]+")
@@ -29,6 +30,7 @@ class CraigslistAdapter(Adapter):
     requests_per_minute = 2.0
     # Every city site is one Craigslist to its rate limiter: the budget covers all of *.craigslist.org together.
     rate_limit_domain = "craigslist.org"
+    registered_domains = (rate_limit_domain,)
     # The search's location picks the site; the static page shows no posting time (the JSON API does).
     capabilities = Capabilities(price_filter=True, location=True, posted_time=False, images=True)
 
@@ -50,7 +52,8 @@ class CraigslistAdapter(Adapter):
 
     def build_request(self, query: SearchQuery) -> Request:
         site = self.site_for(query)
-        return Request(url=f"https://{site}.craigslist.org/search/sss?query={quote(query.text)}&sort=date")
+        return Request(url=f"https://{site}.craigslist.org/search/sss?query={quote(query.text)}&sort=date",
+                       url_guard=SiteGuard(self.registered_domains))
 
     def parse(self, page: Page) -> ScrapeResult:
         return parse_search_page(

@@ -8,6 +8,7 @@ from scout.errors import ConfigError
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.ebay.parse import DOMAIN_CURRENCIES, parse_search_page
 from scrapers.ebay_api.parse import parse_search_response
+from scrapers.netguard import SiteGuard
 
 # eBay's own sort codes for /sch/i.html: 10 = "Time: newly listed", so new listings come first.
 SORT_NEWLY_LISTED = "10"
@@ -29,13 +30,19 @@ class EbayAdapter(Adapter):
 
     def __init__(self, domain: str = "www.ebay.com") -> None:
         host = domain.strip().lower()
-        if not any(host == site or host.endswith("." + site) for site in DOMAIN_CURRENCIES):
+        # Longest first: www.ebay.com.au belongs to ebay.com.au, not to ebay.com.
+        site = next((site for site in sorted(DOMAIN_CURRENCIES, key=len, reverse=True)
+                     if host == site or host.endswith("." + site)), None)
+        if site is None:
             raise ConfigError(f"{domain!r} is not an eBay site this adapter knows (e.g. www.ebay.co.uk)")
         self.domain = host
+        # Sign-in and challenge pages live on the same site; another eBay site would be parsed in the wrong currency.
+        self.registered_domains = (site,)
 
     def build_request(self, query: SearchQuery) -> Request:
         url = f"https://{self.domain}/sch/i.html?_nkw={quote_plus(query.text)}&_sop={SORT_NEWLY_LISTED}"
-        return Request(url=url, headers=(("Accept-Language", _ACCEPT_LANGUAGE.get(self.domain, "en")),))
+        return Request(url=url, headers=(("Accept-Language", _ACCEPT_LANGUAGE.get(self.domain, "en")),),
+                       url_guard=SiteGuard(self.registered_domains))
 
     def parse(self, page: Page) -> ScrapeResult:
         if "json" in page.content_type.lower():

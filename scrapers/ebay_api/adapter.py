@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from urllib.parse import urlsplit
 
 from scout.errors import BlockedError, ConfigError, FetchError, ParseError
 from scrapers.base import Adapter, Capabilities, Fetcher, Page, Request, ScrapeResult, SearchQuery
 from scrapers.ebay_api.parse import MARKETPLACE_DOMAINS, AccessToken, parse_search_response, parse_token_response
+from scrapers.netguard import SiteGuard
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,8 @@ class EbayApiAdapter(Adapter):
                               f"{', '.join(sorted(MARKETPLACE_DOMAINS))}")
         self.marketplace_id = marketplace_id
         self._api_base = api_base.rstrip("/")
+        # The API lives on one host, and nothing it answers should send us to another.
+        self.registered_domains = (urlsplit(self._api_base).hostname or "",)
         self._basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
         self._clock = clock
         self.budget = DailyBudget(daily_calls, clock)
@@ -134,6 +139,7 @@ class EbayApiAdapter(Adapter):
             params=(("q", query.text), ("sort", "newlyListed"), ("limit", str(PAGE_SIZE))),
             headers=(("X-EBAY-C-MARKETPLACE-ID", self.marketplace_id), ("Accept", "application/json")),
             robots=False,  # an official API called with our own key, under eBay's API terms, not a crawled page
+            url_guard=SiteGuard(self.registered_domains),
         )
 
     def build_token_request(self) -> Request:
@@ -143,6 +149,7 @@ class EbayApiAdapter(Adapter):
             data=(("grant_type", "client_credentials"), ("scope", PUBLIC_SCOPE)),
             headers=(("Authorization", f"Basic {self._basic}"), ("Accept", "application/json")),
             robots=False,
+            url_guard=SiteGuard(self.registered_domains),
         )
 
     def parse(self, page: Page) -> ScrapeResult:
@@ -175,10 +182,7 @@ class EbayApiAdapter(Adapter):
         if not self.budget.spend():
             raise BlockedError(f"daily API budget spent ({self.budget.limit} calls); "
                                f"resets {self.budget.resets_at:%Y-%m-%d %H:%M} UTC")
-        authorised = Request(
-            url=request.url, params=request.params, robots=request.robots,
-            headers=(*request.headers, ("Authorization", f"Bearer {token.value}")),
-        )
+        authorised = dataclasses.replace(request, headers=(*request.headers, ("Authorization", f"Bearer {token.value}")))
         return await fetcher.fetch(authorised)
 
     async def _valid_token(self, fetcher: Fetcher) -> AccessToken:

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from scout.errors import ConfigError, InputError
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.facebook.parse import parse_search_page
+from scrapers.netguard import SiteGuard
 
 # A place is the part of a Marketplace URL after /marketplace/: a city's vanity name ("nyc", "sanfrancisco") or
 # Facebook's numeric location id ("108424279189115"); both are what the site itself puts there.
@@ -43,6 +44,7 @@ class FacebookAdapter(Adapter):
     requests_per_minute = 1.0
     # www., m. and web. share one reputation at Facebook: one budget for all of facebook.com.
     rate_limit_domain = "facebook.com"
+    registered_domains = (rate_limit_domain,)
     capabilities = Capabilities(price_filter=True, location=True, posted_time=False, images=True)
 
     def __init__(self, default_location: str | None = None) -> None:
@@ -58,7 +60,8 @@ class FacebookAdapter(Adapter):
         path, place_params = self._place(query.location or self.default_location, query.radius_km)
         url = f"https://www.facebook.com/marketplace/{path}?{urlencode(params + place_params)}"
         # English pages, so the challenge texts the parser knows are the ones we get.
-        return Request(url=url, headers=(("Accept-Language", "en-US,en;q=0.9"),))
+        return Request(url=url, headers=(("Accept-Language", "en-US,en;q=0.9"),),
+                       url_guard=SiteGuard(self.registered_domains))
 
     def _place(self, location: str | None, radius_km: int | None) -> tuple[str, list[tuple[str, str]]]:
         radius = [("radius", str(radius_km))] if radius_km else []

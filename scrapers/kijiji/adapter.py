@@ -8,6 +8,7 @@ from urllib.parse import quote
 from scout.errors import InputError
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.kijiji.parse import parse_feed
+from scrapers.netguard import SiteGuard
 
 SITE = "https://www.kijiji.ca"
 # Kijiji's location ids, the "l<number>" at the end of its search addresses. Only ids seen in real Kijiji feeds are
@@ -39,6 +40,7 @@ class KijijiAdapter(Adapter):
     min_interval_minutes = 10
     requests_per_minute = 2.0
     rate_limit_domain = "kijiji.ca"
+    registered_domains = (rate_limit_domain,)
     # Every item has pubDate and an image; g-core:price is a number (absent only on wanted/no-price ads).
     capabilities = Capabilities(price_filter=True, location=True, posted_time=True, images=True)
 
@@ -65,7 +67,8 @@ class KijijiAdapter(Adapter):
             raise InputError("The query needs at least one letter or digit to search Kijiji for.", field="query")
         # ad=offering leaves out "wanted" ads, which are not deals; the feed is newest first by default.
         url = f"{SITE}/rss-srp-{place}/{quote(words, safe='-')}/k0l{location_id}?ad=offering"
-        return Request(url=url, headers=(("Accept", "application/rss+xml, application/xml;q=0.9, */*;q=0.5"),))
+        return Request(url=url, headers=(("Accept", "application/rss+xml, application/xml;q=0.9, */*;q=0.5"),),
+                       url_guard=SiteGuard(self.registered_domains))
 
     def parse(self, page: Page) -> ScrapeResult:
         return parse_feed(page.body)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from scout.errors import InputError
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.kleinanzeigen.parse import SITE, parse_search_page
+from scrapers.netguard import SiteGuard
 
 # The German states and their location ids, as the site's own result pages link them ("/s-berlin/l3331").
 STATES: dict[str, int] = {
@@ -38,6 +39,7 @@ class KleinanzeigenAdapter(Adapter):
     min_interval_minutes = 10
     requests_per_minute = 2.0
     rate_limit_domain = "kleinanzeigen.de"
+    registered_domains = (rate_limit_domain,)
     # Cards show price, place, date ("Heute, 10:15" or a day) and a picture; location = a state or a location id.
     capabilities = Capabilities(price_filter=True, location=True, posted_time=True, images=True)
 
@@ -86,7 +88,8 @@ class KleinanzeigenAdapter(Adapter):
             raise InputError("The query needs at least one letter or digit to search Kleinanzeigen for.",
                              field="query")
         url = f"{SITE}/s-{quote(slug, safe='-')}/k0{self.location_code(query)}"
-        return Request(url=url, headers=(("Accept-Language", "de-DE,de;q=0.9"),))
+        return Request(url=url, headers=(("Accept-Language", "de-DE,de;q=0.9"),),
+                       url_guard=SiteGuard(self.registered_domains))
 
     def parse(self, page: Page) -> ScrapeResult:
         return parse_search_page(page.body, now=self._clock(), encoding=page.charset)

@@ -6,6 +6,7 @@ import re
 
 from scout.errors import ConfigError, InputError
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
+from scrapers.netguard import SiteGuard
 from scrapers.reddit.parse import SITE, parse_listing
 
 # Reddit's rule for subreddit names: 3-21 letters, digits or underscores (a few old ones have 2); "a+b" reads several
@@ -45,6 +46,7 @@ class RedditAdapter(Adapter):
     min_interval_minutes = 5
     requests_per_minute = 6.0
     rate_limit_domain = "reddit.com"
+    registered_domains = (rate_limit_domain,)
     # location = the subreddits; every post has created_utc; a price only where the title gives one (deal
     # subreddits' rules ask for it), which a price range filters on; preview images on most link posts.
     capabilities = Capabilities(price_filter=True, location=True, posted_time=True, images=True)
@@ -66,7 +68,7 @@ class RedditAdapter(Adapter):
     def build_request(self, query: SearchQuery) -> Request:
         # raw_json=1: fields come unescaped (otherwise "&" in preview URLs arrives as "&amp;").
         url = f"{SITE}/r/{self.subreddits_for(query)}/new.json?limit={PAGE_SIZE}&raw_json=1"
-        return Request(url=url, headers=(("Accept", "application/json"),))
+        return Request(url=url, headers=(("Accept", "application/json"),), url_guard=SiteGuard(self.registered_domains))
 
     def parse(self, page: Page) -> ScrapeResult:
         return parse_listing(page.body)

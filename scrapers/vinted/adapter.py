@@ -9,6 +9,7 @@ import weakref
 
 from scout.errors import BlockedError, ConfigError, FetchError, InputError
 from scrapers.base import Adapter, Capabilities, Fetcher, Page, Request, ScrapeResult, SearchQuery
+from scrapers.netguard import SiteGuard
 from scrapers.vinted.parse import DOMAIN_CURRENCIES, parse_catalog
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class VintedAdapter(Adapter):
         self.domain = host
         # One budget for the country site, whichever subdomain the API or the images live on.
         self.rate_limit_domain = bare
+        self.registered_domains = (bare,)
         # Per fetcher (each has its own cookie jar): how many sessions it was given; a search that saw an older
         # one being refused knows another search has already renewed it.
         self._sessions: weakref.WeakKeyDictionary[Fetcher, int] = weakref.WeakKeyDictionary()
@@ -58,10 +60,12 @@ class VintedAdapter(Adapter):
 
     def build_request(self, query: SearchQuery) -> Request:
         params = (("search_text", query.text), ("order", "newest_first"), ("per_page", str(PAGE_SIZE)), ("page", "1"))
-        return Request(url=f"https://{self.domain}{CATALOG_PATH}", params=params, headers=(("Accept", _API_ACCEPT),))
+        return Request(url=f"https://{self.domain}{CATALOG_PATH}", params=params, headers=(("Accept", _API_ACCEPT),),
+                       url_guard=SiteGuard(self.registered_domains))
 
     def build_session_request(self) -> Request:
-        return Request(url=f"https://{self.domain}/", headers=(("Accept", "text/html,application/xhtml+xml"),))
+        return Request(url=f"https://{self.domain}/", headers=(("Accept", "text/html,application/xhtml+xml"),),
+                       url_guard=SiteGuard(self.registered_domains))
 
     def parse(self, page: Page) -> ScrapeResult:
         return parse_catalog(page.body, domain=self.domain, content_type=page.content_type)

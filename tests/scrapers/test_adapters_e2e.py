@@ -1,4 +1,5 @@
-"""eBay and Craigslist adapters end to end: adapter -> real HttpFetcher -> local fake marketplace -> ScrapeResult."""
+"""Adapters end to end: adapter -> real HttpFetcher -> local fake marketplace -> ScrapeResult (eBay and Craigslist in
+depth; every fixed-host adapter for the redirects it may follow)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import pytest
 from scrapers.base import Adapter, ScrapeResult, ScrapeStatus, SearchQuery
 from scrapers.craigslist.adapter import CraigslistAdapter
 from scrapers.ebay.adapter import EbayAdapter
+from scrapers.ebay_api.adapter import TOKEN_PATH, EbayApiAdapter
+from scrapers.facebook.adapter import FacebookAdapter
 from scrapers.http import HttpFetcher
+from scrapers.kijiji.adapter import KijijiAdapter
+from scrapers.kleinanzeigen.adapter import KleinanzeigenAdapter
+from scrapers.netguard import SiteGuard
+from scrapers.reddit.adapter import RedditAdapter
+from scrapers.vinted.adapter import VintedAdapter
 from tests.conftest import fixture_path
 from tests.fakes.marketplace import TEST_USER_AGENT, FakeMarketplace, FakeTime
 
@@ -322,6 +330,63 @@ async def test_an_empty_body_is_broken_not_empty(
     result = await run_search(market, fake_market, make_fetcher)
 
     assert result.status is ScrapeStatus.BROKEN, result.detail
+
+
+# -- redirects: only within the adapter's own registered domains ------------------------------------------------
+
+# Every fixed-host adapter: how to build it, its registered domain, the host and path of its first request.
+FIXED_HOSTS = {
+    "ebay": (EbayAdapter, "ebay.com", "www.ebay.com", "/sch/i.html"),
+    "ebay-api": (lambda: EbayApiAdapter("client", "secret"), "api.ebay.com", "api.ebay.com", TOKEN_PATH),
+    "craigslist": (CraigslistAdapter, "craigslist.org", "sfbay.craigslist.org", "/search/sss"),
+    "facebook": (FacebookAdapter, "facebook.com", "www.facebook.com", "/marketplace/search/"),
+    "vinted": (VintedAdapter, "vinted.fr", "www.vinted.fr", "/"),  # the home page, for the session cookie
+    "kleinanzeigen": (KleinanzeigenAdapter, "kleinanzeigen.de", "www.kleinanzeigen.de", "/s-lego/k0"),
+    "kijiji": (KijijiAdapter, "kijiji.ca", "www.kijiji.ca", "/rss-srp-canada/lego/k0l0"),
+    "reddit": (RedditAdapter, "reddit.com", "www.reddit.com", "/r/buildapcsales+gamedeals/new.json"),
+}
+
+
+@pytest.mark.parametrize("key", FIXED_HOSTS)
+def test_every_fixed_host_request_carries_its_site_guard(key: str) -> None:
+    build, domain, host, _ = FIXED_HOSTS[key]
+    adapter = build()
+    request = adapter.build_request(SearchQuery.build("lego"))
+
+    assert adapter.registered_domains == (domain,)
+    assert request.url_guard == SiteGuard((domain,))
+
+
+@pytest.mark.parametrize("key", FIXED_HOSTS)
+async def test_a_redirect_to_another_host_is_refused_and_blocked(
+    key: str, fake_market: FakeMarketplace, make_fetcher: MakeFetcher
+) -> None:
+    """Pins the bug: an eBay 302 to another host was followed and that host's page accepted as eBay listings."""
+    build, domain, host, path = FIXED_HOSTS[key]
+    fake_market.route(path, status=302, headers={"Location": "https://shop.example/lure"})
+    fake_market.route("/lure", EBAY_SCARD)
+    fetcher = make_fetcher(resolve=fake_market.resolving(host, "shop.example"))
+
+    result = await build().search(SearchQuery.build("lego"), fetcher)
+
+    assert result.status is ScrapeStatus.BLOCKED, result.detail
+    assert f"shop.example is outside {domain}" in result.detail
+    assert fake_market.requests_to("/lure") == []
+
+
+@pytest.mark.parametrize("key", FIXED_HOSTS)
+async def test_a_redirect_within_the_registered_domain_is_followed(
+    key: str, fake_market: FakeMarketplace, make_fetcher: MakeFetcher
+) -> None:
+    build, domain, host, path = FIXED_HOSTS[key]
+    fake_market.route(path, status=302, headers={"Location": f"https://moved.{domain}/lure"})
+    fake_market.route("/lure", EBAY_SCARD)
+    fetcher = make_fetcher(resolve=fake_market.resolving(host, f"moved.{domain}"))
+
+    result = await build().search(SearchQuery.build("lego"), fetcher)
+
+    assert "outside" not in result.detail
+    assert fake_market.requests_to("/lure")
 
 
 # -- real pages from ../shared/fixtures (skipped when absent) ----------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from yarl import URL
 
 from scout.errors import BlockedError, FetchError, InputError
-from scrapers.netguard import UrlGuard, address_problem, check_url, literal_address, resolve_host
+from scrapers.netguard import SiteGuard, UrlGuard, address_problem, check_url, literal_address, resolve_host
 
 PUBLIC_V4 = "93.184.215.14"
 PUBLIC_V6 = "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
@@ -188,3 +188,56 @@ async def test_the_default_resolver_asks_the_event_loop() -> None:
     # localhost comes from the hosts file, so this touches no network.
     addresses = {ipaddress.ip_address(a.split("%")[0]) for a in await resolve_host("localhost", 80)}
     assert addresses and all(address.is_loopback for address in addresses)
+
+
+# -- fixed-host adapters: requests and redirect hops stay on the site -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["https://www.ebay.com/sch/i.html", "https://ebay.com/", "https://signin.ebay.com/ws", "http://WWW.EBAY.COM./x",
+            "https://www.ebay.co.uk/sch/i.html"],
+)
+async def test_a_site_guard_lets_its_registered_domains_through(url: str) -> None:
+    await SiteGuard(("ebay.com", "ebay.co.uk"))(URL(url))
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://shop.example/sch/i.html", "shop.example is outside ebay.com"),
+        ("https://notebay.com/", "notebay.com is outside ebay.com"),
+        ("https://www.ebay.com.shop.example/", "www.ebay.com.shop.example is outside ebay.com"),
+        ("https://www.ebay.de/", "www.ebay.de is outside ebay.com"),
+        (f"https://{'a' * 64}.ebay.com/", "a label of the host name is 64 characters long; the limit is 63"),
+        (f"https://{'a' * 61}.{'b' * 61}.{'c' * 61}.{'d' * 61}.ebay.com/",
+         "the host name is 256 characters long; the limit is 253"),
+    ],
+)
+async def test_a_site_guard_refuses_any_other_host(url: str, message: str) -> None:
+    """Pins the bug: a fixed-host adapter followed a redirect to any host and took its page for the marketplace's."""
+    with pytest.raises(BlockedError, match=re.escape(message)):
+        await SiteGuard(("ebay.com",))(URL(url))
+
+
+def test_a_site_guard_needs_a_domain() -> None:
+    with pytest.raises(ValueError, match="at least one registered domain"):
+        SiteGuard(())
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [("a" * 64 + ".example", "64 characters long; the limit is 63"),
+     (".".join(["a" * 63] * 4), "the host name is 255 characters long; the limit is 253")],
+)
+def test_host_names_too_long_for_dns_are_refused(host: str, message: str) -> None:
+    """Pins the bug: a feed on a host name too long for DNS was saved, and its fetch raised UnicodeError."""
+    with pytest.raises(InputError, match=re.escape(message)):
+        check_url(f"https://{host}/feed")
+
+
+async def test_a_host_name_of_253_characters_is_still_a_host_name() -> None:
+    host = ".".join(["a" * 63] * 3 + ["b" * 61])
+    assert len(host) == 253
+    resolve = resolver({host: [PUBLIC_V4]})
+    await UrlGuard(resolve)(URL(f"https://{host}/feed"))
+    assert resolve.asked == [(host, 443)]
