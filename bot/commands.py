@@ -210,13 +210,20 @@ def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None 
         parts.append(f"price {low}\u2013{high}{' ' + spec.currency if spec.currency else ''}")
     if spec.location:
         parts.append(f"near {spec.location}" + (f" ({spec.radius_km} km)" if spec.radius_km else ""))
-    state = "active" if search.status is SearchStatus.ACTIVE else f"paused ({search.paused_reason or 'by its owner'})"
-    parts.append(state)
+    parts.append(describe_state(search))
     for key in spec.marketplaces:
         if paused_marketplaces and key in paused_marketplaces:
             name = adapters[key].name if adapters and key in adapters else key
             parts.append(f"{name} is paused by the operators: {paused_marketplaces[key]}")
     return "; ".join(parts)
+
+
+def describe_state(search: SavedSearch) -> str:
+    """'active', or paused and why. Every pause through the service records a reason; a search paused without one
+    was paused in the database itself (the runbook's SQL), by an operator."""
+    if search.status is SearchStatus.ACTIVE:
+        return "active"
+    return f"paused ({search.paused_reason or 'by an operator, no reason given'})"
 
 
 def render_held_summary(count: int, newest: Sequence[Listing]) -> str:
@@ -302,12 +309,19 @@ class Commands:
                            reason: str | None = None) -> SavedSearch:
         search = await self._mine(actor, search_id, scope)
         why = _clean_text(reason, field="reason", limit=200) if reason else f"paused by {actor.id}"
+        if search.status is SearchStatus.PAUSED:
+            return search  # pausing again keeps the first reason
         return await self.repo.update_search(search.id, now=self._clock(), status=SearchStatus.PAUSED,
                                              paused_reason=why)
 
     async def resume_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None) -> SavedSearch:
-        """Resume a search; alerts it held while its chat refused us go out (the old ones as one summary)."""
+        """Resume a search; alerts it held while its chat refused us go out (the old ones as one summary).
+
+        An active search is left as it is: resuming it must not make it due now, inside its minimum interval.
+        """
         search = await self._mine(actor, search_id, scope)
+        if search.status is SearchStatus.ACTIVE:
+            return search
         now = self._clock()
         resumed = await self.repo.resume_search(search.id, now=now, keep_after=now - self._held_max_age,
                                                 summarise=render_held_summary)

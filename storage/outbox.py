@@ -169,11 +169,15 @@ class OutboxQueries:
     async def resume_search(self, search_id: int, *, now: datetime, keep_after: datetime,
                             summarise: Summarise) -> SavedSearch | None:
         """Resume a search, and send what it held while paused: alerts queued since `keep_after` as they are,
-        older ones as one summary. Returns the search, or None when there is none."""
+        older ones as one summary. Returns the search, or None when there is none. An active search is left as it
+        is: its next run stays where its interval put it."""
         async with self._sessions.begin() as session:
-            row = await session.get(SearchRow, search_id)
+            # Locked (on PostgreSQL; SQLite writes one at a time anyway) so two resumes cannot both release it.
+            row = await session.get(SearchRow, search_id, with_for_update=True)
             if row is None:
                 return None
+            if row.status == SearchStatus.ACTIVE.value:
+                return search_from_row(row)
             row.status, row.paused_reason, row.next_run_at, row.updated_at = SearchStatus.ACTIVE.value, None, now, now
             held = (await session.execute(
                 sa.select(OutboxRow.id, OutboxRow.created_at, ListingRow)

@@ -149,7 +149,8 @@ class Repository(OutboxQueries):
                 if changed_query:
                     # A different question deserves a fresh baseline, not a flood of everything it now finds.
                     row.baselined = []
-            if status is not None:
+            if status is not None and status.value != row.status:
+                # Only a change of state records a reason: pausing a paused search keeps why it was paused first.
                 row.status = status.value
                 row.paused_reason = paused_reason if status is SearchStatus.PAUSED else None
             if next_run_at is not None:

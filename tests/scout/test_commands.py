@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
-from bot.commands import Actor, Commands, build_spec, parse_destination
+from bot.commands import Actor, Commands, build_spec, describe_search, parse_destination, render_held_summary
 from scout.errors import InputError, NotFoundError
 from scout.models import Destination, SearchStatus, UnpricedRule
 from scrapers.base import Request, SearchQuery
+from storage.db import create_engine
 from storage.repo import Repository
 from tests.fakes.adapters import TableAdapter
+from tests.scout.clock import ManualClock
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ADAPTERS = {"fakebay": TableAdapter(), "slowlist": TableAdapter(key="slowlist", name="SlowList",
@@ -200,3 +203,47 @@ async def test_one_validation_with_the_services_defaults_for_every_caller(repo: 
     assert commands.now() == NOW
     search = await commands.add_search(Actor("alice"), DEST, query="lego")
     assert search.spec.marketplaces == ("fakebay",)
+
+
+async def test_resuming_an_active_search_keeps_its_next_run(repo: Repository) -> None:
+    """Regression: resuming a search that was already active made it due at once, so /resume repeated was a way
+    past its marketplaces' minimum interval."""
+    clock = ManualClock(NOW)
+    commands = Commands(repo, ADAPTERS, clock=clock)
+    search = await commands.add_search(Actor("alice"), DEST, query="lego", marketplaces="slowlist")
+    scanned = await repo.update_search(search.id, now=NOW, next_run_at=NOW + timedelta(minutes=30))
+    clock.advance(minutes=1)
+    resumed = await commands.resume_search(Actor("alice"), search.id)
+    assert resumed == scanned
+    # Storage keeps to it as well, for a resume that raced a scan's or another resume's change.
+    assert await repo.resume_search(search.id, now=clock(), keep_after=NOW, summarise=render_held_summary) == scanned
+    assert (await repo.load_search(search.id)) == scanned
+
+
+async def test_pausing_a_paused_search_keeps_its_first_reason(commands: Commands, repo: Repository) -> None:
+    """Regression: a second pause overwrote why the search was paused first (say, that its chat refused us)."""
+    search = await commands.add_search(Actor("alice"), DEST, query="lego")
+    await commands.pause_search(Actor("alice"), search.id, reason="on holiday")
+    again = await commands.pause_search(Actor("mod", is_admin=True), search.id, reason="too many alerts")
+    assert (again.status, again.paused_reason) == (SearchStatus.PAUSED, "on holiday")
+    assert (await repo.load_search(search.id)).paused_reason == "on holiday"  # type: ignore[union-attr]
+    with pytest.raises(InputError, match="control characters"):
+        await commands.pause_search(Actor("alice"), search.id, reason="bad\x00reason")
+
+
+async def test_a_search_paused_by_the_runbooks_sql_is_shown_as_paused_by_an_operator(
+        commands: Commands, repo: Repository, database_url: str) -> None:
+    """Regression: a search paused in the database (the runbook's UPDATE leaves paused_reason NULL) was shown as
+    "paused (by its owner)", who had done nothing."""
+    search = await commands.add_search(Actor("alice"), DEST, query="lego")
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE searches SET status = 'paused' WHERE status = 'active'"))
+    finally:
+        await engine.dispose()
+    paused = await commands.show_search(Actor("alice"), search.id)
+    text = describe_search(paused)
+    assert "paused (by an operator, no reason given)" in text and "owner" not in text
+    # The owner pausing it too keeps the operator's pause as it was.
+    assert (await commands.pause_search(Actor("alice"), search.id)).paused_reason is None
