@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.commands import Actor, describe_search, parse_destination
 from ops.health import HealthChecker
 from scout.app import build_admin, build_commands, build_fetcher, open_store, run_service, utc_now
-from scout.config import SETTINGS, Settings, load_settings
+from scout.config import SETTINGS, Settings, load_settings, whole_number
 from scout.errors import ConfigError, DealScoutError, InputError, StorageError
 from scout.models import Listing
 from scrapers.base import Page, ScrapeResult, SearchQuery
@@ -31,6 +31,22 @@ CLI_ACTOR = Actor("cli", is_admin=True)
 CLI_OPERATOR = Actor("cli", is_admin=True, is_operator=True)
 EXIT_USAGE = 2  # the same code argparse uses for bad arguments
 EXIT_FAILURE = 1
+# As on Discord and Telegram: a week of task logs is as far back as the runbook's diagnosis looks.
+FAILURE_HOURS_MAX = 168
+DEALS_MAX = 100
+
+
+def bounded(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `least` to `most`, with the range in the error."""
+    parse = whole_number(least, most)
+
+    def checked(text: str) -> int:
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return checked
 
 
 def _listing_json(listing: Listing) -> dict[str, Any]:
@@ -269,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="list saved searches")
     show = actions.add_parser("show", help="one search and its newest alerts")
     show.add_argument("id")
-    show.add_argument("--deals", type=int, default=10, help="how many recent alerts to show")
+    show.add_argument("--deals", type=bounded(0, DEALS_MAX), default=10, help="how many recent alerts to show")
     pause = actions.add_parser("pause", help="stop checking a search")
     pause.add_argument("id")
     pause.add_argument("--reason")
@@ -306,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     market_actions.add_parser("backoff", help="double its searches' intervals, up to 2 h").add_argument("key")
     market_actions.add_parser("status", help="every marketplace's state and the outbox")
     failures = market_actions.add_parser("failures", help="recent fetch outcomes and errors")
-    failures.add_argument("--hours", type=int, default=1)
+    failures.add_argument("--hours", type=bounded(1, FAILURE_HOURS_MAX), default=1,
+                          help=f"how far back, 1 to {FAILURE_HOURS_MAX} (default 1)")
     market.set_defaults(func=cmd_marketplace)
 
     doctor = sub.add_parser("doctor", help="the service's detailed health; exits 1 when not healthy")

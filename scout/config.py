@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -10,6 +12,17 @@ from typing import Any
 
 from scout.errors import ConfigError
 from scout.models import UnpricedRule
+
+# The largest value a duration setting accepts: past it a typo (an extra zero, 1e309) would overflow the dates and
+# timers it feeds, or stall the service for longer than anyone means.
+HOUR_SECONDS = 3600
+DAY_SECONDS = 24 * HOUR_SECONDS
+WEEK_SECONDS = 7 * DAY_SECONDS
+YEAR_HOURS = 365 * 24
+# Chat ids are signed 64-bit integers on both platforms (Discord snowflakes, Telegram chat ids).
+ID_LIMIT = 2**63
+# How much of a bad value a message quotes: enough to recognise it, never a wall of text.
+SHOWN_CHARS = 60
 
 
 def _bool(text: str) -> bool:
@@ -21,30 +34,41 @@ def _bool(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError("expected a number above 0")
-    return value
+def _positive(most: float) -> Callable[[str], float]:
+    """A finite number above 0 and at most `most` (inf, nan and 1e309, which a float reads as inf, are refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 < value <= most):
+            raise ValueError(f"expected a number above 0 and at most {most:g}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("expected a whole number of at least 1")
-    return value
+def whole_number(least: int, most: int) -> Callable[[str], int]:
+    """A whole number from `least` to `most`."""
 
+    def parse(text: str) -> int:
+        text = text.strip()
+        # int() reads up to 4300 digits; anything past 20 is out of range anyway.
+        value = int(text) if len(text) <= 20 and text.lstrip("+-").isdigit() else None
+        if value is None or not least <= value <= most:
+            raise ValueError(f"expected a whole number from {least} to {most}")
+        return value
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("expected a whole number of at least 0")
-    return value
+    return parse
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:  # also refuses nan and inf
         raise ValueError("expected a fraction from 0 up to (not including) 1")
     return value
 
@@ -62,30 +86,22 @@ def _optional_id(text: str) -> int | None:
     text = text.strip()
     if not text:
         return None
-    if not text.lstrip("-").isdigit():
-        raise ValueError("expected a numeric id")
-    return int(text)
+    return _chat_id(text)
 
 
 def _id_list(text: str) -> frozenset[int]:
     ids = [part.strip() for part in text.replace(" ", ",").split(",") if part.strip()]
-    if any(not part.lstrip("-").isdigit() for part in ids):
-        raise ValueError("expected numeric ids separated by commas")
-    return frozenset(int(part) for part in ids)
+    try:
+        return frozenset(_chat_id(part) for part in ids)
+    except ValueError:
+        raise ValueError("expected numeric ids separated by commas") from None
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError("expected a port from 0 to 65535")
-    return value
-
-
-def _hour(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 23:
-        raise ValueError("expected an hour from 0 to 23")
-    return value
+def _chat_id(text: str) -> int:
+    digits = text.removeprefix("-")
+    if not digits.isdigit() or len(digits) > 19 or abs(int(text)) >= ID_LIMIT:
+        raise ValueError("expected a numeric id")
+    return int(text)
 
 
 def _thresholds(text: str) -> str:
@@ -128,13 +144,15 @@ SETTINGS: dict[str, Setting] = {
     ),
     "log_level": Setting("LOG_LEVEL", "INFO", str.upper, "Logging level: DEBUG, INFO, WARNING or ERROR."),
     "scan_tick_seconds": Setting(
-        "SCAN_TICK_SECONDS", "15", _positive_float, "How often the scheduler looks for searches that are due."),
+        "SCAN_TICK_SECONDS", "15", _positive(DAY_SECONDS), "How often the scheduler looks for searches that are due."),
     "scan_batch_size": Setting(
-        "SCAN_BATCH_SIZE", "100", _positive_int, "Most searches one scan pass takes from the database at once."),
+        "SCAN_BATCH_SIZE", "100", whole_number(1, 10_000),
+        "Most searches one scan pass takes from the database at once."),
     "scan_concurrency": Setting(
-        "SCAN_CONCURRENCY", "8", _positive_int, "Marketplace fetches in flight at once (per-host limits still apply)."),
+        "SCAN_CONCURRENCY", "8", whole_number(1, 1000),
+        "Marketplace fetches in flight at once (per-host limits still apply)."),
     "scan_lease_seconds": Setting(
-        "SCAN_LEASE_SECONDS", "300", _positive_float,
+        "SCAN_LEASE_SECONDS", "300", _positive(DAY_SECONDS),
         "How long a scan holds a search; a search held by a scan that died is free again after this."),
     "schedule_jitter": Setting(
         "SCHEDULE_JITTER", "0.1", _fraction,
@@ -149,43 +167,43 @@ SETTINGS: dict[str, Setting] = {
         "UNPRICED_LISTINGS", "include", _unpriced,
         "Default for new searches with a price range: include or exclude listings that show no comparable price."),
     "delivery_tick_seconds": Setting(
-        "DELIVERY_TICK_SECONDS", "2", _positive_float, "How often the outbox is checked for alerts to send."),
+        "DELIVERY_TICK_SECONDS", "2", _positive(DAY_SECONDS), "How often the outbox is checked for alerts to send."),
     "delivery_max_attempts": Setting(
-        "DELIVERY_MAX_ATTEMPTS", "8", _positive_int, "Attempts before an alert is marked dead with its last error."),
+        "DELIVERY_MAX_ATTEMPTS", "8", whole_number(1, 1000), "Attempts before an alert is marked dead with its last error."),
     "delivery_backoff_seconds": Setting(
-        "DELIVERY_BACKOFF_SECONDS", "5", _positive_float, "First retry delay of a failed alert; doubles each attempt."),
+        "DELIVERY_BACKOFF_SECONDS", "5", _positive(DAY_SECONDS), "First retry delay of a failed alert; doubles each attempt."),
     "delivery_backoff_max_seconds": Setting(
-        "DELIVERY_BACKOFF_MAX_SECONDS", "900", _positive_float, "Longest wait between two attempts of one alert."),
+        "DELIVERY_BACKOFF_MAX_SECONDS", "900", _positive(WEEK_SECONDS), "Longest wait between two attempts of one alert."),
     "delivery_held_max_age_hours": Setting(
-        "DELIVERY_HELD_MAX_AGE_HOURS", "6", _positive_float,
+        "DELIVERY_HELD_MAX_AGE_HOURS", "6", _positive(YEAR_HOURS),
         "Alerts held while a chat refused the bot are sent when its search resumes; older ones become one summary."),
     "http_user_agent": Setting(
         "HTTP_USER_AGENT", "DealScout/0.1 (personal deal alerts; honours robots.txt)", str,
         "User-Agent sent to marketplaces."),
     "http_timeout_seconds": Setting(
-        "HTTP_TIMEOUT_SECONDS", "20", _positive_float, "Total time allowed for one marketplace request."),
+        "HTTP_TIMEOUT_SECONDS", "20", _positive(HOUR_SECONDS), "Total time allowed for one marketplace request."),
     "http_max_retries": Setting(
-        "HTTP_MAX_RETRIES", "3", _non_negative_int, "Retries of a request after a 429, a 5xx or a connection error."),
+        "HTTP_MAX_RETRIES", "3", whole_number(0, 10), "Retries of a request after a 429, a 5xx or a connection error."),
     "http_proxy": Setting("HTTP_PROXY_URL", "", _optional, "Proxy for marketplace requests (http://user:pass@host:port).",
                           secret=True),
     "respect_robots": Setting("RESPECT_ROBOTS_TXT", "true", _bool, "Honour each marketplace's robots.txt."),
     "circuit_failure_threshold": Setting(
-        "CIRCUIT_FAILURE_THRESHOLD", "5", _positive_int,
+        "CIRCUIT_FAILURE_THRESHOLD", "5", whole_number(1, 1000),
         "Blocked or failed fetches in a row that open a marketplace's circuit (its searches wait)."),
     "circuit_base_wait_seconds": Setting(
-        "CIRCUIT_BASE_WAIT_SECONDS", "300", _positive_float,
+        "CIRCUIT_BASE_WAIT_SECONDS", "300", _positive(DAY_SECONDS),
         "First wait of an open circuit before one probe fetch; doubles each time the probe fails."),
     "circuit_max_wait_seconds": Setting(
-        "CIRCUIT_MAX_WAIT_SECONDS", "21600", _positive_float, "Longest wait of an open circuit."),
+        "CIRCUIT_MAX_WAIT_SECONDS", "21600", _positive(WEEK_SECONDS), "Longest wait of an open circuit."),
     "ops_http_host": Setting("OPS_HTTP_HOST", "127.0.0.1", str, "Address the ops API (health, metrics) listens on."),
-    "ops_http_port": Setting("OPS_HTTP_PORT", "8080", _port, "Port of the ops API; 0 picks a free one."),
+    "ops_http_port": Setting("OPS_HTTP_PORT", "8080", whole_number(0, 65535), "Port of the ops API; 0 picks a free one."),
     "ops_evaluate_seconds": Setting(
-        "OPS_EVALUATE_SECONDS", "60", _positive_float, "How often the alert thresholds are evaluated."),
+        "OPS_EVALUATE_SECONDS", "60", _positive(DAY_SECONDS), "How often the alert thresholds are evaluated."),
     "ops_repeat_critical_minutes": Setting(
-        "OPS_REPEAT_CRITICAL_MINUTES", "30", _positive_float,
+        "OPS_REPEAT_CRITICAL_MINUTES", "30", _positive(WEEK_SECONDS / 60),
         "A state that stays critical is repeated to the ops channel this often."),
     "ops_daily_summary_hour": Setting(
-        "OPS_DAILY_SUMMARY_HOUR", "8", _hour, "Hour (UTC) of the daily summary in the ops channel."),
+        "OPS_DAILY_SUMMARY_HOUR", "8", whole_number(0, 23), "Hour (UTC) of the daily summary in the ops channel."),
     "ops_thresholds": Setting(
         "OPS_THRESHOLDS", "", _thresholds,
         "Threshold overrides as name=warning/critical, comma-separated (e.g. queue_depth=500/2000); "
@@ -203,7 +221,7 @@ SETTINGS: dict[str, Setting] = {
     "ebay_marketplace_id": Setting(
         "EBAY_MARKETPLACE_ID", "EBAY_US", str.upper, "eBay marketplace the Browse API searches (EBAY_US, EBAY_GB, ...)."),
     "ebay_api_daily_calls": Setting(
-        "EBAY_API_DAILY_CALLS", "5000", _positive_int,
+        "EBAY_API_DAILY_CALLS", "5000", whole_number(1, 10_000_000),
         "Browse API calls allowed per UTC day (eBay's default quota: 5000); past it eBay reports blocked until midnight."),
     "facebook_location": Setting(
         "FACEBOOK_LOCATION", "", _optional,
@@ -309,13 +327,12 @@ class Settings:
 
 
 def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | None = ".env") -> Settings:
-    """Read every setting; one ConfigError lists every bad variable at once."""
-    if environ is None:
-        if env_file and Path(env_file).is_file():
-            from dotenv import load_dotenv
+    """Read every setting; one ConfigError lists every bad variable at once.
 
-            load_dotenv(env_file, override=False)
-        environ = os.environ
+    Without `environ`, the process environment is read, over the variables of `env_file` when it exists.
+    """
+    if environ is None:
+        environ = {**read_env_file(Path(env_file)), **os.environ} if env_file else os.environ
     values: dict[str, Any] = {}
     problems: list[str] = []
     for name, setting in SETTINGS.items():
@@ -323,14 +340,66 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         try:
             values[name] = setting.parse(raw)
         except ValueError as err:
-            shown = "(hidden)" if setting.secret else repr(raw)
+            shown = "(hidden)" if setting.secret else _shown(raw)
             problems.append(f"{setting.env}={shown}: {err}")
     if values.get("log_level") not in (None, "DEBUG", "INFO", "WARNING", "ERROR"):
-        problems.append(f"LOG_LEVEL={values['log_level']!r}: expected DEBUG, INFO, WARNING or ERROR")
+        problems.append(f"LOG_LEVEL={_shown(values['log_level'])}: expected DEBUG, INFO, WARNING or ERROR")
     if values.get("telegram_mode") == "webhook" and not (
         values.get("telegram_webhook_url") and values.get("telegram_webhook_secret")
     ):
         problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL and TELEGRAM_WEBHOOK_SECRET")
+    if not problems:
+        problems.extend(_marketplace_problems(Settings(**values)))
     if problems:
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
     return Settings(**values)
+
+
+def _shown(raw: str) -> str:
+    return repr(raw if len(raw) <= SHOWN_CHARS else raw[:SHOWN_CHARS] + "\u2026")
+
+
+def _marketplace_problems(settings: Settings) -> list[str]:
+    """What the marketplace settings get wrong: the adapters check their own (eBay domain, Craigslist site, ...),
+    and DEFAULT_MARKETPLACES must name marketplaces that exist."""
+    from scrapers.registry import build_adapters  # the registry imports this module
+
+    try:
+        known = build_adapters(settings)
+    except ConfigError as err:
+        return [str(err)]
+    unknown = [key for key in settings.default_marketplaces if key not in known]
+    if not unknown:
+        return []
+    problem = (f"DEFAULT_MARKETPLACES={_shown(','.join(settings.default_marketplaces))}: unknown marketplace "
+               f"{', '.join(map(_shown, unknown))}; choose from {', '.join(sorted(known))}")
+    return [problem]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables a .env file sets (none when there is no file). A file that is not UTF-8 text, holds a NUL byte
+    or a line that is not `NAME=value` is refused with the line, so a typo never passes unnoticed."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise ConfigError(f"{path} line {_line_at(raw, nul)}: holds a NUL byte")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} line {_line_at(raw, err.start)}: not UTF-8 text") from None
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:  # the line itself is not quoted: it may hold a token
+            raise ConfigError(f"{path} line {binding.original.line}: expected NAME=value")
+    return {key: value for key, value in dotenv_values(stream=io.StringIO(text)).items() if value is not None}
+
+
+def _line_at(data: bytes, index: int) -> int:
+    return data.count(b"\n", 0, index) + 1

@@ -192,3 +192,20 @@ def test_a_taken_ops_port_is_named(capsys: pytest.CaptureFixture[str], monkeypat
         code, _, err = run(capsys, "run")
     assert code == 1
     assert "the ops API cannot listen on 127.0.0.1:" in err and "OPS_HTTP_PORT" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["marketplace", "failures", "--hours", "99999999999"], "from 1 to 168"),
+        (["marketplace", "failures", "--hours", "0"], "from 1 to 168"),
+        (["marketplace", "failures", "--hours", "1e3"], "from 1 to 168"),
+        (["search", "show", "1", "--deals", "10000000000000"], "from 0 to 100"),
+    ],
+)
+def test_numeric_options_are_bounded(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    """Pins `marketplace failures --hours 99999999999` ending in an OverflowError traceback."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
