@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random as _random
+import socket
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from scout.errors import BlockedError, FetchError, InputError
@@ -28,6 +30,7 @@ from scrapers.http_rules import (
     redirect_method,
     redirect_target,
 )
+from scrapers.netguard import Resolver, answers_problem, resolve_host
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,12 @@ class HttpFetcher:
     robots.txt), before the request's own Request.url_guard. It refuses by raising BlockedError (or InputError),
     which fetch() lets through unchanged; Adapter.search reports either as BLOCKED.
 
+    Every host name is resolved for the connection by PublicAddressResolver (through `dns_lookup`, the system
+    resolver unless a test injects one): a name with any non-public address is refused with BlockedError, so the
+    addresses a connection goes to are the ones checked, even when DNS answered the URL guard otherwise a moment
+    before. Literal addresses are the URL guards' to judge. Through a proxy only the proxy's name is resolved here
+    and the proxy alone sees where a name leads: it must refuse internal addresses itself.
+
     A POST is retried like a GET (429, 5xx, broken connections): the only POSTs adapters send are token requests
     and search queries, which are safe to repeat.
 
@@ -88,6 +97,7 @@ class HttpFetcher:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         resolve: Mapping[str, str] | None = None,
         url_guard: UrlGuard | None = None,
+        dns_lookup: Resolver = resolve_host,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
@@ -112,6 +122,7 @@ class HttpFetcher:
         self._max_body_bytes = max_body_bytes
         self._resolve = {host.lower(): URL(base) for host, base in (resolve or {}).items()}
         self._url_guard = url_guard
+        self._dns_lookup = dns_lookup
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
@@ -149,8 +160,11 @@ class HttpFetcher:
         if self._session is None:
             # trust_env=False: proxies come from our settings only, never silently from HTTP_PROXY in the environment.
             # The session's own jar is a dummy: it would key cookies on the resolved address, not the site.
+            # Through a proxy the one name resolved is the proxy's, which may well be a private address.
+            resolver = None if self._proxy else PublicAddressResolver(self._dns_lookup)
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+                timeout=self._timeout, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
+                connector=aiohttp.TCPConnector(resolver=resolver),
             )
         if self._cookies is None:
             # unsafe=True accepts cookies from IP-address hosts, which a fetcher pointed at one by URL must keep.
@@ -407,6 +421,38 @@ class HttpFetcher:
         for secret in self._secrets:
             detail = detail.replace(secret, "***")
         return f"{what} ({type(err).__name__}{': ' + detail if detail else ''})"
+
+
+class PublicAddressResolver(AbstractResolver):
+    """The resolver of the fetcher's connections: a name connects only when every address it has is public.
+
+    A URL guard's own lookup happens before aiohttp resolves the name again to connect, and a name can answer a
+    public address to the first and 127.0.0.1 to the second (DNS rebinding); this check is on the answer connected to.
+    """
+
+    def __init__(self, lookup: Resolver) -> None:
+        self._lookup = lookup
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        answers = list(await self._lookup(host, port))
+        if not answers:
+            raise OSError(f"{host} has no addresses")  # aiohttp reports it as a failed connection
+        problem = answers_problem(host, answers)
+        if problem:
+            log.warning("refused to connect: %s", problem)
+            raise BlockedError(f"refused to connect to {host}: {problem}")
+        # The connector drops the answers of another family than the one it was asked for.
+        return [
+            ResolveResult(hostname=host, host=address, port=port,
+                          family=socket.AF_INET6 if ":" in address else socket.AF_INET, proto=0,
+                          flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
+            for address in answers
+        ]
+
+    async def close(self) -> None:
+        """Nothing to release: the lookup holds no resources of its own."""
 
 
 def _is_transient(err: BaseException) -> bool:

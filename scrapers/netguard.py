@@ -153,6 +153,22 @@ def host_problem(host: str) -> str | None:
     return None
 
 
+def answers_problem(host: str, answers: Iterable[str]) -> str | None:
+    """Why a name's DNS answers are refused ("x.example resolves to 127.0.0.1, a loopback address"), or None.
+
+    ANY non-public answer refuses the name: a client may connect to any of the addresses a name has.
+    """
+    for answer in answers:
+        try:
+            address = ipaddress.ip_address(answer.split("%", 1)[0])
+        except ValueError:
+            return f"{host} resolved to {answer!r}, which is no IP address"
+        problem = address_problem(address)
+        if problem:
+            return f"{host} resolves to {address}, a {problem} address"
+    return None
+
+
 async def resolve_host(host: str, port: int) -> list[str]:
     """Every address the system resolver gives for host, through the running event loop."""
     loop = asyncio.get_running_loop()
@@ -188,17 +204,10 @@ class UrlGuard:
             raise FetchError(f"cannot resolve {host}: {type(err).__name__}: {err}") from err
         if not answers:
             raise FetchError(f"cannot resolve {host}: no addresses")
-        for answer in answers:
-            try:
-                address = ipaddress.ip_address(answer.split("%", 1)[0])
-            except ValueError as err:
-                raise BlockedError(f"refused to fetch {_shown(url)}: {host} resolved to {answer!r}") from err
-            problem = address_problem(address)
-            if problem:
-                log.warning("refused %s: %s resolves to %s, a %s address", _shown(url), host, address, problem)
-                raise BlockedError(
-                    f"refused to fetch {_shown(url)}: {host} resolves to {address}, a {problem} address"
-                )
+        problem = answers_problem(host, answers)
+        if problem:
+            log.warning("refused %s: %s", _shown(url), problem)
+            raise BlockedError(f"refused to fetch {_shown(url)}: {problem}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -349,7 +349,7 @@ FIXED_HOSTS = {
 
 @pytest.mark.parametrize("key", FIXED_HOSTS)
 def test_every_fixed_host_request_carries_its_site_guard(key: str) -> None:
-    build, domain, host, _ = FIXED_HOSTS[key]
+    build, domain, *_ = FIXED_HOSTS[key]
     adapter = build()
     request = adapter.build_request(SearchQuery.build("lego"))
 

@@ -1,17 +1,24 @@
-"""The URL safety check for user-given feed URLs: every kind of internal address is refused, public ones pass."""
+"""The network guards: internal addresses refused for feeds (when saved, fetched and connected to), and fixed-host
+adapters kept on their own domains."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pytest
 from yarl import URL
 
 from scout.errors import BlockedError, FetchError, InputError
+from scrapers.base import Request, ScrapeStatus, SearchQuery
+from scrapers.http import HttpFetcher, PublicAddressResolver
 from scrapers.netguard import SiteGuard, UrlGuard, address_problem, check_url, literal_address, resolve_host
+from scrapers.rss.adapter import RssAdapter
+from tests.fakes.marketplace import FakeMarketplace
+
+MakeFetcher = Callable[..., HttpFetcher]
 
 PUBLIC_V4 = "93.184.215.14"
 PUBLIC_V6 = "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
@@ -188,6 +195,79 @@ async def test_the_default_resolver_asks_the_event_loop() -> None:
     # localhost comes from the hosts file, so this touches no network.
     addresses = {ipaddress.ip_address(a.split("%")[0]) for a in await resolve_host("localhost", 80)}
     assert addresses and all(address.is_loopback for address in addresses)
+
+
+# -- at connect time: the addresses checked are the ones connected to ---------------------------------------------
+
+
+def rebinding(first: list[str], then: list[str]):  # type: ignore[no-untyped-def]
+    """DNS that answers `first` to the first question and `then` to every later one (a rebinding attacker's name)."""
+    asked: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> Iterable[str]:
+        asked.append((host, port))
+        return first if len(asked) == 1 else then
+
+    resolve.asked = asked  # type: ignore[attr-defined]
+    return resolve
+
+
+async def test_a_feed_host_that_rebinds_to_loopback_is_refused_at_connect_time(
+    fake_market: FakeMarketplace, make_fetcher: MakeFetcher
+) -> None:
+    """Pins the bug: the feed guard resolved the host, then aiohttp resolved it again to connect, so a name that
+    answered a public address to the guard and 127.0.0.1 to the connection (DNS rebinding) reached local services."""
+    fake_market.route("/rss", "<rss version='2.0'><channel><title>internal</title></channel></rss>")
+    port = URL(fake_market.url).port
+    dns = rebinding([PUBLIC_V4], ["127.0.0.1"])
+
+    result = await RssAdapter(url_guard=UrlGuard(dns)).search(
+        SearchQuery("deals", f"http://rebind.example:{port}/rss"), make_fetcher(dns_lookup=dns))
+
+    assert result.status is ScrapeStatus.BLOCKED, result.detail
+    assert "refused to connect to rebind.example: rebind.example resolves to 127.0.0.1, a loopback" in result.detail
+    assert dns.asked == [("rebind.example", port)] * 2  # the guard's question, then the connection's
+    assert fake_market.requests == []  # not even robots.txt
+
+
+@pytest.mark.parametrize("answers", [["127.0.0.1"], [PUBLIC_V4, "10.0.0.8"], ["::ffff:169.254.169.254"]])
+async def test_every_name_the_fetcher_connects_to_must_be_public(
+    answers: list[str], fake_market: FakeMarketplace, make_fetcher: MakeFetcher
+) -> None:
+    port = URL(fake_market.url).port
+    fetcher = make_fetcher(dns_lookup=resolver({"shop.example": answers}))
+
+    with pytest.raises(BlockedError, match="refused to connect to shop.example: shop.example resolves to"):
+        await fetcher.fetch(Request(f"http://shop.example:{port}/x"))
+    assert fake_market.requests == []
+
+
+async def test_a_name_that_does_not_resolve_fails_to_connect_and_is_no_block(make_fetcher: MakeFetcher) -> None:
+    fetcher = make_fetcher(dns_lookup=resolver({}), max_retries=0, respect_robots=False)
+
+    with pytest.raises(FetchError, match="connection failed"):
+        await fetcher.fetch(Request("https://nxdomain.example/x"))
+
+
+async def test_public_answers_are_the_addresses_connected_to() -> None:
+    resolve = PublicAddressResolver(resolver({"shop.example": [PUBLIC_V4, PUBLIC_V6]}))
+
+    results = await resolve.resolve("shop.example", 443)
+
+    assert [(r["hostname"], r["host"], r["port"], r["family"]) for r in results] == [
+        ("shop.example", PUBLIC_V4, 443, socket.AF_INET), ("shop.example", PUBLIC_V6, 443, socket.AF_INET6)]
+
+
+async def test_through_a_proxy_no_name_is_resolved_here(fake_market: FakeMarketplace, make_fetcher: MakeFetcher) -> None:
+    """With a proxy, only the proxy learns where a name leads: it is the proxy that must refuse internal addresses."""
+    fake_market.route("/x", "through the proxy")
+    dns = resolver({})
+    fetcher = make_fetcher(proxy=fake_market.url, dns_lookup=dns, respect_robots=False)
+
+    page = await fetcher.fetch(Request("http://rebind.example/x"))
+
+    assert page.status == 200 and dns.asked == []
+    assert fake_market.requests[0].host.startswith("rebind.example")
 
 
 # -- fixed-host adapters: requests and redirect hops stay on the site -----------------------------------------------
