@@ -6,12 +6,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
-from bot.commands import Actor
+from bot.commands import MAX_REASON_LENGTH, Actor, clean_text
 from scout.errors import InputError, PermissionDeniedError
 from scrapers.base import Adapter
 from storage.repo import Repository
 
-MAX_REASON_LENGTH = 200
 # The runbook's rate-limit remedy doubles intervals for searches under two hours (section 3).
 BACKOFF_FACTOR = 2
 BACKOFF_CAP_MINUTES = 120
@@ -41,7 +40,7 @@ class AdminCommands:
     async def pause_marketplace(self, actor: Actor, key: str, reason: str | None) -> str:
         self._check(actor)
         adapter = self._adapter(key)
-        why = " ".join((reason or "").split())[:MAX_REASON_LENGTH] or "paused by an operator"
+        why = clean_text(reason or "", field="reason", limit=MAX_REASON_LENGTH) or "paused by an operator"
         await self.repo.set_marketplace_status(adapter.key, status="paused", reason=why, actor=actor.id,
                                                now=self._clock())
         return await self._done(f"{adapter.name} paused by {actor.id}: {why}. Its searches are skipped until resumed.")

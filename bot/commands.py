@@ -26,6 +26,12 @@ MAX_INTERVAL_MINUTES = 7 * 24 * 60
 MAX_PRICE = Decimal("1000000000")
 MAX_RADIUS_KM = 500
 MAX_SEARCHES_PER_OWNER = 100
+# searches.owner, .target and .scope, alert_outbox.target and audit_log.actor are VARCHAR(128). PostgreSQL refuses a
+# longer value where SQLite keeps it, so validation refuses it first, on both.
+MAX_KEY_LENGTH = 128
+# paused_reason and marketplace_state.reason are VARCHAR(300): a reason, with room for who gave it.
+MAX_REASON_LENGTH = 200
+PLATFORMS = ("console", "discord", "telegram")
 # Alerts held while a chat refused us that are older than this when it is resumed are summarised, not sent.
 HELD_MAX_AGE = timedelta(hours=6)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -34,6 +40,25 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SEARCHABLE = re.compile(r"[^\W_]")
 # An HTML tag (<b>, </b>, <script>, <a href=...>, <br/>): pasted markup, not the words of a listing.
 _MARKUP_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
+
+
+def _check_unicode(value: str, *, field: str) -> None:
+    """Bytes a terminal could not decode reach Python as lone surrogates, which neither database can store."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"The {field} holds bytes that are not UTF-8 text.", field=field) from None
+
+
+def check_key(value: str, *, field: str) -> str:
+    """An id stored as it is (an owner, a destination, a scope): plain text that fits its column."""
+    _check_unicode(value, field=field)
+    # PostgreSQL refuses NUL in text where SQLite stores it; the other control characters only make trouble later.
+    if _CONTROL.search(value):
+        raise InputError(f"The {field} contains control characters.", field=field)
+    if len(value) > MAX_KEY_LENGTH:
+        raise InputError(f"The {field} is {len(value)} characters long; the limit is {MAX_KEY_LENGTH}.", field=field)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +73,14 @@ class Actor:
     is_admin: bool = False
     is_operator: bool = False
 
+    def __post_init__(self) -> None:
+        # The id is stored as a search's owner and in the audit log.
+        check_key(self.id, field="user id")
 
-def _clean_text(value: str, *, field: str, limit: int) -> str:
+
+def clean_text(value: str, *, field: str, limit: int) -> str:
+    """Text a person typed, its whitespace collapsed; refused when it holds control characters or is too long."""
+    _check_unicode(value, field=field)
     text = " ".join(value.split())
     if _CONTROL.search(value.replace("\n", " ").replace("\t", " ")):
         raise InputError(f"The {field} contains control characters.", field=field)
@@ -106,7 +137,7 @@ def build_spec(
     default_marketplaces: Iterable[str] = (),
 ) -> SearchSpec:
     """Validate a search as a user typed it; raises InputError naming the first thing wrong."""
-    text = _clean_text(query or "", field="query", limit=MAX_QUERY_LENGTH)
+    text = clean_text(query or "", field="query", limit=MAX_QUERY_LENGTH)
     if looks_like_markup(text):
         raise InputError("The query looks like HTML: send just the words to search for, without tags such as <b>.",
                          field="query")
@@ -148,7 +179,7 @@ def build_spec(
     if len(words) > MAX_EXCLUDED_WORDS:
         raise InputError(f"At most {MAX_EXCLUDED_WORDS} excluded words.", field="exclude")
     for word in words:
-        _clean_text(word, field="excluded word", limit=MAX_WORD_LENGTH)
+        clean_text(word, field="excluded word", limit=MAX_WORD_LENGTH)
 
     low = parse_price(min_price, field="minimum price")
     high = parse_price(max_price, field="maximum price")
@@ -159,7 +190,7 @@ def build_spec(
     if code is not None and not _CURRENCY.match(code):
         raise InputError(f"{currency[:10]!r} is not a currency code such as USD, EUR or GBP.", field="currency")
 
-    place = _clean_text(location, field="location", limit=MAX_LOCATION_LENGTH) if location else None
+    place = clean_text(location, field="location", limit=MAX_LOCATION_LENGTH) if location else None
     if place and not any(adapters[m].capabilities.location for m in chosen):
         raise InputError("None of the chosen marketplaces can search by location.", field="location")
     radius = None
@@ -284,6 +315,9 @@ class Commands:
         self, actor: Actor, destination: Destination, *, scope: str | None = None, **fields: Any
     ) -> SavedSearch:
         spec = self.build_search_spec(**fields)
+        check_destination(destination)
+        if scope is not None:
+            check_key(scope, field="scope")
         mine = await self.repo.load_searches(platform=destination.platform, scope=scope, owner=actor.id)
         if len(mine) >= MAX_SEARCHES_PER_OWNER:
             raise InputError(f"You already have {len(mine)} searches here; remove one first.")
@@ -308,7 +342,7 @@ class Commands:
     async def pause_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
                            reason: str | None = None) -> SavedSearch:
         search = await self._mine(actor, search_id, scope)
-        why = _clean_text(reason, field="reason", limit=200) if reason else f"paused by {actor.id}"
+        why = clean_text(reason, field="reason", limit=MAX_REASON_LENGTH) if reason else f"paused by {actor.id}"
         if search.status is SearchStatus.PAUSED:
             return search  # pausing again keeps the first reason
         return await self.repo.update_search(search.id, now=self._clock(), status=SearchStatus.PAUSED,
@@ -372,19 +406,23 @@ class Commands:
         return search
 
 
-PLATFORMS = ("console", "discord", "telegram")
-
-
 def parse_destination(text: str) -> Destination:
-    """'console', 'discord:<channel id>' or 'telegram:<chat id>'."""
+    """'console', 'console:<name>', 'discord:<channel id>' or 'telegram:<chat id>'."""
     platform, _, target = text.strip().partition(":")
     platform = platform.lower()
-    if platform not in PLATFORMS:
-        raise InputError(f"Unknown destination {text[:40]!r}: use console, discord:<channel id> or telegram:<chat id>.",
-                         field="destination")
     if platform == "console":
-        return Destination("console", target or "main")
-    if not re.fullmatch(r"-?\d{1,20}", target):
+        target = target or "main"
+    return check_destination(Destination(platform, target))
+
+
+def check_destination(destination: Destination) -> Destination:
+    """A destination this service can send to and store: a known platform and, on a chat platform, a numeric id."""
+    platform, target = destination.platform, destination.target
+    if platform not in PLATFORMS:
+        raise InputError(f"Unknown destination {str(destination)[:40]!r}: use console, discord:<channel id> or "
+                         f"telegram:<chat id>.", field="destination")
+    if platform != "console" and not re.fullmatch(r"-?\d{1,20}", target):
         raise InputError(f"A {platform} destination needs a numeric id, as in {platform}:123456789.",
                          field="destination")
-    return Destination(platform, target)
+    check_key(target, field="destination")
+    return destination

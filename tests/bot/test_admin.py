@@ -78,3 +78,17 @@ async def test_status_and_failures_summaries(admin: AdminCommands, repo: Reposit
     assert "- fakebay blocked: 1" in failures and "- fakebay: HTTP 429 \u00d71" in failures
     clock.advance(hours=2)
     assert await admin.recent_failures(OPERATOR) == "No marketplace fetches in the last 1 h."
+
+
+@pytest.mark.parametrize(("reason", "message"), [
+    ("blocked\x00", "The reason contains control characters."),
+    ("x" * 201, "The reason is 201 characters long; the limit is 200."),
+])
+async def test_a_reason_that_cannot_be_stored_is_refused(admin: AdminCommands, repo: Repository, reason: str,
+                                                         message: str) -> None:
+    """Regression: a NUL in an operator's reason failed on PostgreSQL (marketplace_state.reason) with a database
+    error; a long one was cut without a word."""
+    with pytest.raises(InputError) as refused:
+        await admin.pause_marketplace(OPERATOR, "fakebay", reason)
+    assert str(refused.value) == message
+    assert "fakebay" not in await repo.load_marketplace_states()

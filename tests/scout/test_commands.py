@@ -247,3 +247,53 @@ async def test_a_search_paused_by_the_runbooks_sql_is_shown_as_paused_by_an_oper
     assert "paused (by an operator, no reason given)" in text and "owner" not in text
     # The owner pausing it too keeps the operator's pause as it was.
     assert (await commands.pause_search(Actor("alice"), search.id)).paused_reason is None
+
+
+LONG_FEED = "https://feeds.example.com/" + "a" * (500 - len("https://feeds.example.com/"))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"to": "console:" + "x" * 200}, "The destination is 200 characters long; the limit is 128."),
+        ({"to": "console:main\x00"}, "The destination contains control characters."),
+        ({"scope": "s" * 129}, "The scope is 129 characters long; the limit is 128."),
+        ({"location": LONG_FEED + "b"}, "The location is 501 characters long; the limit is 500."),
+        ({"query": "lego \udcff"}, "The query holds bytes that are not UTF-8 text."),
+        ({"exclude": "broken \udcff"}, "The excluded word holds bytes that are not UTF-8 text."),
+    ],
+)
+async def test_what_postgresql_would_refuse_is_refused_first_on_both(commands: Commands, repo: Repository,
+                                                                     fields: dict[str, str], message: str) -> None:
+    """Regression: a 200-character console target (`--to console:...`, searches.target is VARCHAR(128)), a long
+    scope or text a database cannot encode was saved on SQLite and failed on PostgreSQL with a database error."""
+    given = {"to": "console", "scope": None, "query": "lego", **fields}
+    with pytest.raises(InputError) as refused:
+        await commands.add_search(Actor("alice"), parse_destination(given.pop("to")), scope=given.pop("scope"),
+                                  **given)
+    assert str(refused.value) == message
+    assert await repo.load_searches() == []
+
+
+async def test_values_at_the_columns_limits_are_kept_on_both(commands: Commands) -> None:
+    """The limits are the columns' own: a value that just fits is saved and read back whole."""
+    owner, target, scope = "o" * 128, "t" * 128, "s" * 128
+    search = await commands.add_search(Actor(owner), parse_destination(f"console:{target}"), scope=scope,
+                                       query="q" * 200, location=LONG_FEED, exclude=["w" * 50])
+    loaded = await commands.show_search(Actor(owner), search.id, scope=scope)
+    assert (loaded.owner, loaded.destination.target, loaded.scope) == (owner, target, scope)
+    assert (loaded.spec.query, loaded.spec.location, loaded.spec.exclude) == ("q" * 200, LONG_FEED, ("w" * 50,))
+
+
+def test_an_actor_whose_id_would_not_fit_is_refused() -> None:
+    """Regression: an owner id longer than searches.owner (VARCHAR(128)) was saved on SQLite only."""
+    with pytest.raises(InputError, match="The user id is 129 characters long; the limit is 128."):
+        Actor("o" * 129)
+    with pytest.raises(InputError, match="control characters"):
+        Actor("cli\x00")
+
+
+@pytest.mark.parametrize("text", ["discord:123\x00", "telegram:" + "1" * 21, "slack:1", "console:a\tb"])
+def test_destinations_that_cannot_be_stored(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_destination(text)
