@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scout.models import Destination, SearchSpec
@@ -87,5 +89,106 @@ async def test_a_removed_searchs_id_is_never_given_again(database_url: str) -> N
         again = await repo.save_search(owner="u", destination=Destination("console", "main"), scope=None, spec=SPEC,
                                        now=NOW, first_run_at=NOW)
         assert first.id < newest.id < again.id
+    finally:
+        await engine.dispose()
+
+
+def at_limit(length: int, seed: str) -> str:
+    """A value exactly `length` characters long, with characters beyond ASCII: PostgreSQL counts characters."""
+    return (seed + "\u00e9\u20ac" * length)[:length]
+
+
+# Every text column of the first schema that has a limit, filled to it (enumerations keep a valid value).
+FIRST_SCHEMA_AT_LIMITS: dict[str, dict[str, str]] = {
+    "searches": {"owner": at_limit(128, "owner"), "platform": at_limit(32, "platform"),
+                 "target": at_limit(128, "target"), "scope": at_limit(128, "scope"), "query": at_limit(200, "query"),
+                 "currency": "EUR", "location": at_limit(100, "location"), "unpriced": "include", "status": "paused",
+                 "paused_reason": at_limit(300, "reason")},
+    "listings": {"marketplace": at_limit(32, "market"), "external_id": at_limit(128, "id"),
+                 "title": at_limit(5000, "title"), "url": "https://example.com/" + "a" * 3000, "currency": "EUR",
+                 "price_text": at_limit(200, "price"), "location": at_limit(200, "place"),
+                 "condition": at_limit(100, "condition"), "seller": at_limit(200, "seller")},
+    "alert_outbox": {"platform": at_limit(32, "platform"), "target": at_limit(128, "target"), "status": "pending",
+                     "last_error": at_limit(2000, "error")},
+    "task_logs": {"task_name": at_limit(64, "task"), "marketplace": at_limit(32, "market"),
+                  "status": at_limit(16, "status"), "error": at_limit(2000, "error"), "query": at_limit(200, "query")},
+    "marketplace_state": {"marketplace": at_limit(32, "market"), "status": "paused", "reason": at_limit(300, "why"),
+                          "changed_by": at_limit(128, "op"), "last_status": at_limit(16, "status"),
+                          "last_error": at_limit(2000, "error")},
+    "audit_log": {"actor": at_limit(128, "actor"), "action": at_limit(64, "action"),
+                  "target": at_limit(128, "target"), "detail": at_limit(2000, "detail")},
+}
+# The largest price Numeric(18, 4) holds.
+LARGEST_PRICE = "99999999999999.9999"
+# A feed search's location at the limit of the current schema (0003 widened searches.location to 500).
+LONG_LOCATION = "https://feeds.example.com/" + "f" * (500 - len("https://feeds.example.com/"))
+
+
+async def seed_at_limits(engine: AsyncEngine) -> None:
+    """One row per table of the first schema, every limited column at its limit."""
+    postgres = engine.dialect.name == "postgresql"
+    words = "'{ebay}'" if postgres else "'[\"ebay\"]'"
+    at = "'2026-11-30 12:00:00'"
+    other = {  # the columns without a length limit, as SQL literals
+        "searches": {"exclude_words": words, "marketplaces": words, "baselined": words, "min_price": LARGEST_PRICE,
+                     "max_price": LARGEST_PRICE, "check_interval_minutes": "2147483647", "radius_km": "2147483647",
+                     "created_at": at, "updated_at": at, "next_run_at": at},
+        "listings": {"price": LARGEST_PRICE, "first_seen_at": at, "last_seen_at": at},
+        "alert_outbox": {"listing_id": "1", "search_id": "1", "attempts": "0", "next_attempt_at": at,
+                         "created_at": at},
+        "task_logs": {"searches": "0", "listings_found": "0", "new_listings": "0", "alerts_queued": "0",
+                      "created_at": at},
+        "marketplace_state": {"consecutive_failures": "0", "total_successes": "0", "total_failures": "0",
+                              "total_blocked": "0"},
+        "audit_log": {"created_at": at},
+    }
+    async with engine.begin() as conn:
+        for table in ("searches", "listings", "alert_outbox", "task_logs", "marketplace_state", "audit_log"):
+            texts = FIRST_SCHEMA_AT_LIMITS[table]
+            columns = [*texts, *other[table]]
+            values = [f":{column}" for column in texts] + list(other[table].values())
+            await conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(values)})"),
+                               texts)
+
+
+async def read_limited(engine: AsyncEngine) -> dict[str, tuple[object, ...]]:
+    """The first schema's limited columns, and the prices, as the database gives them back."""
+    read = {table: list(columns) for table, columns in FIRST_SCHEMA_AT_LIMITS.items()}
+    read["searches"] += ["min_price", "max_price"]
+    read["listings"].append("price")
+    async with engine.connect() as conn:
+        return {table: tuple((await conn.execute(sa.text(f"SELECT {', '.join(columns)} FROM {table}"))).one())
+                for table, columns in read.items()}
+
+
+async def test_values_at_the_columns_limits_survive_every_migration_up_and_down(
+        database_url: str, request: pytest.FixtureRequest) -> None:
+    """Every migration, up and down, with every limited column filled to its limit: nothing is cut or refused.
+
+    Regression: on PostgreSQL, rolling back past 0003 narrowed searches.location to 100 characters and failed on a
+    feed search's address (up to 500)."""
+    if database_url.startswith("postgresql"):
+        request.node.add_marker(pytest.mark.xfail(
+            strict=True, raises=DBAPIError,
+            reason="0003's downgrade narrows searches.location to 100 characters; it must keep the wider column"))
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine, FIRST)
+        await seed_at_limits(engine)
+        seeded = await read_limited(engine)
+        assert seeded["searches"][:3] == tuple(FIRST_SCHEMA_AT_LIMITS["searches"].values())[:3]
+        await upgrade(engine)
+        assert await read_limited(engine) == seeded
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE searches SET location = :location"), {"location": LONG_LOCATION})
+        await downgrade(engine, FIRST)
+        assert await current_revision(engine) == FIRST
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            assert (await conn.execute(sa.text("SELECT location FROM searches"))).scalar_one() == LONG_LOCATION
+            await conn.execute(sa.text("UPDATE searches SET location = :location"),
+                               {"location": FIRST_SCHEMA_AT_LIMITS["searches"]["location"]})
+            await conn.commit()
+        assert await read_limited(engine) == seeded
     finally:
         await engine.dispose()
