@@ -1,34 +1,33 @@
-"""The `dealscout` command: run the service, manage searches, try a marketplace, parse a saved page, migrate."""
+"""The `dealscout` command: run the service, manage searches, try a marketplace, parse a saved page, migrate.
+
+Each command imports what it uses when it runs: a quick command does not pay for the modules of the whole service
+(aiohttp, the scheduler, the ops server, the chat platforms). bench/cli.py measures it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from sqlalchemy.exc import SQLAlchemyError
-
-from bot.commands import Actor, describe_search, parse_destination
-from ops.health import HealthChecker
-from scout.app import build_admin, build_commands, build_fetcher, open_store, run_service, utc_now
 from scout.config import SETTINGS, Settings, load_settings, whole_number
-from scout.errors import ConfigError, DealScoutError, InputError, StorageError
-from scout.models import Listing
-from scrapers.base import Page, ScrapeResult, SearchQuery
-from scrapers.registry import build_adapters
-from storage import db
+from scout.errors import ConfigError, DealScoutError, InputError
+
+if TYPE_CHECKING:
+    from bot.commands import Actor, Commands
+    from scout.models import Listing
+    from scrapers.base import Adapter, ScrapeResult
+    from storage.repo import Repository
 
 log = logging.getLogger(__name__)
 
-CLI_ACTOR = Actor("cli", is_admin=True)
-# Whoever can run the CLI on the service's machine can already change its database: an operator.
-CLI_OPERATOR = Actor("cli", is_admin=True, is_operator=True)
 EXIT_USAGE = 2  # the same code argparse uses for bad arguments
 EXIT_FAILURE = 1
 # As on Discord and Telegram: a week of task logs is as far back as the runbook's diagnosis looks.
@@ -47,6 +46,42 @@ def bounded(least: int, most: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(str(err)) from None
 
     return checked
+
+
+def cli_actor(*, operator: bool = False) -> Actor:
+    """Whoever can run the CLI on the service's machine can already change its database: an admin, and for
+    marketplace actions an operator."""
+    from bot.commands import Actor
+
+    return Actor("cli", is_admin=True, is_operator=operator)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextlib.asynccontextmanager
+async def open_repository(settings: Settings) -> AsyncIterator[Repository]:
+    """The migrated database's repository, built from the storage modules alone (scout.app's open_store would
+    import the whole service first)."""
+    from storage import db
+    from storage.repo import Repository
+
+    engine = db.create_engine(settings.resolved_database_url)
+    try:
+        await db.upgrade(engine)
+        yield Repository(db.session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+def build_commands(settings: Settings, repo: Repository, adapters: Mapping[str, Adapter]) -> Commands:
+    """As scout.app.build_commands, without importing the service."""
+    from bot.commands import Commands
+
+    return Commands(repo, adapters, clock=_utc_now, default_unpriced=settings.unpriced_listings,
+                    default_marketplaces=settings.default_marketplaces,
+                    held_max_age=timedelta(hours=settings.delivery_held_max_age_hours))
 
 
 def _listing_json(listing: Listing) -> dict[str, Any]:
@@ -88,7 +123,9 @@ def _print_result(result: ScrapeResult, fmt: str) -> int:
     return 0 if result.ok else EXIT_FAILURE
 
 
-def _adapter(settings: Settings, key: str):  # type: ignore[no-untyped-def]
+def _adapter(settings: Settings, key: str) -> Adapter:
+    from scrapers.registry import build_adapters
+
     adapters = build_adapters(settings)
     if key not in adapters:
         raise InputError(f"Unknown marketplace {key[:40]!r}. Choose from: {', '.join(sorted(adapters))}.")
@@ -96,6 +133,8 @@ def _adapter(settings: Settings, key: str):  # type: ignore[no-untyped-def]
 
 
 async def cmd_parse(settings: Settings, args: argparse.Namespace) -> int:
+    from scrapers.base import Page
+
     adapter = _adapter(settings, args.marketplace)
     path = Path(args.file)
     if not path.is_file():
@@ -103,11 +142,18 @@ async def cmd_parse(settings: Settings, args: argparse.Namespace) -> int:
     suffix = path.suffix.lower()
     content_type = {".json": "application/json", ".rss": "application/rss+xml", ".xml": "application/xml"}.get(
         suffix, "text/html; charset=utf-8")
-    page = Page(url=path.resolve().as_uri(), status=200, body=path.read_bytes(), content_type=content_type)
+    try:
+        body = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"Cannot read {path}: {err.strerror}") from None
+    page = Page(url=path.resolve().as_uri(), status=200, body=body, content_type=content_type)
     return _print_result(adapter.parse_safely(page), args.format)
 
 
 async def cmd_scrape(settings: Settings, args: argparse.Namespace) -> int:
+    from scout.app import build_fetcher
+    from scrapers.base import SearchQuery
+
     adapter = _adapter(settings, args.marketplace)
     query = SearchQuery.build(args.query, args.location)
     if not query.text:
@@ -118,6 +164,8 @@ async def cmd_scrape(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from storage import db
+
     engine = db.create_engine(settings.resolved_database_url)
     try:
         await db.upgrade(engine)
@@ -128,13 +176,17 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_store(settings) as store:
+    from bot.commands import describe_search, parse_destination
+    from scrapers.registry import build_adapters
+
+    actor = cli_actor()
+    async with open_repository(settings) as repo:
         adapters = build_adapters(settings)
-        commands = build_commands(settings, store.repo, adapters)
+        commands = build_commands(settings, repo, adapters)
         action = args.search_action
         if action == "add":
             search = await commands.add_search(
-                CLI_ACTOR, parse_destination(args.to), query=args.query, marketplaces=args.marketplaces,
+                actor, parse_destination(args.to), query=args.query, marketplaces=args.marketplaces,
                 interval_minutes=args.every, exclude=args.exclude, min_price=args.min_price,
                 max_price=args.max_price, currency=args.currency, location=args.location, radius_km=args.radius,
                 unpriced=args.unpriced,
@@ -143,33 +195,35 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
             print("the first scan runs within seconds of `dealscout run`; it records what is listed now, "
                   "and new listings after it are alerted")
         elif action == "list":
-            searches = await store.repo.load_searches()
+            searches = await repo.load_searches()
             paused = await commands.paused_marketplaces()
             for search in searches:
                 print(f"{describe_search(search, adapters, paused)} -> {search.destination}")
             if not searches:
                 print("no saved searches; add one with: dealscout search add \"QUERY\"")
         elif action == "show":
-            search = await commands.show_search(CLI_ACTOR, args.id)
+            search = await commands.show_search(actor, args.id)
             print(describe_search(search, adapters))
             print(f"  destination: {search.destination}  owner: {search.owner}")
             print(f"  next run: {search.next_run_at:%Y-%m-%d %H:%M:%S} UTC  last success: "
                   f"{search.last_success_at.strftime('%Y-%m-%d %H:%M:%S UTC') if search.last_success_at else 'never'}")
-            for alert in await commands.recent_deals(CLI_ACTOR, search.id, limit=args.deals):
+            for alert in await commands.recent_deals(actor, search.id, limit=args.deals):
                 price = str(alert.listing.price) if alert.listing.price else "-"
                 print(f"  [{alert.status}] {price}  {_cut(alert.listing.title, 70)}  {alert.listing.url}")
         elif action == "pause":
-            print(f"paused {describe_search(await commands.pause_search(CLI_ACTOR, args.id, reason=args.reason))}")
+            print(f"paused {describe_search(await commands.pause_search(actor, args.id, reason=args.reason))}")
         elif action == "resume":
-            print(f"resumed {describe_search(await commands.resume_search(CLI_ACTOR, args.id))}")
+            print(f"resumed {describe_search(await commands.resume_search(actor, args.id))}")
         elif action == "remove":
-            print(f"removed {describe_search(await commands.remove_search(CLI_ACTOR, args.id))}")
+            print(f"removed {describe_search(await commands.remove_search(actor, args.id))}")
     return 0
 
 
 async def cmd_marketplaces(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_store(settings) as store:
-        states = await store.repo.load_marketplace_states()
+    from scrapers.registry import build_adapters
+
+    async with open_repository(settings) as repo:
+        states = await repo.load_marketplace_states()
     for key, adapter in sorted(build_adapters(settings).items()):
         state = states.get(key)
         status = f"paused: {state.reason}" if state and state.paused else "active"
@@ -185,24 +239,31 @@ async def cmd_marketplaces(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_marketplace(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_store(settings) as store:
-        admin = build_admin(settings, store.repo, build_adapters(settings))
+    # The operator's actions are announced to the ops chats through the outbox, as the service's own are.
+    from scout.app import build_admin
+    from scrapers.registry import build_adapters
+
+    operator = cli_actor(operator=True)
+    async with open_repository(settings) as repo:
+        admin = build_admin(settings, repo, build_adapters(settings))
         action = args.marketplace_action
         if action == "pause":
-            print(await admin.pause_marketplace(CLI_OPERATOR, args.key, args.reason))
+            print(await admin.pause_marketplace(operator, args.key, args.reason))
         elif action == "resume":
-            print(await admin.resume_marketplace(CLI_OPERATOR, args.key))
+            print(await admin.resume_marketplace(operator, args.key))
         elif action == "backoff":
-            print(await admin.back_off_marketplace(CLI_OPERATOR, args.key))
+            print(await admin.back_off_marketplace(operator, args.key))
         elif action == "failures":
-            print(await admin.recent_failures(CLI_OPERATOR, hours=args.hours))
+            print(await admin.recent_failures(operator, hours=args.hours))
         else:
-            print(await admin.status(CLI_OPERATOR))
+            print(await admin.status(operator))
     return 0
 
 
 async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     """Ask the running service for its detailed health; without one, check what can be checked from here."""
+    import aiohttp
+
     url = f"http://{settings.ops_http_host}:{settings.ops_http_port}/api/v1/monitoring/health/detailed"
     report: dict[str, Any] | None = None
     try:
@@ -213,15 +274,24 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
         report = None
     if report is None:
         print(f"no running service answered at {url}; checking the database directly", file=sys.stderr)
-        async with open_store(settings, migrate=False) as store:
-            checker = HealthChecker(
-                engine=store.engine, repo=store.repo, adapters=build_adapters(settings), clock=utc_now,
-                scheduler_ticks={}, scan_tick_seconds=settings.scan_tick_seconds, platforms={}, sends={},
-                data_dir=Path(settings.data_dir),
-            )
-            report = await checker.detailed()
+        report = await _check_database(settings)
     print(json.dumps(report, indent=2) if args.json else render_health(report))
     return 0 if report.get("status") == "ok" else EXIT_FAILURE
+
+
+async def _check_database(settings: Settings) -> dict[str, Any]:
+    """The detailed health as far as the database tells it, without the service (its scheduler reads as stopped)."""
+    from ops.health import HealthChecker
+    from scout.app import open_store
+    from scrapers.registry import build_adapters
+
+    async with open_store(settings, migrate=False) as store:
+        checker = HealthChecker(
+            engine=store.engine, repo=store.repo, adapters=build_adapters(settings), clock=_utc_now,
+            scheduler_ticks={}, scan_tick_seconds=settings.scan_tick_seconds, platforms={}, sends={},
+            data_dir=Path(settings.data_dir),
+        )
+        return await checker.detailed()
 
 
 def render_health(report: dict[str, Any]) -> str:
@@ -257,6 +327,8 @@ def render_health(report: dict[str, Any]) -> str:
 
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from scout.app import run_service
+
     await run_service(settings)
     return 0
 
@@ -354,19 +426,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"dealscout: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except (ConfigError, StorageError) as err:
-        print(f"dealscout: {err}", file=sys.stderr)
-        return EXIT_FAILURE
     except DealScoutError as err:
         print(f"dealscout: {err}", file=sys.stderr)
         return EXIT_FAILURE
-    except (SQLAlchemyError, OSError) as err:
-        # Driver messages can quote the connection string; name the failure, not the details.
-        print(f"dealscout: database error ({type(err).__name__}); check DATABASE_URL and that the server is up",
-              file=sys.stderr)
-        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        # The last guard: a failing database gets one line; anything else is a bug, and keeps its traceback.
+        message = database_failure(settings, err)
+        if message is None:
+            raise
+        print(f"dealscout: {message}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def database_failure(settings: Settings, err: Exception) -> str | None:
+    """What to tell the user when `err` is the database failing (a file it cannot open or write, a damaged file, a
+    server it cannot reach); None for any other error."""
+    from sqlalchemy.exc import SQLAlchemyError  # already imported whenever the database was used
+
+    if not isinstance(err, SQLAlchemyError | OSError):
+        return None
+    from storage.db import describe_failure
+
+    return describe_failure(settings.resolved_database_url, err)
 
 
 if __name__ == "__main__":

@@ -105,9 +105,10 @@ def _chat_id(text: str) -> int:
 
 
 def _thresholds(text: str) -> str:
-    from ops.thresholds import parse_overrides
+    if text.strip():
+        from ops.thresholds import parse_overrides
 
-    parse_overrides(text)
+        parse_overrides(text)
     return text.strip()
 
 

@@ -22,6 +22,20 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # How long a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# What SQLite's result codes (https://www.sqlite.org/rescode.html) mean to whoever runs the service; extended codes
+# (SQLITE_READONLY_DIRECTORY, SQLITE_IOERR_WRITE, ...) start with their primary code.
+SQLITE_FAILURES = {
+    "SQLITE_CANTOPEN": "cannot be opened (do the file and its folder exist, and may this user read and write them?)",
+    "SQLITE_READONLY": "cannot be written (may this user write the file and its folder?)",
+    "SQLITE_PERM": "cannot be written (may this user write the file and its folder?)",
+    "SQLITE_NOTADB": "is not a SQLite database, or is damaged (restore a backup, or move the file aside to start "
+                     "an empty one)",
+    "SQLITE_CORRUPT": "is damaged (restore a backup, or move the file aside to start an empty one)",
+    "SQLITE_FULL": "cannot grow: its disk is full",
+    "SQLITE_IOERR": "cannot be read or written: the disk reported an error",
+    "SQLITE_BUSY": "is locked by another process",
+    "SQLITE_LOCKED": "is locked by another process",
+}
 
 # SQLite has no decimal type; SQLAlchemy rounds the stored value back to the column's scale, which is exact for prices.
 warnings.filterwarnings("ignore", message=r"Dialect sqlite\+aiosqlite does \*not\* support Decimal", category=SAWarning)
@@ -44,6 +58,37 @@ def normalise_url(url: str) -> str:
 def safe_url(url: str) -> str:
     """The URL with any password masked, for logs and messages."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def describe_location(url: str) -> str:
+    """Where the database is, for a message: the SQLite file's full path, or the URL with its password masked."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "named by DATABASE_URL"
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ":memory:"
+        return database if database == ":memory:" else str(Path(database).expanduser().resolve())
+    return parsed.render_as_string(hide_password=True)
+
+
+def describe_failure(url: str, err: BaseException) -> str:
+    """One line saying which database failed and why (a file it cannot open or write, a damaged file, a server it
+    cannot reach), for the CLI and the logs; a password in the driver's text is masked."""
+    cause = getattr(err, "orig", None) or err
+    text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    code = getattr(cause, "sqlite_errorname", None) or ""
+    meaning = next((meaning for prefix, meaning in SQLITE_FAILURES.items() if code.startswith(prefix)), None)
+    if meaning is None and isinstance(cause, PermissionError):
+        meaning = "cannot be opened: this user may not use its folder"
+    elif meaning is None and isinstance(cause, OSError):
+        meaning = "cannot be reached (is the server up, and is DATABASE_URL right?)"
+    message = f"the database {describe_location(url)} {meaning or 'failed'}: {text}"
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        password = None
+    return message.replace(password, "***") if password else message
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

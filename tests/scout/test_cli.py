@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,7 +71,7 @@ def test_search_lifecycle(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_bad_input_exits_2_and_changes_nothing(capsys: pytest.CaptureFixture[str], argv: list[str],
                                                message: str) -> None:
-    code, out, err = run(capsys, *argv)
+    code, _, err = run(capsys, *argv)
     assert code == 2
     assert message in err
     assert "no saved searches" in run(capsys, "search", "list")[1]
@@ -101,17 +107,19 @@ def test_parse_garbage_is_broken_not_empty(capsys: pytest.CaptureFixture[str], t
 def test_scrape_prints_a_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
+    from scout import app
+
     async def scenario() -> int:
         async with FakeMarketplace() as market:
             market.route("/sch/i.html", body=ebay_results_page([(9, "Nintendo Switch", "150.00")]))
-            real = cli.build_fetcher
+            real = app.build_fetcher
 
             def local(settings, adapters):  # type: ignore[no-untyped-def]
                 fetcher: HttpFetcher = real(settings, adapters, market.resolving("www.ebay.com"))
                 fetcher.set_host_rate("www.ebay.com", float("inf"))
                 return fetcher
 
-            monkeypatch.setattr(cli, "build_fetcher", local)
+            monkeypatch.setattr(app, "build_fetcher", local)
             from scout.config import load_settings
 
             parser = cli.build_parser()
@@ -209,3 +217,71 @@ def test_numeric_options_are_bounded(capsys: pytest.CaptureFixture[str], argv: l
         cli.main(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_damaged_database_file_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Pins a corrupt SQLite file being reported as "database error (DatabaseError); check DATABASE_URL and that the
+    server is up", with no word of which file or what is wrong with it."""
+    database = tmp_path / "data" / "dealscout.db"
+    database.parent.mkdir()
+    database.write_bytes(b"not a database " * 100)
+    code, _, err = run(capsys, "search", "list")
+    assert code == 1
+    assert err == (f"dealscout: the database {database} is not a SQLite database, or is damaged (restore a backup, "
+                   "or move the file aside to start an empty one): file is not a database\n")
+
+
+def test_an_unreachable_server_is_named_without_its_password(capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://scout:s3cret-pw@127.0.0.1:1/deals")
+    code, _, err = run(capsys, "search", "list")
+    assert code == 1
+    assert err.startswith("dealscout: the database postgresql://scout:***@127.0.0.1:1/deals cannot be reached")
+    assert "s3cret-pw" not in err
+
+
+def run_unprivileged(argv: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI in a child process run by a user who may read but not write `data_dir` (root writes anywhere, so a
+    root test run drops to nobody)."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: no way to run the CLI as a user without permissions")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env["DEALSCOUT_DATA_DIR"] = str(data_dir)
+    return subprocess.run([*prefix, sys.executable, "-m", "scout.cli", *argv], env=env, cwd=data_dir.parent,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder every user may enter (pytest's tmp_path is its owner's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="dealscout-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for path in (folder, *folder.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(folder)
+
+
+def test_a_database_this_user_cannot_write_is_named(capsys: pytest.CaptureFixture[str], shared_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pins a read-only data folder being reported as "check DATABASE_URL and that the server is up"."""
+    data = shared_dir / "data"
+    monkeypatch.setenv("DEALSCOUT_DATA_DIR", str(data))
+    assert run(capsys, "db", "upgrade")[0] == 0
+    (data / "dealscout.db").chmod(0o444)
+    data.chmod(0o555)
+    done = run_unprivileged(["search", "list"], data)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    said = done.stderr.splitlines()[-1]
+    assert said.startswith(f"dealscout: the database {data / 'dealscout.db'} cannot ") and "may this user" in said
+
+    done = run_unprivileged(["search", "list"], data / "inner")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(
+        f"dealscout: the database {data / 'inner' / 'dealscout.db'} cannot be opened: this user may not use its "
+        "folder: [Errno 13] Permission denied")
