@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scout.config import SETTINGS, Settings, load_settings, whole_number
+from scout.config import SETTINGS, Settings, default_data_dir, load_settings, whole_number
 from scout.errors import ConfigError, DealScoutError, InputError
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 EXIT_USAGE = 2  # the same code argparse uses for bad arguments
 EXIT_FAILURE = 1
+# Where versions before the per-user data folder kept the database: under the folder they were started from.
+LEFT_BEHIND_DATABASE = Path("data") / "dealscout.db"
 # As on Discord and Telegram: a week of task logs is as far back as the runbook's diagnosis looks.
 FAILURE_HOURS_MAX = 168
 DEALS_MAX = 100
@@ -178,6 +181,7 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     from bot.commands import describe_search, parse_destination
     from scrapers.registry import build_adapters
+    from storage.db import describe_location
 
     actor = cli_actor()
     async with open_repository(settings) as repo:
@@ -200,7 +204,8 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
             for search in searches:
                 print(f"{describe_search(search, adapters, paused)} -> {search.destination}")
             if not searches:
-                print("no saved searches; add one with: dealscout search add \"QUERY\"")
+                print(f"no saved searches in {describe_location(settings.resolved_database_url)}; "
+                      "add one with: dealscout search add \"QUERY\"")
         elif action == "show":
             search = await commands.show_search(actor, args.id)
             print(describe_search(search, adapters))
@@ -421,6 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dealscout: {err}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(logging.DEBUG if args.verbose else settings.log_level)
+    note_a_left_behind_database(settings)
     try:
         return asyncio.run(args.func(settings, args))
     except InputError as err:
@@ -438,6 +444,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"dealscout: {message}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def note_a_left_behind_database(settings: Settings) -> None:
+    """An older version kept the database in ./data, which is no longer read: say where the database is now."""
+    if settings.database_url or Path(settings.data_dir) != default_data_dir(os.environ):
+        return
+    if LEFT_BEHIND_DATABASE.is_file():
+        print(f"dealscout: note: {LEFT_BEHIND_DATABASE.resolve()} is not read; the database is "
+              f"{Path(settings.data_dir) / LEFT_BEHIND_DATABASE.name}. Move the file there, or set "
+              f"DEALSCOUT_DATA_DIR={LEFT_BEHIND_DATABASE.parent.resolve()} to keep using it there.", file=sys.stderr)
 
 
 def database_failure(settings: Settings, err: Exception) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,6 +22,8 @@ WEEK_SECONDS = 7 * DAY_SECONDS
 YEAR_HOURS = 365 * 24
 # Chat ids are signed 64-bit integers on both platforms (Discord snowflakes, Telegram chat ids).
 ID_LIMIT = 2**63
+# The folder name under the user's data directory.
+APP_DIR = "deal-scout"
 # How much of a bad value a message quotes: enough to recognise it, never a wall of text.
 SHOWN_CHARS = 60
 
@@ -137,7 +140,11 @@ class Setting:
 
 # One row per setting: the README's configuration reference is this table.
 SETTINGS: dict[str, Setting] = {
-    "data_dir": Setting("DEALSCOUT_DATA_DIR", "data", str, "Folder for the embedded SQLite database."),
+    "data_dir": Setting(
+        "DEALSCOUT_DATA_DIR", "", str.strip,
+        "Folder for the embedded SQLite database. Empty: the user's data folder, $XDG_DATA_HOME/deal-scout "
+        "(~/.local/share/deal-scout; ~/Library/Application Support/deal-scout on macOS, "
+        "%LOCALAPPDATA%\\deal-scout on Windows), the same wherever the service or the CLI is started."),
     "database_url": Setting(
         "DATABASE_URL", "", str,
         "Database URL. Empty: SQLite at DEALSCOUT_DATA_DIR/dealscout.db. PostgreSQL: postgresql://user:pass@host/db.",
@@ -349,11 +356,26 @@ def load_settings(environ: Mapping[str, str] | None = None, *, env_file: str | N
         values.get("telegram_webhook_url") and values.get("telegram_webhook_secret")
     ):
         problems.append("TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL and TELEGRAM_WEBHOOK_SECRET")
+    values["data_dir"] = values.get("data_dir") or str(default_data_dir(environ))
     if not problems:
         problems.extend(_marketplace_problems(Settings(**values)))
     if problems:
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
     return Settings(**values)
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """The user's data folder for Deal Scout: the XDG base directory rule, or the platform's own on macOS and
+    Windows. Not the working directory: the service and the CLI must find one database wherever they start."""
+    home = Path(environ.get("HOME") or Path.home())
+    if sys.platform == "win32":
+        base = Path(environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        xdg = environ.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else home / ".local" / "share"  # the rule ignores a relative path
+    return base / APP_DIR
 
 
 def _shown(raw: str) -> str:

@@ -285,3 +285,35 @@ def test_a_database_this_user_cannot_write_is_named(capsys: pytest.CaptureFixtur
     assert done.stderr.splitlines()[-1].startswith(
         f"dealscout: the database {data / 'inner' / 'dealscout.db'} cannot be opened: this user may not use its "
         "folder: [Errno 13] Permission denied")
+
+
+def test_the_cli_finds_the_same_database_from_any_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pins the default database being ./data/dealscout.db under the current folder: `dealscout search list` run
+    anywhere but the service's folder read (and created) an empty database of its own."""
+    monkeypatch.delenv("DEALSCOUT_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    expected = tmp_path / "xdg" / "deal-scout" / "dealscout.db"
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    assert run(capsys, "search", "list")[1] == (
+        f"no saved searches in {expected}; add one with: dealscout search add \"QUERY\"\n")
+    assert run(capsys, "search", "add", "lego", "-m", "ebay")[0] == 0
+    monkeypatch.chdir(tmp_path / "two")
+    assert "#1 \u201clego\u201d" in run(capsys, "search", "list")[1]
+    assert expected.is_file() and not (tmp_path / "one" / "data").exists()
+
+
+def test_a_database_left_in_the_old_place_is_pointed_out(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEALSCOUT_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dealscout.db").write_bytes(b"")
+    _, _, err = run(capsys, "search", "list")
+    assert err == (f"dealscout: note: {tmp_path / 'data' / 'dealscout.db'} is not read; the database is "
+                   f"{tmp_path / 'xdg' / 'deal-scout' / 'dealscout.db'}. Move the file there, or set "
+                   f"DEALSCOUT_DATA_DIR={tmp_path / 'data'} to keep using it there.\n")
+    monkeypatch.setenv("DEALSCOUT_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert run(capsys, "search", "list")[2] == ""

@@ -3,6 +3,7 @@ with the line it is on; nothing starts on a value that would overflow later."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,20 @@ def test_an_env_file_sets_what_the_environment_does_not(tmp_path: Path, monkeypa
     settings = load_settings(env_file=str(env_file))
     assert (settings.scan_tick_seconds, settings.http_max_retries, settings.scan_concurrency) == (30.0, 5, 2)
     assert load_settings(env_file=str(tmp_path / "missing.env")).scan_tick_seconds == 15.0
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="the XDG rule is the one for Linux and other Unixes")
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"HOME": "/home/ann"}, "/home/ann/.local/share/deal-scout"),
+        ({"HOME": "/home/ann", "XDG_DATA_HOME": "/srv/data"}, "/srv/data/deal-scout"),
+        ({"HOME": "/home/ann", "XDG_DATA_HOME": "relative/data"}, "/home/ann/.local/share/deal-scout"),
+        ({"HOME": "/home/ann", "DEALSCOUT_DATA_DIR": "/var/lib/deal-scout"}, "/var/lib/deal-scout"),
+        ({"HOME": "/home/ann", "DEALSCOUT_DATA_DIR": "  "}, "/home/ann/.local/share/deal-scout"),
+    ],
+)
+def test_the_default_data_folder_is_the_users(environ: dict[str, str], expected: str) -> None:
+    settings = load_settings(environ, env_file=None)
+    assert settings.data_dir == expected
+    assert settings.resolved_database_url == f"sqlite:///{expected}/dealscout.db"
