@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ops.health import HealthChecker, percentile
@@ -97,6 +98,19 @@ def build_app(health: HealthChecker, metrics: Metrics, stats: RequestStats, *, r
     return app
 
 
+class RequestLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log, except that a malformed request is one debug line: it is the client's mistake, answered
+    with a 400, and a flood of them must not fill the log with ERROR tracebacks."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
+        err = kwargs.get("exc_info")
+        if isinstance(err, HttpProcessingError):
+            reason = (err.message.strip().splitlines() or [""])[0].rstrip(":")
+            self.logger.debug("malformed request from %s answered %s: %s", args[0] if args else "?", err.code, reason)
+            return
+        super().log(level, msg, *args, **kwargs)  # type: ignore[arg-type]
+
+
 class OpsServer:
     """Runs the ops application on the configured address."""
 
@@ -108,7 +122,8 @@ class OpsServer:
         self.port: int | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self._app, access_log=None)
+        self._runner = web.AppRunner(self._app, access_log=None,
+                                     logger=RequestLog(logging.getLogger("aiohttp.server"), {}))
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         try:

@@ -340,7 +340,8 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dealscout", description="Deal alerts for second-hand marketplaces.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug detail (otherwise commands other than run log only warnings and errors)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("run", help="run the scheduler, the scans and alert delivery").set_defaults(func=cmd_run)
@@ -413,9 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(level: int | str) -> None:
-    """The service's log lines: time, level, logger, message; APScheduler only when something is wrong."""
+    """The service's log lines: time, level, logger, message; APScheduler only when something is wrong, and none of
+    the plugins Alembic lists as it is imported."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -425,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"dealscout: {err}", file=sys.stderr)
         return EXIT_USAGE
-    configure_logging(logging.DEBUG if args.verbose else settings.log_level)
+    configure_logging(command_log_level(settings, args))
     note_a_left_behind_database(settings)
     try:
         return asyncio.run(args.func(settings, args))
@@ -444,6 +447,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"dealscout: {message}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def command_log_level(settings: Settings, args: argparse.Namespace) -> int | str:
+    """`run` logs at LOG_LEVEL; any other command prints its answer and logs only warnings and errors (its
+    database opening and migration check say nothing new each time), unless -v asks for everything."""
+    if args.verbose:
+        return logging.DEBUG
+    if args.func is cmd_run:
+        return settings.log_level
+    return max(logging.WARNING, logging.getLevelName(settings.log_level))
 
 
 def note_a_left_behind_database(settings: Settings) -> None:

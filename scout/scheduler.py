@@ -5,21 +5,79 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from scout.delivery import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
 
 SCAN_JOB = "scan"
 DELIVERY_JOB = "deliver"
+# A job that keeps failing logs when it starts, a reminder at most this often, and when it works again: a database
+# outage with a scan every few seconds would otherwise bury the log in tracebacks.
+FAILURE_REMINDER_SECONDS = 60.0
+
+
+@dataclass
+class _Failing:
+    """A job's run of failures: since when, how many, when it was last logged, and of which kind."""
+
+    kind: str
+    since: float
+    logged_at: float
+    runs: int = 1
+
+
+def _cause(err: BaseException) -> str:
+    cause = getattr(err, "orig", None) or err  # SQLAlchemy wraps the driver's error, whose text says what failed
+    text = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
+class JobFailures:
+    """Logs a job's failures so that the log stays readable: one line when they start (a bug's first traceback
+    included), a reminder at most every FAILURE_REMINDER_SECONDS, one line when the job works again."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failing: dict[str, _Failing] = {}
+
+    def failed(self, job_id: str, err: Exception) -> None:
+        now = self._clock()
+        outage = isinstance(err, STORAGE_ERRORS)
+        kind = "database" if outage else type(err).__name__
+        failing = self._failing.get(job_id)
+        if failing is None or failing.kind != kind:
+            self._failing[job_id] = _Failing(kind, since=now, logged_at=now)
+            if outage:
+                log.error("job %s: the database is failing (%s); the job runs on schedule, and a reminder is "
+                          "logged each minute until it works again", job_id, _cause(err))
+            else:
+                log.exception("job %s failed", job_id)
+            return
+        failing.runs += 1
+        if now - failing.logged_at >= FAILURE_REMINDER_SECONDS:
+            failing.logged_at = now
+            log.warning("job %s still failing after %.0f s, %d runs in a row (%s)", job_id, now - failing.since,
+                        failing.runs, _cause(err))
+
+    def succeeded(self, job_id: str) -> None:
+        failing = self._failing.pop(job_id, None)
+        if failing is not None:
+            log.info("job %s works again after %.0f s and %d failed runs", job_id, self._clock() - failing.since,
+                     failing.runs)
 
 
 class ScoutScheduler:
     """Runs the scan and delivery jobs; the database's next_run_at, not this scheduler, says what is due."""
 
-    def __init__(self, *, scan_tick_seconds: float, delivery_tick_seconds: float) -> None:
+    def __init__(self, *, scan_tick_seconds: float, delivery_tick_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         # Two instances are allowed so that APScheduler never logs "maximum number of running instances" for a
         # long scan; the guard below turns the second into a no-op, so a job never really runs twice at once.
         self._scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 2})
@@ -28,6 +86,7 @@ class ScoutScheduler:
         self.last_tick_at: dict[str, datetime] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._failures = JobFailures(clock)
 
     def add_job(self, job_id: str, func: Callable[[], Awaitable[object]], seconds: float, *,
                 start_now: bool = True, trigger: str = "interval", **trigger_args: object) -> None:
@@ -45,8 +104,10 @@ class ScoutScheduler:
                 if not self._stopping:
                     raise
                 log.info("job %s cancelled at shutdown", job_id)
-            except Exception:  # noqa: BLE001 - the top-level job guard: log, keep the schedule alive
-                log.exception("job %s failed", job_id)
+            except Exception as err:  # noqa: BLE001 - the top-level job guard: log, keep the schedule alive
+                self._failures.failed(job_id, err)
+            else:
+                self._failures.succeeded(job_id)
             finally:
                 self._running.pop(job_id, None)
 

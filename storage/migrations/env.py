@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 from alembic import context
@@ -10,6 +11,19 @@ from alembic import context
 from storage.tables import Base
 
 target_metadata = Base.metadata
+
+
+def _migrations_only(record: logging.LogRecord) -> bool:
+    """Alembic says how it set itself up on every start ("Context impl SQLiteImpl.", "Will assume non-transactional
+    DDL."): nothing an operator needs. The migrations it runs are news, and so is any warning."""
+    return record.levelno > logging.INFO or record.getMessage().startswith("Running ")
+
+
+# Alembic loads this file afresh for every migration command: the filter an earlier load added is replaced.
+_log = logging.getLogger("alembic.runtime.migration")
+for _old in [f for f in _log.filters if getattr(f, "__name__", None) == _migrations_only.__name__]:
+    _log.removeFilter(_old)
+_log.addFilter(_migrations_only)
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -121,3 +123,28 @@ async def test_an_api_budget_shows_in_the_detailed_health(tmp_path: Path) -> Non
     assert report["marketplaces"]["ebay"]["usage"].startswith("API budget: 0 of 5000 calls used today")
     assert "API budget: 0 of 5000" in status
     assert report["marketplaces"]["craigslist"]["usage"] is None
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GARBAGE / HTTP/1.1\r\n\r\n",
+    b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"GET /\x00 HTTP/1.1\r\n\r\n",
+    b"GET /health HTTP/9.9\r\n\r\n",
+    b"GET /health HTTP/1.1\r\nBad Header\r\n\r\n",
+])
+async def test_a_malformed_request_is_a_400_without_an_error_in_the_log(
+    running: tuple[Service, str, FakeMarketplace], caplog: pytest.LogCaptureFixture, request_bytes: bytes
+) -> None:
+    """Pins aiohttp logging "Error handling request" at ERROR, with a traceback, for every malformed request."""
+    service, base, _ = running
+    caplog.set_level(logging.DEBUG)
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.ops.server.port)  # type: ignore[union-attr]
+    writer.write(request_bytes)
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == b"400"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert any(r.getMessage().startswith("malformed request from 127.0.0.1 answered 400: ") for r in caplog.records)
+    assert (await get(base + "/health"))[0] == 200
