@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ops.health import HealthChecker, PlatformConnection
+from ops.health import HealthChecker, PlatformConnection, Snapshot
 from ops.metrics import Metrics
 from ops.reporter import OpsReporter
 from ops.server import OpsServer, RequestStats, build_app
@@ -20,6 +22,8 @@ from scout.config import Settings
 from scout.delivery import PlatformSends
 from scrapers.base import Adapter
 from storage.repo import Repository
+
+log = logging.getLogger(__name__)
 
 DAY = timedelta(days=1)
 
@@ -35,6 +39,13 @@ class Ops:
     clock: Callable[[], datetime]
     extra_routes: list[web.RouteDef] = field(default_factory=list)
     server: OpsServer | None = None
+    # What the ops API serves: readings shared by every request within a few seconds (see Snapshot).
+    detailed_health: Snapshot[dict[str, Any]] = field(init=False)
+    scraped_gauges: Snapshot[None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.detailed_health = Snapshot(self.health.detailed)
+        self.scraped_gauges = Snapshot(self._refresh_for_scrape)
 
     async def refresh_metrics(self) -> None:
         """Set the gauges that are read from storage."""
@@ -55,6 +66,13 @@ class Ops:
             m.circuit_open.labels(key).set(1 if state and state.circuit.state is not CircuitState.CLOSED else 0)
             m.marketplace_paused.labels(key).set(1 if state and state.paused else 0)
 
+    async def _refresh_for_scrape(self) -> None:
+        try:
+            await self.refresh_metrics()
+        except Exception as err:  # noqa: BLE001 - stale gauges beat no metrics; the database check reports the cause
+            log.warning("could not refresh the metrics from the database (%s); the scrape gets the last values",
+                        type(err).__name__)
+
     async def evaluate(self) -> None:
         figures = await self.health.figures()
         self.metrics.set_figures(figures)
@@ -65,8 +83,8 @@ class Ops:
         await self.reporter.daily_summary(await self.repo.load_activity(since=self.clock() - DAY))
 
     async def start_server(self, settings: Settings) -> None:
-        app = build_app(self.health, self.metrics, self.stats, refresh_metrics=self.refresh_metrics,
-                        extra_routes=self.extra_routes)
+        app = build_app(self.health, self.metrics, self.stats, detailed=self.detailed_health.get,
+                        refresh_metrics=self.scraped_gauges.get, extra_routes=self.extra_routes)
         self.server = OpsServer(app, settings.ops_http_host, settings.ops_http_port)
         await self.server.start()
 

@@ -6,6 +6,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -53,9 +54,12 @@ class RequestStats:
         return sum(1 for _, _, status in recent if status >= 500) / len(recent)
 
 
-def build_app(health: HealthChecker, metrics: Metrics, stats: RequestStats, *, refresh_metrics: Refresh,
+def build_app(health: HealthChecker, metrics: Metrics, stats: RequestStats, *,
+              detailed: Callable[[], Awaitable[dict[str, Any]]], refresh_metrics: Refresh,
               extra_routes: Iterable[web.RouteDef] = ()) -> web.Application:
-    """The ops application. `refresh_metrics` updates the gauges read from storage before each scrape."""
+    """The ops application. /health asks `health` every time (a load balancer's probe needs the truth); `detailed`
+    gives the detailed report and `refresh_metrics` updates the gauges read from storage before a scrape, both
+    cheap under a flood (see ops.assembly's snapshots)."""
 
     @web.middleware
     async def measure(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -81,19 +85,16 @@ def build_app(health: HealthChecker, metrics: Metrics, stats: RequestStats, *, r
         ok, body = await health.liveness()
         return web.json_response(body, status=200 if ok else 503)
 
-    async def detailed(_: web.Request) -> web.Response:
-        report = await health.detailed()
+    async def detailed_health(_: web.Request) -> web.Response:
+        report = await detailed()
         return web.json_response(report, status=503 if report["status"] == "down" else 200)
 
     async def scrape(_: web.Request) -> web.Response:
-        try:
-            await refresh_metrics()
-        except Exception:  # noqa: BLE001 - stale gauges beat no metrics; the database check reports the cause
-            log.warning("could not refresh metrics from the database", exc_info=True)
+        await refresh_metrics()
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application(middlewares=[measure])
-    app.add_routes([web.get(HEALTH, liveness), web.get(DETAILED, detailed), web.get(METRICS, scrape),
+    app.add_routes([web.get(HEALTH, liveness), web.get(DETAILED, detailed_health), web.get(METRICS, scrape),
                     *extra_routes])
     return app
 
