@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bot.buttons import existed_by
 from scout.errors import InputError, NotFoundError
 from scout.models import Destination, Listing, SavedSearch, SearchSpec, SearchStatus, StoredAlert, UnpricedRule
 from scrapers.base import Adapter, SearchQuery
@@ -336,24 +337,29 @@ class Commands:
         states = await self.repo.load_marketplace_states()
         return {key: state.reason or "no reason given" for key, state in states.items() if state.paused}
 
-    async def show_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None) -> SavedSearch:
-        return await self._mine(actor, search_id, scope)
+    # `existed_at`, given by a button: the search it was made for existed by then (see bot.buttons), so a newer search
+    # that was given the same id is not found.
+
+    async def show_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
+                          existed_at: datetime | None = None) -> SavedSearch:
+        return await self._mine(actor, search_id, scope, existed_at)
 
     async def pause_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
-                           reason: str | None = None) -> SavedSearch:
-        search = await self._mine(actor, search_id, scope)
+                           reason: str | None = None, existed_at: datetime | None = None) -> SavedSearch:
+        search = await self._mine(actor, search_id, scope, existed_at)
         why = clean_text(reason, field="reason", limit=MAX_REASON_LENGTH) if reason else f"paused by {actor.id}"
         if search.status is SearchStatus.PAUSED:
             return search  # pausing again keeps the first reason
         return await self.repo.update_search(search.id, now=self._clock(), status=SearchStatus.PAUSED,
                                              paused_reason=why)
 
-    async def resume_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None) -> SavedSearch:
+    async def resume_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
+                            existed_at: datetime | None = None) -> SavedSearch:
         """Resume a search; alerts it held while its chat refused us go out (the old ones as one summary).
 
         An active search is left as it is: resuming it must not make it due now, inside its minimum interval.
         """
-        search = await self._mine(actor, search_id, scope)
+        search = await self._mine(actor, search_id, scope, existed_at)
         if search.status is SearchStatus.ACTIVE:
             return search
         now = self._clock()
@@ -382,8 +388,9 @@ class Commands:
             return search
         return await self.repo.update_search(search.id, now=self._clock(), spec=new_spec)
 
-    async def remove_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None) -> SavedSearch:
-        search = await self._mine(actor, search_id, scope)
+    async def remove_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
+                            existed_at: datetime | None = None) -> SavedSearch:
+        search = await self._mine(actor, search_id, scope, existed_at)
         await self.repo.delete_search(search.id)
         return search
 
@@ -392,14 +399,15 @@ class Commands:
         search = await self._mine(actor, search_id, scope)
         return await self.repo.load_recent_alerts(search.id, limit=max(1, min(limit, 50)))
 
-    async def _mine(self, actor: Actor, search_id: int | str, scope: str | None) -> SavedSearch:
+    async def _mine(self, actor: Actor, search_id: int | str, scope: str | None,
+                    existed_at: datetime | None = None) -> SavedSearch:
         try:
             number = int(str(search_id).strip().lstrip("#"))
         except ValueError:
             raise InputError(f"{str(search_id)[:20]!r} is not a search number.", field="search_id") from None
         search = await self.repo.load_search(number) if 0 < number < 2**31 else None
         # "Not found" and "not yours" read the same, so ids of other people's searches are not revealed.
-        if search is None or (scope is not None and search.scope != scope):
+        if search is None or (scope is not None and search.scope != scope) or not existed_by(search, existed_at):
             raise NotFoundError(f"You have no search #{number}.")
         if search.owner != actor.id and not actor.is_admin:
             raise NotFoundError(f"You have no search #{number}.")

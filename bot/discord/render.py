@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.buttons import STAMP_PATTERN, encode_stamp
 from scout.models import Alert, Destination, Notice, SavedSearch, StoredAlert
 
 # Discord's limits, from https://discord.com/developers/docs/resources/message#embed-object-embed-limits
@@ -38,10 +39,12 @@ ALERT_COLOUR = 0x2ECC71
 NOTICE_COLOUR = 0x5865F2
 ELLIPSIS = "\u2026"
 
-# Persistent button ids: "dealscout:<action>:<search id>". The front end's views parse these same templates.
-PAUSE_TEMPLATE = r"dealscout:pause:(?P<search_id>[0-9]{1,18})"
-REMOVE_TEMPLATE = r"dealscout:remove:(?P<search_id>[0-9]{1,18})"
-CONFIRM_REMOVE_TEMPLATE = r"dealscout:remove-yes:(?P<search_id>[0-9]{1,18})"
+# Persistent button ids: "dealscout:<action>:<search id>:<stamp>", the stamp a moment by which the search existed
+# (bot.buttons); buttons posted before they carried one have none. The front end's views parse these same templates.
+_SEARCH_BUTTON = r"(?P<search_id>[0-9]{1,18})(?::(?P<stamp>" + STAMP_PATTERN + "))?"
+PAUSE_TEMPLATE = "dealscout:pause:" + _SEARCH_BUTTON
+REMOVE_TEMPLATE = "dealscout:remove:" + _SEARCH_BUTTON
+CONFIRM_REMOVE_TEMPLATE = "dealscout:remove-yes:" + _SEARCH_BUTTON
 PAGE_TEMPLATE = r"dealscout:page:(?P<page>[0-9]{1,4}):(?P<everyone>[01])"
 
 _INLINE = re.compile(r"([\\*_~`|\[\]()<>])")
@@ -52,16 +55,21 @@ _ZERO_WIDTH_SPACE = "\u200b"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def pause_custom_id(search_id: int) -> str:
-    return f"dealscout:pause:{search_id}"
+def _search_custom_id(action: str, search_id: int, existed_at: datetime | None) -> str:
+    stamp = f":{encode_stamp(existed_at)}" if existed_at is not None else ""
+    return f"dealscout:{action}:{search_id}{stamp}"
 
 
-def remove_custom_id(search_id: int) -> str:
-    return f"dealscout:remove:{search_id}"
+def pause_custom_id(search_id: int, existed_at: datetime | None) -> str:
+    return _search_custom_id("pause", search_id, existed_at)
 
 
-def confirm_remove_custom_id(search_id: int) -> str:
-    return f"dealscout:remove-yes:{search_id}"
+def remove_custom_id(search_id: int, existed_at: datetime | None) -> str:
+    return _search_custom_id("remove", search_id, existed_at)
+
+
+def confirm_remove_custom_id(search_id: int, existed_at: datetime | None) -> str:
+    return _search_custom_id("remove-yes", search_id, existed_at)
 
 
 def page_custom_id(page: int, everyone: bool) -> str:
@@ -245,8 +253,9 @@ def render_alert_components(alert: Alert) -> list[dict[str, Any]]:
     if url and len(url) <= BUTTON_URL_LIMIT:
         row.append(_button("Open listing", style=5, url=url))
     if alert.search_id is not None:
-        row.append(_button("Pause search", style=2, custom_id=pause_custom_id(alert.search_id)))
-        row.append(_button("Remove search", style=4, custom_id=remove_custom_id(alert.search_id)))
+        # The search existed when the scan queued this alert.
+        row.append(_button("Pause search", style=2, custom_id=pause_custom_id(alert.search_id, alert.queued_at)))
+        row.append(_button("Remove search", style=4, custom_id=remove_custom_id(alert.search_id, alert.queued_at)))
     return [{"type": 1, "components": row}] if row else []
 
 
@@ -274,11 +283,15 @@ def render_digest_message(alerts: Sequence[Alert], *, marketplace_names: Mapping
     embeds = [render_alert_embed(a, marketplace_name=marketplace_names.get(a.listing.marketplace,
                                                                             a.listing.marketplace), compact=True)
               for a in alerts]
-    searches = list(dict.fromkeys((a.search_id, a.search_query) for a in alerts if a.search_id is not None))
-    rows = [{"type": 1, "components": [_button(f"Pause #{sid}", style=2, custom_id=pause_custom_id(sid)),
-                                       _button(f"Remove #{sid}", style=4, custom_id=remove_custom_id(sid))]}
-            for sid, _ in searches[:ACTION_ROWS_PER_MESSAGE]]
-    queries = ", ".join(f"\u201c{escape_cut(query, 200)}\u201d" for _, query in searches) or "your searches"
+    # Each search with the moment its first alert here was queued, when it certainly existed.
+    searches: dict[int, tuple[str, datetime | None]] = {}
+    for alert in alerts:
+        if alert.search_id is not None:
+            searches.setdefault(alert.search_id, (alert.search_query, alert.queued_at))
+    rows = [{"type": 1, "components": [_button(f"Pause #{sid}", style=2, custom_id=pause_custom_id(sid, queued)),
+                                       _button(f"Remove #{sid}", style=4, custom_id=remove_custom_id(sid, queued))]}
+            for sid, (_, queued) in list(searches.items())[:ACTION_ROWS_PER_MESSAGE]]
+    queries = ", ".join(f"\u201c{escape_cut(query, 200)}\u201d" for query, _ in searches.values()) or "your searches"
     content = f"**{len(alerts)} new deals** for {queries}"
     return _message(content=content, embeds=embeds, components=rows,
                     nonce=digest_nonce([alert.outbox_id for alert in alerts]))

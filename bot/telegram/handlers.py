@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime
 from typing import Any
 
 from telegram import ForceReply, Update
@@ -13,6 +14,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.admin import AdminCommands
+from bot.buttons import existed_by, latest_creation
 from bot.commands import Actor, Commands, describe_search
 from bot.telegram.grammar import EXAMPLE, parse_edit_line, parse_search_line
 from bot.telegram.guided import command_args, for_another_bot, install_guided_add
@@ -136,8 +138,9 @@ class TelegramHandlers:
         assert update.effective_chat is not None
         return str(update.effective_chat.id)
 
-    async def search_here(self, here: str, raw: str) -> SavedSearch | None:
-        """The search numbered `raw` if its alerts come to this chat (or it was made here), else None.
+    async def search_here(self, here: str, raw: str, existed_at: datetime | None = None) -> SavedSearch | None:
+        """The search numbered `raw` if its alerts come to this chat (or it was made here), else None; for a button,
+        also None when the search was created after `existed_at` (see bot.buttons).
 
         Searches follow a group that became a supergroup (repo.move_destination changes the target, not the
         scope), so "here" is the scope or the target.
@@ -146,7 +149,7 @@ class TelegramHandlers:
         if not text.isdigit() or not 0 < int(text) < 2**31:
             return None
         search = await self.commands.repo.load_search(int(text))
-        if search is None or search.destination.platform != PLATFORM:
+        if search is None or search.destination.platform != PLATFORM or not existed_by(search, existed_at):
             return None
         return search if here in (search.scope, search.destination.target) else None
 
@@ -162,7 +165,7 @@ class TelegramHandlers:
         chat, user = update.effective_chat, update.effective_user
         assert chat is not None and user is not None
         here = self.here(update)
-        search = await self.search_here(here, raw)
+        search = await self.search_here(here, raw, kwargs.get("existed_at"))
         actor = self.actor(update, admin=chat.type == ChatType.PRIVATE)
         if search is not None and search.owner != actor.id and not actor.is_admin:
             if not await self.is_group_admin(update, context):
@@ -186,7 +189,8 @@ class TelegramHandlers:
         return html.escape(describe_search(search, self.commands.adapters, paused), quote=False)
 
     def keyboard(self, search: SavedSearch) -> Any:
-        return to_markup(build_alert_keyboard(search.id, None, paused=search.status is SearchStatus.PAUSED))
+        return to_markup(build_alert_keyboard(search.id, None, existed_at=search.created_at,
+                                              paused=search.status is SearchStatus.PAUSED))
 
     # --- commands -------------------------------------------------------------------------------------------
 
@@ -277,25 +281,34 @@ class TelegramHandlers:
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         assert query is not None
-        parsed = parse_callback_data(query.data)
-        if parsed is None or update.effective_chat is None:
+        pressed = parse_callback_data(query.data)
+        if pressed is None or update.effective_chat is None:
             await query.answer("This button does not work any more.")
             return
-        action, search_id = parsed
+        action, search_id = pressed.action, pressed.search_id
+        # A button without a stamp is judged by its message's date; a message we are no longer shown has none.
+        message = query.message
+        posted = message.date if message is not None and message.is_accessible else None
+        existed_at = latest_creation(pressed.stamp, posted)
+        if existed_at is None:
+            await query.answer(f"This button is too old to tell which search it was for: send /{action} "
+                               f"{search_id} instead.", show_alert=True)
+            return
         fn = {"pause": self.commands.pause_search, "resume": self.commands.resume_search,
               "remove": self.commands.remove_search}[action]
         extra = {"reason": paused_by(update)} if action == "pause" else {}
         try:
-            await self.change(update, context, fn, str(search_id), **extra)
+            search = await self.change(update, context, fn, str(search_id), existed_at=existed_at, **extra)
         except InputError as err:
             await query.answer(str(err)[:200], show_alert=True)
             return
         done = {"pause": "paused", "resume": "resumed", "remove": "removed"}[action]
         await query.answer(f"Search #{search_id} {done}.")
-        message = query.message
         markup = getattr(message, "reply_markup", None)
         url = next((b.url for row in (markup.inline_keyboard if markup else ()) for b in row if b.url), None)
-        keyboard = build_alert_keyboard(search_id, url, paused=action == "pause", removed=action == "remove")
+        keyboard = build_alert_keyboard(search_id, url, existed_at=search.created_at,
+                                        paused=search.status is SearchStatus.PAUSED,
+                                        removed=action == "remove")
         try:
             await query.edit_message_reply_markup(to_markup(keyboard))
         except BadRequest as err:

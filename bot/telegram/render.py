@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.buttons import encode_stamp, parse_stamp
 from scout.models import Alert, Listing, StoredAlert
 
 # Bot API limits, counted after entity parsing (https://core.telegram.org/bots/api#sendmessage, #sendphoto).
@@ -147,38 +148,57 @@ def render_alert(alert: Alert, *, marketplace_names: Mapping[str, str] | None = 
         pieces.append(_Piece("\n"))
         pieces.append(_Piece("Open listing", f'<a href="{_attr(link)}">', "</a>"))
     text = _fit(pieces, CAPTION_LIMIT if photo else MESSAGE_LIMIT)
-    return RenderedAlert(text, photo, build_alert_keyboard(alert.search_id, link))
+    # The search existed when the scan queued this alert.
+    return RenderedAlert(text, photo, build_alert_keyboard(alert.search_id, link, existed_at=alert.queued_at))
 
 
-def build_alert_keyboard(search_id: int | None, url: str | None, *, paused: bool = False,
-                         removed: bool = False) -> Keyboard:
-    """Open (a link), then pause or resume and remove the search; only the link once the search is removed."""
+def build_alert_keyboard(search_id: int | None, url: str | None, *, existed_at: datetime | None = None,
+                         paused: bool = False, removed: bool = False) -> Keyboard:
+    """Open (a link), then pause or resume and remove the search; only the link once the search is removed.
+
+    `existed_at`: a moment by which the search existed, carried by its buttons (see bot.buttons).
+    """
     rows: list[tuple[Button, ...]] = []
     if url:
         rows.append((Button("\U0001f517 Open listing", url=url),))
     if search_id is not None and not removed:
-        toggle = Button(f"\u25b6\ufe0f Resume #{search_id}", data=callback_data("resume", search_id)) if paused \
-            else Button(f"\u23f8 Pause #{search_id}", data=callback_data("pause", search_id))
-        rows.append((toggle, Button(f"\U0001f5d1 Remove #{search_id}", data=callback_data("remove", search_id))))
+        toggle = Button(f"\u25b6\ufe0f Resume #{search_id}", data=callback_data("resume", search_id, existed_at)) \
+            if paused else Button(f"\u23f8 Pause #{search_id}", data=callback_data("pause", search_id, existed_at))
+        rows.append((toggle, Button(f"\U0001f5d1 Remove #{search_id}",
+                                    data=callback_data("remove", search_id, existed_at))))
     return tuple(rows)
 
 
-def callback_data(action: str, search_id: int) -> str:
-    """`ds:pause:12`: all a button needs, so buttons keep working after a restart."""
-    data = f"{CALLBACK_PREFIX}:{action}:{search_id}"
+@dataclass(frozen=True, slots=True)
+class ButtonPress:
+    """What a button of ours asks: the action, the search and, unless it predates them, the search's stamp."""
+
+    action: str
+    search_id: int
+    stamp: datetime | None
+
+
+def callback_data(action: str, search_id: int, existed_at: datetime | None) -> str:
+    """`ds:pause:12:19ad...`: all a button needs, so buttons keep working after a restart."""
+    stamp = f":{encode_stamp(existed_at)}" if existed_at is not None else ""
+    data = f"{CALLBACK_PREFIX}:{action}:{search_id}{stamp}"
     if action not in BUTTON_ACTIONS or len(data.encode()) > CALLBACK_DATA_LIMIT:
         raise ValueError(f"cannot make a button for {action!r} #{search_id}")
     return data
 
 
-def parse_callback_data(data: str | None) -> tuple[str, int] | None:
-    """(action, search id) from a button of ours, or None for anything else."""
+def parse_callback_data(data: str | None) -> ButtonPress | None:
+    """What a button of ours asks (`ds:pause:12` from before buttons carried a stamp too), or None for anything
+    else."""
     parts = (data or "").split(":")
-    if len(parts) != 3 or parts[0] != CALLBACK_PREFIX or parts[1] not in BUTTON_ACTIONS:
+    if len(parts) not in (3, 4) or parts[0] != CALLBACK_PREFIX or parts[1] not in BUTTON_ACTIONS:
         return None
     if not parts[2].isdigit() or not 0 < int(parts[2]) < 2**31:
         return None
-    return parts[1], int(parts[2])
+    stamp = parse_stamp(parts[3]) if len(parts) == 4 else None
+    if len(parts) == 4 and stamp is None:
+        return None
+    return ButtonPress(parts[1], int(parts[2]), stamp)
 
 
 def render_digest(alerts: Sequence[Alert], *, marketplace_names: Mapping[str, str] | None = None) -> str:

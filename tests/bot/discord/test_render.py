@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.buttons import encode_stamp
 from bot.discord import render
 from bot.discord.render import (
     CONTENT_LIMIT,
@@ -32,12 +33,13 @@ from scout.models import Alert, Destination, Listing, Money
 NAMES = {"fakebay": "FakeBay"}
 
 
-def alert(title: str = "Lego Technic 42056", *, outbox_id: int = 7, search_id: int | None = 3, **extra: Any) -> Alert:
+def alert(title: str = "Lego Technic 42056", *, outbox_id: int = 7, search_id: int | None = 3,
+          queued_at: datetime | None = None, **extra: Any) -> Alert:
     fields: dict[str, Any] = {"marketplace": "fakebay", "external_id": str(outbox_id), "title": title,
                               "url": f"https://fakebay.test/itm/{outbox_id}", "price": Money(Decimal("199.99"), "USD")}
     fields.update(extra)
     return Alert(outbox_id=outbox_id, destination=Destination("discord", "1"), listing=Listing(**fields),
-                 search_id=search_id, search_query="lego technic")
+                 search_id=search_id, search_query="lego technic", queued_at=queued_at)
 
 
 @pytest.mark.parametrize(("raw", "shown"), [
@@ -191,3 +193,20 @@ def test_a_digest_nonce_is_never_a_lone_alerts() -> None:
     assert digest == render_digest_message(alerts, marketplace_names=NAMES)["nonce"], "deterministic"
     assert digest != render_digest_message(alerts[:2], marketplace_names=NAMES)["nonce"]
     assert len(digest) <= render.NONCE_LIMIT
+
+
+def test_search_buttons_carry_when_their_search_existed() -> None:
+    """A button names its search by id and by a moment the search existed (see bot.buttons), within Discord's 100
+    characters; in a digest, each search's first alert gives that moment."""
+    first, later = datetime(2026, 11, 28, 12, 0, tzinfo=UTC), datetime(2026, 11, 28, 13, 0, tzinfo=UTC)
+    alerts = [alert("a", outbox_id=1, search_id=3, queued_at=first), alert("b", outbox_id=2, search_id=3,
+                                                                            queued_at=later),
+              alert("c", outbox_id=3, search_id=10**18 - 1, queued_at=later)]
+    payload = render_digest_message(alerts, marketplace_names=NAMES)
+    ids = [button["custom_id"] for row in payload["components"] for button in row["components"]]
+    assert ids == [f"dealscout:pause:3:{encode_stamp(first)}", f"dealscout:remove:3:{encode_stamp(first)}",
+                   f"dealscout:pause:{10**18 - 1}:{encode_stamp(later)}",
+                   f"dealscout:remove:{10**18 - 1}:{encode_stamp(later)}"]
+    assert re.fullmatch(render.PAUSE_TEMPLATE, ids[0]) and re.fullmatch(render.REMOVE_TEMPLATE, ids[-1])
+    longest = render.confirm_remove_custom_id(10**18 - 1, datetime(2500, 1, 1, tzinfo=UTC))
+    assert re.fullmatch(render.CONFIRM_REMOVE_TEMPLATE, longest) and len(longest) <= render.CUSTOM_ID_LIMIT

@@ -43,11 +43,12 @@ async def test_add_scan_alert_pause(database_url: str, tmp_path: Path) -> None:
             assert alert.params["photo"] == "https://i.ebayimg.com/images/g/101/s-l500.webp"
             caption = visible(alert.params["caption"])
             assert caption.startswith("Nintendo Switch OLED <mint> & boxed\n\U0001f4b0 199.99 USD \u00b7 eBay")
-            assert buttons(alert)[:2] == [("\U0001f517 Open listing", "https://www.ebay.com/itm/101"),
-                                          ("\u23f8 Pause #1", "ds:pause:1")]
+            (link, (label, pause)) = buttons(alert)[:2]
+            assert link == ("\U0001f517 Open listing", "https://www.ebay.com/itm/101")
+            assert label == "\u23f8 Pause #1" and pause.startswith("ds:pause:1:")
 
             mark = len(api.calls)
-            api.press("ds:pause:1", chat_id=42, user_id=42, message_id=alert.params["_message_id"])
+            api.press(pause, chat_id=42, user_id=42, message_id=alert.params["_message_id"])
             pressed = await answer(api, "answerCallbackQuery", after=mark)
             assert pressed.params["text"] == "Search #1 paused."
             search = await service.store.repo.load_search(1)

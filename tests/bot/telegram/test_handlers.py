@@ -6,11 +6,13 @@ from decimal import Decimal
 
 import pytest
 
+from bot.buttons import encode_stamp
 from bot.telegram.handlers import BOT_COMMANDS
 from scout.models import Destination, SearchStatus
 from storage.repo import Repository
 from tests.bot.telegram.helpers import OPERATOR, ask, buttons, queue_alerts, visible
 from tests.fakes.telegram_api import FakeBotApi
+from tests.scout.clock import ManualClock
 
 pytestmark = pytest.mark.usefixtures("front")
 GROUP = -100200300
@@ -24,11 +26,15 @@ async def test_commands_are_registered_and_start_and_help_explain(api: FakeBotAp
     assert "craigslist, ebay" in text and "/edit 12 <400 every 30m" in text
 
 
-async def test_a_search_from_add_to_remove_in_a_private_chat(api: FakeBotApi, repo: Repository) -> None:
+async def test_a_search_from_add_to_remove_in_a_private_chat(api: FakeBotApi, repo: Repository,
+                                                            clock: ManualClock) -> None:
     reply = await ask(api, "/add rtx 3080 -broken <500 >100 @ebay every 10m", chat_id=42)
     assert visible(reply.text).startswith(
         "Saved #1 \u201crtx 3080\u201d on eBay, every 10 min; excluding broken; price 100\u2013500; active.")
-    assert buttons(reply) == [("\u23f8 Pause #1", "ds:pause:1"), ("\U0001f5d1 Remove #1", "ds:remove:1")]
+    # The buttons carry when the search was made (see bot.buttons).
+    stamp = encode_stamp(clock())
+    assert buttons(reply) == [("\u23f8 Pause #1", f"ds:pause:1:{stamp}"),
+                              ("\U0001f5d1 Remove #1", f"ds:remove:1:{stamp}")]
     search = await repo.load_search(1)
     assert search is not None
     assert (search.owner, search.destination, search.scope) == ("42", Destination("telegram", "42"), "42")
@@ -41,7 +47,7 @@ async def test_a_search_from_add_to_remove_in_a_private_chat(api: FakeBotApi, re
     assert "every 30 min" in visible(edited.text) and "\u2013400;" in visible(edited.text)
     paused = await ask(api, "/pause 1", chat_id=42, username="ann_b")
     assert "paused (paused by @ann_b)" in visible(paused.text)
-    assert buttons(paused)[0] == ("\u25b6\ufe0f Resume #1", "ds:resume:1")
+    assert buttons(paused)[0] == ("\u25b6\ufe0f Resume #1", f"ds:resume:1:{stamp}")
     assert (await repo.load_search(1)).status is SearchStatus.PAUSED  # type: ignore[union-attr]
     await ask(api, "/resume #1", chat_id=42)
     assert (await repo.load_search(1)).status is SearchStatus.ACTIVE  # type: ignore[union-attr]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
 
 import pytest
 
 from bot.telegram.render import (
+    CALLBACK_DATA_LIMIT,
     CAPTION_LIMIT,
     MESSAGE_LIMIT,
+    ButtonPress,
     build_alert_keyboard,
     callback_data,
     cut,
@@ -152,13 +154,21 @@ def test_a_digest_of_several_searches_names_each_one() -> None:
 
 
 def test_callback_data_round_trips_and_rejects_anything_else() -> None:
-    assert callback_data("pause", 12) == "ds:pause:12"
-    assert parse_callback_data("ds:remove:12") == ("remove", 12)
+    made = datetime(2026, 11, 28, 12, 0, 0, 123400, tzinfo=UTC)
+    assert callback_data("pause", 12, made) == "ds:pause:12:1a22206ca7c"
+    # The stamp is rounded up to the millisecond: the search existed by the moment it names.
+    assert parse_callback_data("ds:remove:12:1a22206ca7c") == ButtonPress("remove", 12, made + timedelta(
+        microseconds=600))
+    # Buttons posted before they carried a stamp still parse.
+    assert callback_data("pause", 12, None) == "ds:pause:12"
+    assert parse_callback_data("ds:remove:12") == ButtonPress("remove", 12, None)
+    longest = callback_data("resume", 2**31 - 1, datetime(2500, 1, 1, tzinfo=UTC))
+    assert parse_callback_data(longest) is not None and len(longest.encode()) <= CALLBACK_DATA_LIMIT
     for bad in (None, "", "ds:pause", "ds:pause:x", "ds:explode:1", "xx:pause:1", "ds:pause:0", "ds:pause:-1",
-                "ds:pause:99999999999", "ds:pause:1:2"):
+                "ds:pause:99999999999", "ds:pause:1:", "ds:pause:1:xyz", "ds:pause:1:fffffffffffff", "ds:pause:1:2:3"):
         assert parse_callback_data(bad) is None, bad
     with pytest.raises(ValueError):
-        callback_data("explode", 1)
+        callback_data("explode", 1, None)
 
 
 def test_keyboards_after_an_action() -> None:
