@@ -156,6 +156,8 @@ class HealthChecker:
                                        if state and state.circuit.open_until else None),
                 "last_status": state.last_status if state else None,
                 "last_success": state.last_success_at.isoformat() if state and state.last_success_at else None,
+                "last_failure": state.last_failure_at.isoformat() if state and state.last_failure_at else None,
+                "last_error": state.last_error if state else None,
                 "failures_last_hour": failures.get("failed", 0),
                 "blocks_last_hour": failures.get("blocked", 0),
                 "consecutive_failures": state.consecutive_failures if state else 0,
@@ -168,7 +170,7 @@ class HealthChecker:
                             "dead": outbox.dead, "sent": outbox.sent, "held": outbox.held}
         report["searches"] = {**snapshot.searches_by_status, "stale": snapshot.stale_searches}
         scheduler_ok = tick_age is not None and tick_age < max(120.0, 4 * self.scan_tick_seconds)
-        degraded = (not scheduler_ok or any(m["circuit"] != "closed" for m in markets.values())
+        degraded = (not scheduler_ok or any(_failing(m) for m in markets.values())
                     or any(not p["connected"] or p["failing_sends"] >= FAILING_SENDS
                            for p in report["platforms"].values()))
         report["status"] = "degraded" if degraded else "ok"
@@ -231,6 +233,12 @@ class HealthChecker:
             log.warning("could not read PostgreSQL connection counts", exc_info=True)
             return None
         return int(used) / max(1, int(limit))
+
+
+def _failing(market: Mapping[str, Any]) -> bool:
+    """A marketplace harms the service's health from its first failed or blocked fetch, not only once its circuit
+    opens (its searches already miss their scans); one an operator paused is known, and counts only by its circuit."""
+    return market["circuit"] != "closed" or (market["state"] != "paused" and market["consecutive_failures"] > 0)
 
 
 def platform_level(report: Mapping[str, Any], now: datetime) -> int:

@@ -23,7 +23,7 @@ from scout.errors import ConfigError, DealScoutError, InputError
 
 if TYPE_CHECKING:
     from bot.commands import Actor, Commands
-    from scout.models import Listing
+    from scout.models import Listing, MarketplaceState
     from scrapers.base import Adapter, ScrapeResult
     from storage.repo import Repository
 
@@ -237,10 +237,29 @@ async def cmd_marketplaces(settings: Settings, args: argparse.Namespace) -> int:
                                           ("posted time", caps.posted_time), ("images", caps.images)) if on]
         print(f"{key:<13} {adapter.name:<20} {status:<10} every >= {adapter.min_interval_minutes} min, "
               f"{adapter.requests_per_minute:.3g} requests/min; {', '.join(features) or 'no extras'}")
+        print(f"{'':<13} {describe_health(state)}")
         usage = adapter.usage()
         if usage:
             print(f"{'':<13} {usage}")
     return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"
+
+
+def describe_health(state: MarketplaceState | None) -> str:
+    """How a marketplace's fetches went: its circuit, its last success, its last failure and why."""
+    if state is None or not (state.last_success_at or state.last_failure_at):
+        return "not fetched yet"
+    circuit = state.circuit
+    until = f" until {_when(circuit.open_until)}" if circuit.open_until and circuit.state.value == "open" else ""
+    parts = [f"circuit {circuit.state.value}{until}", f"last success {_when(state.last_success_at)}"]
+    if state.last_failure_at:
+        failing = (f" ({state.last_status}, {state.consecutive_failures} in a row)"
+                   if state.consecutive_failures else "")
+        parts.append(f"last failure {_when(state.last_failure_at)}{failing}: {state.last_error or 'no detail'}")
+    return "; ".join(parts)
 
 
 async def cmd_marketplace(settings: Settings, args: argparse.Namespace) -> int:
@@ -317,8 +336,10 @@ def render_health(report: dict[str, Any]) -> str:
         lines.append(f"scheduler  NOT RUNNING (due searches wait {scheduler.get('lag_seconds')} s)")
     for key, market in sorted(report.get("marketplaces", {}).items()):
         state = market["state"] if market["state"] != "paused" else f"PAUSED ({market.get('paused_reason')})"
-        lines.append(f"{key:<10} {state}, circuit {market['circuit']}, last {market.get('last_status') or '-'}, "
-                     f"{market['failures_last_hour']} failed and {market['blocks_last_hour']} blocked in 1 h"
+        failing = (f" ({market['consecutive_failures']} in a row: {market.get('last_error') or 'no detail'})"
+                   if market.get("consecutive_failures") else "")
+        lines.append(f"{key:<10} {state}, circuit {market['circuit']}, last {market.get('last_status') or '-'}"
+                     f"{failing}, {market['failures_last_hour']} failed and {market['blocks_last_hour']} blocked in 1 h"
                      + (f"; {market['usage']}" if market.get("usage") else ""))
     for platform, info in sorted(report.get("platforms", {}).items()):
         state = "connected" if info["connected"] else f"{info['state'].upper()} ({info.get('error') or 'no reason'})"

@@ -351,3 +351,42 @@ async def test_migrating_logs_the_steps_and_not_alembics_set_up(tmp_path: Path,
     said = [r.getMessage() for r in caplog.records if r.name.startswith("alembic")]
     assert said and all(message.startswith("Running upgrade ") for message in said)
     assert len(said) == len(set(said))  # the second upgrade found nothing to do, and said nothing
+
+
+async def test_marketplaces_and_doctor_tell_a_failing_marketplace(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Pins `dealscout marketplaces` showing only paused/active, and `doctor` saying OK while a marketplace's
+    fetches were failing, until its circuit opened five failures later."""
+    from bot.commands import Actor
+    from scout.app import build_service, start_service
+    from scout.config import load_settings
+    from scout.models import Destination
+
+    async with FakeMarketplace() as market:
+        market.route("/sch/i.html", body=ebay_results_page([(9, "Nintendo Switch", "150.00")]))
+        env = {"DEALSCOUT_DATA_DIR": str(tmp_path / "svc"), "OPS_HTTP_PORT": "0", "SCAN_TICK_SECONDS": "3600"}
+        async with build_service(load_settings(env, env_file=None), resolve=market.resolving("www.ebay.com")) as svc:
+            svc.fetcher.set_host_rate("www.ebay.com", float("inf"))
+            await start_service(svc)
+            await svc.commands.add_search(Actor("a"), Destination("console", "main"), query="switch",
+                                          marketplaces="ebay")
+            await svc.scanner.run_until_idle()
+            market.fail("/sch/i.html", 403, times=None)
+            await svc.commands.add_search(Actor("b"), Destination("console", "main"), query="lego",
+                                          marketplaces="ebay")
+            await svc.scanner.run_until_idle()
+
+            settings = load_settings({**env, "OPS_HTTP_PORT": str(svc.ops.server.port)},  # type: ignore[union-attr]
+                                     env_file=None)
+            parser = cli.build_parser()
+            assert await cli.cmd_marketplaces(settings, parser.parse_args(["marketplaces"])) == 0
+            listed = capsys.readouterr().out.splitlines()
+            assert await cli.cmd_doctor(settings, parser.parse_args(["doctor"])) == 1
+            doctor = capsys.readouterr().out
+
+    ebay = listed[listed.index(next(line for line in listed if line.startswith("ebay"))) + 1].strip()
+    assert ebay.startswith("circuit closed; last success 20") and " UTC; last failure 20" in ebay
+    assert ebay.endswith(" UTC (blocked, 1 in a row): HTTP 403")
+    assert "craigslist" in listed[0] and listed[1].strip() == "not fetched yet"
+    assert doctor.startswith("Deal Scout ") and ": DEGRADED\n" in doctor
+    assert "ebay       active, circuit closed, last blocked (1 in a row: HTTP 403)" in doctor
