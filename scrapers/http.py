@@ -42,6 +42,8 @@ DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # the biggest real search page we keep
 ROBOTS_MAX_BYTES = 512 * 1024
 # RFC 9309 §2.3.1.2: follow at least five consecutive redirects for robots.txt; past that it counts as unavailable.
 ROBOTS_MAX_REDIRECTS = 5
+# The shortest connect timeout a last attempt to reach a host gets, when little of its time is left.
+MIN_CONNECT_SECONDS = 0.1
 # When robots.txt could not be read we allow, but ask again soon rather than trusting the guess for the full TTL.
 ROBOTS_RETRY_SECONDS = 300.0
 _DEFAULT_HEADERS = {
@@ -72,6 +74,11 @@ class HttpFetcher:
     before. Literal addresses are the URL guards' to judge. Through a proxy only the proxy's name is resolved here
     and the proxy alone sees where a name leads: it must refuse internal addresses itself.
 
+    `max_in_flight` caps the requests in flight at once (SCAN_CONCURRENCY). A request takes its place only once its
+    host's turn has come, so one waiting for a rate limit never holds up another host. A host that cannot be
+    reached at all (no DNS answer, connection refused) gets `timeout_seconds` for all its attempts together, and
+    their retries do not wait for its request budget, which they did not spend.
+
     A POST is retried like a GET (429, 5xx, broken connections): the only POSTs adapters send are token requests
     and search queries, which are safe to repeat.
 
@@ -95,6 +102,7 @@ class HttpFetcher:
         default_rate_per_minute: float = 30.0,
         host_rates: Mapping[str, float] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_in_flight: int | None = None,
         resolve: Mapping[str, str] | None = None,
         url_guard: UrlGuard | None = None,
         dns_lookup: Resolver = resolve_host,
@@ -116,7 +124,7 @@ class HttpFetcher:
         self._proxy, self._secrets = check_proxy(proxy)
         self._respect_robots = respect_robots
         self._robots_ttl = robots_ttl_seconds
-        self._pacer = HostPacer(default_rate_per_minute, clock, sleep)
+        self._pacer = HostPacer(default_rate_per_minute, clock, sleep, max_in_flight)
         for host, per_minute in (host_rates or {}).items():
             self.set_host_rate(host, per_minute)
         self._max_body_bytes = max_body_bytes
@@ -313,23 +321,34 @@ class HttpFetcher:
                 raise BlockedError(f"robots.txt disallows {url.path} on {host}")
             crawl_delay = float(rules.crawl_delay(self._user_agent) or 0.0)
         attempts = self._max_retries + 1
+        reach_by: float | None = None  # once the host could not be reached: when trying to reach it must end
         for attempt in range(1, attempts + 1):
-            await self._pacer.wait_turn(host, crawl_delay)
-            log.debug("%s %s (attempt %d of %d)", method, url, attempt, attempts)
-            error: BaseException | None = None
-            try:
-                page = await self._send(method, url, headers, body)
-            except (aiohttp.ClientError, TimeoutError) as err:
-                error = err
+            # A request that never reached the host spent none of its budget: its retry need not wait for it.
+            async with self._pacer.turn(host, crawl_delay, budget=reach_by is None):
+                sent = self._clock()
+                log.debug("%s %s (attempt %d of %d)", method, url, attempt, attempts)
+                error: BaseException | None = None
+                try:
+                    page = await self._send(method, url, headers, body,
+                                            connect_within=None if reach_by is None else reach_by - sent)
+                except (aiohttp.ClientError, TimeoutError) as err:
+                    error = err
             if error is not None:
-                if attempt == attempts or not _is_transient(error):
+                delay = self._backoff(attempt)
+                if _never_connected(error):
+                    # A host that cannot be reached at all gets HTTP_TIMEOUT_SECONDS from the first such attempt
+                    # for all of its attempts, not for each one.
+                    reach_by = sent + self._timeout.total if reach_by is None else reach_by
+                else:
+                    reach_by = None
+                late = reach_by is not None and self._clock() + delay >= reach_by
+                if attempt == attempts or not _is_transient(error) or late:
                     # Raised outside the except block so a cause whose text holds proxy credentials can be dropped
                     # whole: no implicit __context__ carries it into a logged traceback.
                     leaky = any(secret in f"{error!s} {error!r}" for secret in self._secrets)
                     raise FetchError(
                         f"{method} {host}{url.path} failed after {attempt} attempt(s): {self._describe(error)}"
                     ) from (None if leaky else error)
-                delay = self._backoff(attempt)
                 log.info("%s %s: %s; retrying in %.2fs", method, host, self._describe(error), delay)
                 await self._sleep(delay)
                 continue
@@ -342,11 +361,18 @@ class HttpFetcher:
             await self._sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises on its last attempt")
 
-    async def _send(self, method: str, url: URL, headers: dict[str, str], body: bytes | None) -> Page:
+    async def _send(
+        self, method: str, url: URL, headers: dict[str, str], body: bytes | None, *, connect_within: float | None
+    ) -> Page:
+        """One attempt; `connect_within`: the seconds left to reach a host that could not be reached so far."""
         session = self._ensure_session()
+        timeout = self._timeout
+        if connect_within is not None:
+            connect = min(self._timeout.connect or connect_within, max(connect_within, MIN_CONNECT_SECONDS))
+            timeout = aiohttp.ClientTimeout(total=self._timeout.total, connect=connect)
         async with session.request(
             method, self._outgoing(url), headers=self._cookie_header(url, headers), data=body, proxy=self._proxy,
-            allow_redirects=False,
+            allow_redirects=False, timeout=timeout,
         ) as resp:
             if self._cookies is not None:
                 self._cookies.update_cookies_from_headers(resp.headers.getall("Set-Cookie", []), url)
@@ -453,6 +479,11 @@ class PublicAddressResolver(AbstractResolver):
 
     async def close(self) -> None:
         """Nothing to release: the lookup holds no resources of its own."""
+
+
+def _never_connected(err: BaseException) -> bool:
+    """The request never reached the host: its name did not resolve, or no connection to it could be made."""
+    return isinstance(err, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
 
 
 def _is_transient(err: BaseException) -> bool:

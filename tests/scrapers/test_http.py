@@ -8,6 +8,7 @@ import gzip
 import logging
 import random
 import socket
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -19,7 +20,6 @@ from scrapers.base import Request
 from scrapers.http import HttpFetcher, parse_retry_after
 from tests.fakes.marketplace import TEST_USER_AGENT as UA
 from tests.fakes.marketplace import FakeMarketplace, FakeTime
-
 
 MakeFetcher = Callable[..., HttpFetcher]
 
@@ -423,6 +423,46 @@ async def test_connection_refused_raises_fetch_error_after_retries(
     message = str(caught.value)
     assert "127.0.0.1/s" in message and "3 attempt" in message and "connection failed" in message
     assert fake_time.sleeps == [0.75, 1.5]
+
+
+async def test_retries_of_a_refused_connection_do_not_wait_for_the_hosts_budget(
+    make_fetcher: MakeFetcher, fake_time: FakeTime, refused_port: int
+) -> None:
+    """Regression: each retry of a fetch that could not connect waited its turn in the host's budget (eBay's 3 a
+    minute), so an offline eBay took 80 s to fail."""
+    fetcher = make_fetcher(max_retries=3, respect_robots=False, host_rates={"127.0.0.1": 3}, timeout_seconds=20)
+
+    with pytest.raises(FetchError, match="4 attempt.*connection failed"):
+        await fetcher.fetch(Request(f"http://127.0.0.1:{refused_port}/s"))
+
+    assert fake_time.sleeps == [0.75, 1.5, 3.0]  # the backoff only
+
+
+async def test_a_host_that_cannot_be_reached_fails_within_the_timeout(
+    make_fetcher: MakeFetcher, fake_time: FakeTime, refused_port: int
+) -> None:
+    fetcher = make_fetcher(max_retries=10, respect_robots=False, timeout_seconds=3)
+    started = fake_time.now
+
+    with pytest.raises(FetchError, match="3 attempt"):
+        await fetcher.fetch(Request(f"http://127.0.0.1:{refused_port}/s"))
+
+    assert fake_time.sleeps == [0.75, 1.5]  # a third backoff of 3 s would end past the 3 s the host had
+    assert fake_time.now - started <= 3
+
+
+async def test_an_offline_marketplace_fails_within_the_timeout_on_the_real_clock(refused_port: int) -> None:
+    """Regression: an offline eBay (3 requests a minute) took 80 s to report its fetch failed, four attempts each
+    waiting for the host's budget; it must fail within HTTP_TIMEOUT_SECONDS."""
+    timeout = 2.0
+    fetcher = HttpFetcher(user_agent=UA, timeout_seconds=timeout, backoff_base=0.01, respect_robots=False,
+                          host_rates={"ebay.com": 3},
+                          resolve={"www.ebay.com": f"http://127.0.0.1:{refused_port}"})
+    started = time.monotonic()
+    async with fetcher, asyncio.timeout(timeout * 3):  # fail fast, not in a minute, if retries wait again
+        with pytest.raises(FetchError, match="connection failed"):
+            await fetcher.fetch(Request("https://www.ebay.com/sch/i.html", params=(("_nkw", "lego"),)))
+    assert time.monotonic() - started < timeout
 
 
 async def test_timeout_raises_fetch_error_after_retries(
