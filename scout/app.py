@@ -52,7 +52,7 @@ def build_fetcher(settings: Settings, adapters: Mapping[str, Adapter],
     fetcher = HttpFetcher(
         user_agent=settings.http_user_agent, timeout_seconds=settings.http_timeout_seconds,
         max_retries=settings.http_max_retries, proxy=settings.http_proxy, respect_robots=settings.respect_robots,
-        resolve=resolve,
+        max_in_flight=settings.scan_concurrency, resolve=resolve,
     )
     for adapter in adapters.values():
         # Each adapter's request budget becomes its domain's rate limit in the shared fetcher. An adapter with no
@@ -211,7 +211,7 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         admin.set_announcer(ops.reporter.say)
         scanner = Scanner(
             store.repo, adapters, fetcher, clock=utc_now, batch_size=settings.scan_batch_size,
-            concurrency=settings.scan_concurrency, lease_seconds=settings.scan_lease_seconds,
+            lease_seconds=settings.scan_lease_seconds,
             jitter=settings.schedule_jitter, baseline_first_scan=settings.baseline_first_scan,
             on_alerts_queued=lambda: scheduler.wake(DELIVERY_JOB),
             circuit_policy=CircuitPolicy(

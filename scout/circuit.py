@@ -1,10 +1,19 @@
-"""Per-marketplace circuit breaker, pure: closed → open after repeated failures → half-open probe → closed."""
+"""Per-marketplace circuit breaker, pure: closed → open after repeated failures → half-open probe → closed.
+
+A marketplace whose hosts are its users' choice (feeds) keeps one circuit per host instead, so one user's dead
+or refused feed never stops anyone else's.
+"""
 
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+
+# A circuit is stored under its key in marketplace_state.marketplace, 32 characters (storage.tables).
+MAX_KEY_LENGTH = 32
+_DIGEST_LENGTH = 8
 
 
 class CircuitState(enum.StrEnum):
@@ -39,6 +48,27 @@ class Transition:
     after: CircuitState
     circuit: Circuit
     reason: str
+    host: str | None = None  # the host whose circuit it is, for a marketplace that keeps one per host
+
+    @property
+    def key(self) -> str:
+        return circuit_key(self.marketplace, self.host)
+
+
+def circuit_key(marketplace: str, host: str | None = None) -> str:
+    """The key a circuit is stored under: the marketplace's ("ebay"), or one host's ("rss:feeds.example.com").
+
+    A host too long for the key keeps its end (the part an operator recognises), after a digest of the whole
+    name that keeps two long hosts apart: "rss:#1f0c2a9b~ong.blogs.example.com".
+    """
+    if host is None:
+        return marketplace
+    key = f"{marketplace}:{host}"
+    if len(key) <= MAX_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(host.encode()).hexdigest()[:_DIGEST_LENGTH]
+    head = f"{marketplace}:#{digest}~"
+    return head + host[len(head) - MAX_KEY_LENGTH:]
 
 
 def admit(circuit: Circuit, now: datetime) -> tuple[int | None, Circuit]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from scout.circuit import Circuit
+from scout.circuit import Circuit, circuit_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,16 @@ class SearchSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MarketplaceOutcome:
+    """How a search's last fetch on one marketplace went, as the search's owner sees it."""
+
+    status: str  # success, empty, blocked or failed (a changed page layout is failed, its error says so)
+    at: datetime  # when that fetch's result was saved, UTC
+    error: str | None = None  # why it was blocked or failed
+    listings: int = 0  # how many listings the marketplace returned, before the search's own filters
+
+
+@dataclass(frozen=True, slots=True)
 class SavedSearch:
     """A search as stored: its spec plus who owns it, where alerts go and its schedule."""
 
@@ -97,6 +107,8 @@ class SavedSearch:
     last_run_at: datetime | None = None
     last_success_at: datetime | None = None
     baselined: frozenset[str] = field(default_factory=frozenset)
+    # marketplace key -> how the search's last fetch there went; marketplaces not yet fetched are absent.
+    last_outcomes: dict[str, MarketplaceOutcome] = field(default_factory=dict, hash=False)
 
     @property
     def query(self) -> str:
@@ -174,6 +186,10 @@ class MarketplaceState:
         return self.status == "paused"
 
 
+# Fetch statuses that are the marketplace answering as it should.
+OK_STATUSES = frozenset({"success", "empty"})
+
+
 @dataclass(frozen=True, slots=True)
 class FetchOutcome:
     """One marketplace fetch of a scan, shared by every search that asked the same thing, and what each matched."""
@@ -186,11 +202,25 @@ class FetchOutcome:
     error: str | None = None
     # search id -> the listings of this fetch that pass that search's filters
     matches: dict[int, tuple[Listing, ...]] = field(default_factory=dict)
+    # For a marketplace that keeps a circuit per host (feeds): the host this fetch counts against.
+    circuit_host: str | None = None
+    # The searches' own address was refused (a feed pointing at an internal host): they are paused with the
+    # error, and no marketplace's health or circuit counts it.
+    refused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES
+
+    @property
+    def circuit_key(self) -> str:
+        return circuit_key(self.marketplace, self.circuit_host)
 
 
 @dataclass(frozen=True, slots=True)
 class SearchRun:
-    """How one search's scan ended: when it runs next and which marketplaces it scanned successfully."""
+    """How one search's scan ended: when it runs next and which marketplaces it scanned successfully. Written
+    with the last of its fetches, which also frees the search for the next scan."""
 
     search_id: int
     next_run_at: datetime

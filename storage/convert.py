@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from scout.models import Destination, Listing, Money, SavedSearch, SearchSpec, SearchStatus, UnpricedRule
+from scout.models import (
+    Destination,
+    Listing,
+    MarketplaceOutcome,
+    Money,
+    SavedSearch,
+    SearchSpec,
+    SearchStatus,
+    UnpricedRule,
+)
 from storage.tables import ListingRow, SearchRow
 from storage.types import text_list
+
+log = logging.getLogger(__name__)
 
 # Rows per IN (...) list; well under SQLite's 32,766 bound parameters and PostgreSQL's 32,767.
 CHUNK = 500
@@ -45,7 +57,29 @@ def search_from_row(row: SearchRow) -> SavedSearch:
         last_run_at=row.last_run_at,
         last_success_at=row.last_success_at,
         baselined=frozenset(text_list(row.baselined)),
+        last_outcomes=outcomes_from_value(row.id, row.last_outcomes),
     )
+
+
+def outcome_value(outcome: MarketplaceOutcome) -> dict[str, Any]:
+    """One entry of searches.last_outcomes: {"status", "at" (ISO 8601, UTC), "error" (or null), "listings"}."""
+    return {"status": outcome.status, "at": outcome.at.astimezone(UTC).isoformat(), "error": outcome.error,
+            "listings": outcome.listings}
+
+
+def outcomes_from_value(search_id: int, value: Any) -> dict[str, MarketplaceOutcome]:
+    """searches.last_outcomes as domain values; an entry that is not of our making (hand-edited) is skipped."""
+    outcomes: dict[str, MarketplaceOutcome] = {}
+    for marketplace, entry in (value or {}).items() if isinstance(value, Mapping) else ():
+        try:
+            outcomes[marketplace] = MarketplaceOutcome(
+                status=str(entry["status"]), at=datetime.fromisoformat(entry["at"]).astimezone(UTC),
+                error=None if entry.get("error") is None else str(entry["error"]),
+                listings=int(entry.get("listings") or 0),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            log.warning("search %s: ignoring an unreadable last outcome for %r: %r", search_id, marketplace, entry)
+    return outcomes
 
 
 def listing_from_row(row: ListingRow) -> Listing:

@@ -20,6 +20,7 @@ from scout.models import (
     Destination,
     FetchOutcome,
     Listing,
+    MarketplaceOutcome,
     MarketplaceState,
     SavedSearch,
     ScanSaved,
@@ -27,7 +28,7 @@ from scout.models import (
     SearchSpec,
     SearchStatus,
 )
-from storage.convert import chunks, listing_values, search_from_row, spec_values
+from storage.convert import chunks, listing_values, outcome_value, search_from_row, spec_values
 from storage.outbox import OutboxQueries
 from storage.tables import (
     AuditLogRow,
@@ -47,6 +48,17 @@ SCAN_TASK_NAME = "run_search_task"  # the name the operations runbook queries ta
 CIRCUIT_TASK_NAME = "scrape_circuit"
 # Marketplace outcomes that count as a failure for health and circuit purposes.
 FAILING_STATUSES = ("blocked", "broken", "failed")
+PAUSED_REASON_LENGTH = 300  # searches.paused_reason
+# A database's refusal, as a task log, a search's last outcome and the scan log show it.
+DATABASE_ERROR_LENGTH = 300
+
+
+def describe_database_error(err: SQLAlchemyError) -> str:
+    """The driver's own words for a refused statement ("DataError: numeric field overflow"), without the SQL and
+    parameters SQLAlchemy adds (they can hold a whole page of listings)."""
+    cause = getattr(err, "orig", None) or err
+    words = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {words[0] if words else 'no detail'}"[:DATABASE_ERROR_LENGTH]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +70,14 @@ class OpsSnapshot:
     oldest_due_at: datetime | None
     failures_last_hour: dict[str, dict[str, int]]  # marketplace -> status -> count, failing statuses only
     recent_lags: list[float]  # seconds from queued to sent, alerts sent in the last hour
+
+
+@dataclass(slots=True)
+class _SearchState:
+    """What a scan's transaction reads of a search before it adds to it."""
+
+    baselined: set[str]
+    outcomes: dict[str, Any]  # searches.last_outcomes, as stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +217,14 @@ class Repository(OutboxQueries):
             return sorted((search_from_row(row) for row in rows), key=lambda s: s.next_run_at)
 
     async def release_searches(self, search_ids: Sequence[int]) -> None:
-        async with self._sessions.begin() as session:
-            for chunk in chunks(list(search_ids)):
-                await session.execute(sa.update(SearchRow).where(SearchRow.id.in_(chunk)).values(lease_until=None))
+        """Free searches a scan claimed but will not finish; StorageError when the database refuses."""
+        try:
+            async with self._sessions.begin() as session:
+                for chunk in chunks(list(search_ids)):
+                    await session.execute(
+                        sa.update(SearchRow).where(SearchRow.id.in_(chunk)).values(lease_until=None))
+        except SQLAlchemyError as err:
+            raise StorageError(f"could not free the searches: {describe_database_error(err)}") from err
 
     async def release_all_leases(self) -> None:
         async with self._sessions.begin() as session:
@@ -223,23 +248,32 @@ class Repository(OutboxQueries):
 
     async def save_scan(
         self, *, now: datetime, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],
-        searches: dict[int, SavedSearch], baseline_first_scan: bool = True,
+        searches: Mapping[int, SavedSearch], baseline_first_scan: bool = True,
         circuits: Mapping[str, Circuit] | None = None, transitions: Sequence[Transition] = (),
     ) -> ScanSaved:
-        """Record a scan in one transaction: listings, price changes, matches, outbox rows, schedules, task logs."""
-        async with self._sessions.begin() as session:
-            listings = {listing.key: listing for fetch in fetches for listing in fetch.listings}
-            ids, new_keys, price_changes = await self._upsert_listings(session, list(listings.values()), now)
-            # Searches removed while the scan ran get neither matches nor schedule updates.
-            live: set[int] = set()
-            for chunk in chunks(list(searches)):
-                live.update((await session.scalars(sa.select(SearchRow.id).where(SearchRow.id.in_(chunk)))).all())
-            new_matches, queued = await self._record_matches(session, fetches, searches, live, ids, now,
-                                                             baseline_first_scan)
-            await self._finish_runs(session, runs, searches, live, now)
-            await self._log_fetches(session, fetches, new_keys, queued, now)
-            await self._update_marketplace_health(session, fetches, circuits or {}, now)
-            self._log_transitions(session, transitions, now)
+        """Record fetches of a scan in one transaction: listings, price changes, matches, outbox rows, each search's
+        last outcome and baseline per marketplace, the runs they finish, task logs, marketplace health, circuits.
+
+        The scanner saves each fetch as soon as it completes (with those done while the save before it was being
+        written), never waiting for the rest of its batch. `searches` holds the searches the fetches and runs name;
+        `circuits` is keyed as scout.circuit.circuit_key says.
+        Raises StorageError when the database refused the write; then nothing of it is kept.
+        """
+        try:
+            async with self._sessions.begin() as session:
+                listings = {listing.key: listing for fetch in fetches for listing in fetch.listings}
+                ids, new_keys, price_changes = await self._upsert_listings(session, list(listings.values()), now)
+                # Searches removed while the scan ran get neither matches nor outcomes nor schedule updates.
+                live = await self._lock_searches(session, searches)
+                new_matches, queued = await self._record_matches(session, fetches, searches, live, ids, now,
+                                                                 baseline_first_scan)
+                await self._record_outcomes(session, fetches, live, now)
+                await self._finish_runs(session, runs, searches, live, now)
+                await self._log_fetches(session, fetches, new_keys, queued, now)
+                await self._update_marketplace_health(session, fetches, circuits or {}, now)
+                self._log_transitions(session, transitions, now)
+        except SQLAlchemyError as err:
+            raise StorageError(f"the database refused the results: {describe_database_error(err)}") from err
         return ScanSaved(len(new_keys), price_changes, sum(new_matches.values()), sum(queued.values()))
 
     async def _upsert_listings(
@@ -298,9 +332,22 @@ class Repository(OutboxQueries):
             await session.execute(sa.insert(PriceHistoryRow), history)
         return ids, new_keys, changes
 
+    @staticmethod
+    async def _lock_searches(session: AsyncSession, searches: Mapping[int, SavedSearch]) -> dict[int, _SearchState]:
+        """The baseline and last outcomes of the searches still there, read for update."""
+        live: dict[int, _SearchState] = {}
+        for chunk in chunks(list(searches)):
+            rows = await session.execute(
+                sa.select(SearchRow.id, SearchRow.baselined, SearchRow.last_outcomes)
+                .where(SearchRow.id.in_(chunk)).with_for_update()
+            )
+            for search_id, baselined, outcomes in rows:
+                live[search_id] = _SearchState(set(text_list(baselined)), dict(outcomes or {}))
+        return live
+
     async def _record_matches(
-        self, session: AsyncSession, fetches: Sequence[FetchOutcome], searches: dict[int, SavedSearch],
-        live: set[int], ids: dict[tuple[str, str], int], now: datetime, baseline_first_scan: bool,
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], searches: Mapping[int, SavedSearch],
+        live: Mapping[int, _SearchState], ids: dict[tuple[str, str], int], now: datetime, baseline_first_scan: bool,
     ) -> tuple[dict[int, int], dict[int, int]]:
         """Insert the new (search, listing) matches and one outbox row per new match past the baseline."""
         wanted: dict[tuple[int, int], tuple[int, str]] = {}  # (search, listing) -> (fetch index, marketplace)
@@ -326,7 +373,7 @@ class Repository(OutboxQueries):
             if (search_id, listing_id) in already:
                 continue
             search = searches[search_id]
-            baseline = baseline_first_scan and marketplace not in search.baselined
+            baseline = baseline_first_scan and marketplace not in live[search_id].baselined
             match_rows.append({"search_id": search_id, "listing_id": listing_id, "matched_at": now,
                                "baseline": baseline})
             new_matches[index] = new_matches.get(index, 0) + 1
@@ -352,22 +399,50 @@ class Repository(OutboxQueries):
                     queued[row["_index"]] = queued.get(row["_index"], 0) + 1
         return new_matches, queued
 
-    async def _finish_runs(
-        self, session: AsyncSession, runs: Sequence[SearchRun], searches: dict[int, SavedSearch], live: set[int],
+    async def _record_outcomes(
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], live: Mapping[int, _SearchState],
         now: datetime,
     ) -> None:
-        rows = []
-        for run in runs:
-            if run.search_id not in live:
-                continue
-            search = searches[run.search_id]
-            rows.append({
+        """Each search's last outcome on the fetches' marketplaces, its baseline, and a pause where it was refused."""
+        touched: dict[int, _SearchState] = {}
+        paused: dict[int, str] = {}
+        for fetch in fetches:
+            outcome = outcome_value(MarketplaceOutcome(fetch.status, now, fetch.error, len(fetch.listings)))
+            for search_id in fetch.matches:
+                state = live.get(search_id)
+                if state is None:
+                    continue
+                state.outcomes[fetch.marketplace] = outcome
+                if fetch.ok:
+                    state.baselined.add(fetch.marketplace)
+                if fetch.refused:
+                    paused[search_id] = (fetch.error or "its address was refused")[:PAUSED_REASON_LENGTH]
+                touched[search_id] = state
+        if touched:
+            # Bulk UPDATE by primary key: one statement executed for every search of the fetches.
+            await session.execute(sa.update(SearchRow), [
+                {"id": search_id, "baselined": sorted(state.baselined), "last_outcomes": state.outcomes}
+                for search_id, state in touched.items()
+            ])
+        if paused:
+            await session.execute(sa.update(SearchRow), [
+                {"id": search_id, "status": SearchStatus.PAUSED.value, "paused_reason": reason, "updated_at": now}
+                for search_id, reason in paused.items()
+            ])
+
+    async def _finish_runs(
+        self, session: AsyncSession, runs: Sequence[SearchRun], searches: Mapping[int, SavedSearch],
+        live: Mapping[int, _SearchState], now: datetime,
+    ) -> None:
+        rows = [
+            {
                 "id": run.search_id, "next_run_at": run.next_run_at, "last_run_at": now, "lease_until": None,
-                "last_success_at": now if run.succeeded and not run.failed else search.last_success_at,
-                "baselined": sorted(search.baselined | run.succeeded),
-            })
+                "last_success_at": now if run.succeeded and not run.failed else searches[run.search_id].last_success_at,
+            }
+            for run in runs
+            if run.search_id in live
+        ]
         if rows:
-            # Bulk UPDATE by primary key: one statement executed for every search of the scan.
             await session.execute(sa.update(SearchRow), rows)
 
     async def _log_fetches(
@@ -390,29 +465,30 @@ class Repository(OutboxQueries):
     async def _update_marketplace_health(
         self, session: AsyncSession, fetches: Sequence[FetchOutcome], circuits: Mapping[str, Circuit], now: datetime
     ) -> None:
-        by_market: dict[str, list[FetchOutcome]] = {}
+        """Each fetch's outcome on its marketplace's row and, for a circuit kept per host, on that host's row too;
+        failures in a row and the circuit belong to the circuit's row only. A refused fetch counts nowhere."""
         for fetch in fetches:
-            by_market.setdefault(fetch.marketplace, []).append(fetch)
-        for key in sorted(set(by_market) | set(circuits)):
-            row = await self._marketplace_row(session, key)
-            for fetch in by_market.get(key, ()):
+            if fetch.refused:
+                continue
+            for key in dict.fromkeys((fetch.marketplace, fetch.circuit_key)):
+                row = await self._marketplace_row(session, key)
                 row.last_status = fetch.status
                 if fetch.status in FAILING_STATUSES:
-                    row.consecutive_failures += 1
                     row.total_failures += 1
                     row.total_blocked += fetch.status == "blocked"
                     row.last_failure_at = now
                     row.last_error = (fetch.error or fetch.status)[:1000]
                 else:
-                    row.consecutive_failures = 0
                     row.total_successes += 1
                     row.last_success_at = now
-            circuit = circuits.get(key)
-            if circuit is not None:
-                row.consecutive_failures = circuit.failures
-                row.circuit_state = circuit.state.value
-                row.circuit_openings = circuit.openings
-                row.circuit_open_until = circuit.open_until
+                if key == fetch.circuit_key:
+                    row.consecutive_failures = row.consecutive_failures + 1 if not fetch.ok else 0
+        for key, circuit in sorted(circuits.items()):
+            row = await self._marketplace_row(session, key)
+            row.consecutive_failures = circuit.failures
+            row.circuit_state = circuit.state.value
+            row.circuit_openings = circuit.openings
+            row.circuit_open_until = circuit.open_until
 
     @staticmethod
     async def _marketplace_row(session: AsyncSession, key: str) -> MarketplaceStateRow:
@@ -429,10 +505,11 @@ class Repository(OutboxQueries):
         # section 5 error-pattern query selects on.
         for change in transitions:
             failing = change.after is CircuitState.OPEN
+            what = f"circuit {change.before.value} -> {change.after.value}"
             session.add(TaskLogRow(
                 task_name=CIRCUIT_TASK_NAME, marketplace=change.marketplace,
                 status="failed" if failing else "success", error=change.reason[:1000] if failing else None,
-                query=f"circuit {change.before.value} -> {change.after.value}", searches=0, listings_found=0,
+                query=(f"{what} for {change.host}" if change.host else what)[:200], searches=0, listings_found=0,
                 new_listings=0, alerts_queued=0, created_at=now,
             ))
 

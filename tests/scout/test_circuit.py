@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from scout.circuit import Circuit, CircuitPolicy, CircuitState, admit, record
+from scout.circuit import MAX_KEY_LENGTH, Circuit, CircuitPolicy, CircuitState, admit, circuit_key, record
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 POLICY = CircuitPolicy(failure_threshold=3, base_wait=timedelta(minutes=5), max_wait=timedelta(minutes=30))
@@ -45,3 +45,13 @@ def test_a_failed_probe_reopens_for_longer_and_a_good_one_closes() -> None:
 
 def test_closed_admits_everything() -> None:
     assert admit(Circuit(), T0) == (None, Circuit())
+
+
+def test_a_circuit_key_names_its_marketplace_and_host_within_the_column() -> None:
+    assert circuit_key("ebay") == "ebay"
+    assert circuit_key("rss", "feeds.example.com") == "rss:feeds.example.com"
+    long_a = circuit_key("rss", "a-very-long-subdomain.of-some.blogs.example.com")
+    long_b = circuit_key("rss", "another-long-subdomain.of-some.blogs.example.com")
+    assert len(long_a) == len(long_b) == MAX_KEY_LENGTH
+    assert long_a.startswith("rss:#") and long_a.endswith("blogs.example.com")
+    assert long_a != long_b

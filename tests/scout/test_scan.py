@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 
 from bot.commands import Actor, Commands
-from scout.models import Destination
+from scout.circuit import CircuitPolicy
+from scout.models import Destination, MarketplaceOutcome
 from scout.scan import Scanner, next_run
 from scrapers.base import ScrapeResult
 from storage.repo import Repository
@@ -237,3 +240,96 @@ async def test_searches_whose_requests_are_the_same_share_a_fetch(
     clock.advance(seconds=10)
     report = await scanner.run_until_idle()
     assert (report.searches, report.fetches) == (3, 2)
+
+
+async def test_a_fetch_whose_results_cannot_be_written_fails_alone(repo: Repository, clock: ManualClock) -> None:
+    """Regression: one listing the database refused (a price overflowing Numeric(18, 4) on PostgreSQL) aborted the
+    scan's single transaction: no fetch of the batch was saved and its searches stayed leased."""
+    good, bad = TableAdapter(key="fakebay"), TableAdapter(key="badbay")
+    adapters = {"fakebay": good, "badbay": bad}
+    commands = Commands(repo, adapters, clock=clock)
+    both = await commands.add_search(Actor("a"), DEST, query="lego", marketplaces="fakebay,badbay")
+    other = await commands.add_search(Actor("b"), DEST, query="duplo", marketplaces="fakebay")
+    good.serve("lego", make_listing(1, "lego castle"))
+    good.serve("duplo", make_listing(2, "duplo farm"))
+    # A naive timestamp: every database refuses it, as PostgreSQL refuses an amount beyond the price column.
+    bad.serve("lego", replace(make_listing(3, "lego ship", marketplace="badbay"), posted_at=datetime(2026, 1, 1)))
+    scanner = Scanner(repo, adapters, fetcher=None, clock=clock, baseline_first_scan=False)  # type: ignore[arg-type]
+    clock.advance(seconds=10)
+
+    report = await scanner.run_until_idle()
+
+    assert (report.fetches, report.failed_fetches, report.alerts_queued) == (3, 1, 2)
+    alerts = await repo.load_due_deliveries(now=clock(), limit=10, platforms=["console"])
+    assert sorted(a.listing.external_id for a in alerts) == ["1", "2"]
+    logs = {(log.marketplace, log.query): (log.status, log.error) for log in
+            await repo.load_task_logs(since=clock() - timedelta(hours=1))}
+    status, error = logs[("badbay", "lego")]
+    assert status == "failed" and "naive datetime" in (error or "")
+    saved = await repo.load_search(both.id)
+    assert saved.last_outcomes["fakebay"] == MarketplaceOutcome("success", clock(), None, 1)
+    assert saved.last_outcomes["badbay"].status == "failed"
+    assert "naive datetime" in (saved.last_outcomes["badbay"].error or "")
+    # Both searches are rescheduled and free again.
+    for search in (saved, await repo.load_search(other.id)):
+        assert search.next_run_at > clock() and search.last_run_at == clock()
+    assert await repo.claim_due_searches(now=clock() + timedelta(minutes=11), lease_until=clock(), limit=10)
+
+
+async def test_the_searches_of_a_scan_that_failed_are_free_at_once(
+    commands: Commands, scanner: Scanner, market: TableAdapter, clock: ManualClock, repo: Repository,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: when a scan could not write its results, its searches stayed leased for SCAN_LEASE_SECONDS, and no
+    scan took them again until then."""
+    search = await commands.add_search(Actor("a"), DEST, query="lego")
+    market.serve("lego", make_listing(1, "lego castle"))
+
+    async def database_gone(**kwargs: object) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(repo, "save_scan", database_gone)
+    clock.advance(seconds=10)
+    with pytest.raises(OSError, match="disk I/O error"):
+        await scanner.run_until_idle()
+    monkeypatch.undo()
+
+    [again] = await repo.claim_due_searches(now=clock(), lease_until=clock() + timedelta(minutes=5), limit=10)
+    assert again.id == search.id
+
+
+async def test_each_search_keeps_its_last_outcome_per_marketplace(
+    commands: Commands, scanner: Scanner, market: TableAdapter, clock: ManualClock, repo: Repository
+) -> None:
+    search = await commands.add_search(Actor("a"), DEST, query="lego")
+    market.serve("lego", make_listing(1, "lego castle"), make_listing(2, "duplo farm"))
+    clock.advance(seconds=10)
+    await scanner.run_until_idle()
+    first = clock()
+    assert (await repo.load_search(search.id)).last_outcomes == {
+        "fakebay": MarketplaceOutcome("success", first, None, 2)}
+
+    market.results["lego"] = ScrapeResult.blocked("HTTP 429")
+    clock.advance(minutes=6)
+    await scanner.run_until_idle()
+    assert (await repo.load_search(search.id)).last_outcomes == {
+        "fakebay": MarketplaceOutcome("blocked", clock(), "HTTP 429", 0)}
+
+
+async def test_the_scan_says_how_many_searches_an_open_circuit_held_back(
+    repo: Repository, market: TableAdapter, clock: ManualClock, commands: Commands, caplog: pytest.LogCaptureFixture
+) -> None:
+    scanner = Scanner(repo, {market.key: market}, fetcher=None, clock=clock,  # type: ignore[arg-type]
+                      circuit_policy=CircuitPolicy(failure_threshold=1, base_wait=timedelta(hours=1)))
+    for query in ("lego", "duplo", "lego"):
+        await commands.add_search(Actor("a"), DEST, query=query)
+    market.results["lego"] = market.results["duplo"] = ScrapeResult.blocked("captcha")
+    clock.advance(seconds=10)
+    await scanner.run_until_idle()
+
+    clock.advance(minutes=6)
+    with caplog.at_level(logging.INFO, logger="scout.scan"):
+        report = await scanner.run_until_idle()
+
+    assert (report.searches, report.fetches, report.held_searches) == (3, 0, 3)
+    assert "3 searches held back by an open circuit" in caplog.text

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
-from scout.errors import NotFoundError
+from scout.errors import NotFoundError, StorageError
 from scout.models import (
     Destination,
     FetchOutcome,
     Listing,
+    MarketplaceOutcome,
     Money,
     SearchRun,
     SearchSpec,
     SearchStatus,
 )
 from storage.repo import Repository
+from storage.tables import SearchRow
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DEST = Destination("console", "main")
@@ -227,3 +231,47 @@ async def test_activity_for_the_daily_summary(repo: Repository) -> None:
     activity = await repo.load_activity(since=NOW - timedelta(days=1))
     assert activity == {"fetches": {"ebay": {"success": 1, "blocked": 1}}, "new_listings": 2, "alerts_sent": 1,
                         "searches": {"active": 1}}
+
+
+async def test_a_scan_stores_each_searchs_last_outcome_as_documented(repo: Repository) -> None:
+    search = await add(repo, marketplaces=("ebay", "craigslist"))
+    await repo.save_scan(now=NOW, fetches=[fetch([search.id], [listing(1), listing(2)])], runs=[],
+                         searches={search.id: search})
+    later = NOW + timedelta(minutes=1)
+    blocked = FetchOutcome("craigslist", "rtx 3080", "blocked", 5, error="HTTP 403", matches={search.id: ()})
+    await repo.save_scan(now=later, fetches=[blocked], runs=[run(search.id, ok=False)], searches={search.id: search})
+
+    assert (await repo.load_search(search.id)).last_outcomes == {
+        "ebay": MarketplaceOutcome("success", NOW, None, 2),
+        "craigslist": MarketplaceOutcome("blocked", later, "HTTP 403", 0),
+    }
+    async with repo._sessions() as session:
+        stored = (await session.execute(sa.select(SearchRow.last_outcomes).where(SearchRow.id == search.id))).scalar()
+    assert stored == {
+        "ebay": {"status": "success", "at": "2026-11-28T12:00:00+00:00", "error": None, "listings": 2},
+        "craigslist": {"status": "blocked", "at": "2026-11-28T12:01:00+00:00", "error": "HTTP 403", "listings": 0},
+    }
+
+
+async def test_an_unreadable_last_outcome_is_skipped(repo: Repository) -> None:
+    """An entry written by hand (the runbook's SQL, a bad edit) must not stop the search from loading."""
+    search = await add(repo)
+    async with repo._sessions.begin() as session:
+        await session.execute(sa.update(SearchRow).where(SearchRow.id == search.id).values(last_outcomes={
+            "ebay": {"status": "empty", "at": "2026-11-28T12:00:00+00:00", "error": None, "listings": 0},
+            "craigslist": {"status": "failed", "at": "yesterday"}, "reddit": "broken"}))
+    assert (await repo.load_search(search.id)).last_outcomes == {"ebay": MarketplaceOutcome("empty", NOW)}
+
+
+async def test_a_write_the_database_refuses_raises_storage_error_and_keeps_nothing(repo: Repository) -> None:
+    """Regression: a price beyond Numeric(18, 4) ("US $99,999,999,999,999,999.00") made PostgreSQL refuse the whole
+    scan with an unhandled DataError; the scan now learns which fetch it was and why, and records it as failed."""
+    if repo.dialect != "postgresql":
+        pytest.skip("SQLite stores any number in a NUMERIC column; only PostgreSQL enforces the precision")
+    search = await add(repo)
+    absurd = replace(listing(1), price=Money(Decimal("99999999999999999.00"), "USD"))
+    with pytest.raises(StorageError, match="numeric field overflow"):
+        await repo.save_scan(now=NOW, fetches=[fetch([search.id], [absurd])], runs=[run(search.id)],
+                             searches={search.id: search})
+    assert (await repo.load_search(search.id)).last_outcomes == {}
+    assert await repo.load_task_logs(since=NOW - timedelta(minutes=1)) == []
