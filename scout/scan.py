@@ -48,12 +48,16 @@ class ScanReport:
 
 
 @runtime_checkable
-class HostCircuits(Protocol):
-    """An adapter whose hosts are its users' choice (feeds): it keeps a circuit per host, so one user's broken
-    feed stops nobody else's."""
+class UserHosts(Protocol):
+    """An adapter whose hosts are its users' choice (feeds): the scan keeps a circuit per host, so one user's broken
+    feed stops nobody else's, and pauses the searches whose address the adapter refuses."""
 
     def circuit_host(self, query: SearchQuery) -> str:
         """The host a fetch of `query` counts against."""
+        ...
+
+    async def check_address(self, query: SearchQuery) -> None:
+        """Raise InputError, saying why, when the address `query` names may not be fetched at all."""
         ...
 
 
@@ -296,7 +300,7 @@ class Scanner:
     def _circuit_host(self, key: FetchKey) -> str | None:
         marketplace, query = key
         adapter = self._adapters[marketplace]
-        return adapter.circuit_host(query) if isinstance(adapter, HostCircuits) else None
+        return adapter.circuit_host(query) if isinstance(adapter, UserHosts) else None
 
     async def _finish_unfetched(self, batch: _Batch) -> None:
         """Reschedule and free at once the searches with nothing to fetch (paused or held marketplaces)."""
@@ -332,11 +336,15 @@ class Scanner:
         await self._save(batch, self._outcome(key, members, result, ms, refused))
 
     async def _search(self, marketplace: str, query: SearchQuery) -> ScrapeResult:
-        """The adapter's search, cut off once it has taken the fetch timeout (see _Deadline)."""
+        """The adapter's search, cut off once it has taken the fetch timeout (see _Deadline). InputError: the
+        address the searches gave was refused."""
+        adapter = self._adapters[marketplace]
         deadline = _Deadline(self._fetch_timeout)
         try:
             async with deadline:
-                return await self._adapters[marketplace].search(query, self._fetcher)
+                if isinstance(adapter, UserHosts):
+                    await adapter.check_address(query)
+                return await adapter.search(query, self._fetcher)
         except TimeoutError:
             if not deadline.expired():
                 raise

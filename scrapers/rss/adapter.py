@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from scout.errors import InputError
+from yarl import URL
+
+from scout.errors import BlockedError, FetchError, InputError
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery, UrlGuard
 from scrapers.netguard import UrlGuard as NetworkGuard
 from scrapers.netguard import check_url
@@ -27,6 +29,10 @@ class RssAdapter(Adapter):
     redirect hop, the addresses its host resolves to (scrapers.netguard.UrlGuard, passed to the fetcher as the
     request's url_guard). Production always guards; only tests, whose fake sites live on 127.0.0.1, pass another
     guard or url_guard=None.
+
+    Feed hosts are the users' choice, so the scan keeps a circuit per feed host (circuit_host), and asks before each
+    fetch whether the feed's address may be fetched at all (check_address): one that leads to an internal address
+    pauses the searches that gave it, and counts against no host's circuit.
     """
 
     key = "rss"
@@ -61,3 +67,20 @@ class RssAdapter(Adapter):
 
     def parse(self, page: Page) -> ScrapeResult:
         return parse_feed(page.body, feed_url=page.url)
+
+    def circuit_host(self, query: SearchQuery) -> str:
+        """The feed's host: its circuit is its own, so one user's dead feed stops nobody else's."""
+        return URL(self.build_request(query).url).host or ""
+
+    async def check_address(self, query: SearchQuery) -> None:
+        """Raise InputError, saying why, when the network guard refuses the feed's address (it leads to an internal
+        host): the search's own address is at fault, not the feed host. A name that does not resolve is left to the
+        fetch, which reports it against the feed host. The fetch checks again, every hop and every connection."""
+        if self._guard is None:
+            return
+        try:
+            await self._guard(URL(self.build_request(query).url))
+        except BlockedError as err:
+            raise InputError(str(err), field="location") from err
+        except FetchError:
+            return
