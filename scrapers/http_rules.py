@@ -63,13 +63,14 @@ class RobotsRules:
     """
 
     robots_url: str
-    parser: Protego | None  # None: no rules to read, `blanket` answers for every path
-    blanket: RobotsVerdict = RobotsVerdict(True, "")
+    parser: Protego | None  # None: there were no rules to read, and `blanket` answers for every path
+    blanket: RobotsVerdict = RobotsVerdict(True, "no rules")
 
     def verdict(self, user_agent: str, url: str) -> RobotsVerdict:
+        """Whether `user_agent` may fetch `url` by these rules, and why."""
         if self.parser is None:
             return self.blanket
-        token = product_token(user_agent)
+        token = _product_token(user_agent)
         allowed = self.parser.can_fetch(url, token)
         shown = URL(url).raw_path_qs
         return RobotsVerdict(allowed, f"{self.robots_url} {'allows' if allowed else 'disallows'} {shown} for {token}")
@@ -79,10 +80,10 @@ class RobotsRules:
         return self.verdict(user_agent, url).allowed
 
     def crawl_delay(self, user_agent: str) -> float | None:
-        return self.parser.crawl_delay(product_token(user_agent)) if self.parser is not None else None
+        return self.parser.crawl_delay(_product_token(user_agent)) if self.parser is not None else None
 
 
-def product_token(user_agent: str) -> str:
+def _product_token(user_agent: str) -> str:
     """The name robots.txt groups are matched against: "DealScout" of "DealScout/0.1 (personal deal alerts...)".
 
     RFC 9309 §2.2.1 matches the product token, not the whole header, whose comment words could name another group.
