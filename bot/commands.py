@@ -220,6 +220,10 @@ def build_spec(
                       min_price=low, max_price=high, currency=code, location=place, radius_km=radius, unpriced=rule)
 
 
+def _market_name(key: str, adapters: Mapping[str, Adapter] | None) -> str:
+    return adapters[key].name if adapters and key in adapters else key
+
+
 def format_amount(amount: Decimal) -> str:
     """A price bound as a person wrote it: 100, 499.99 (the database keeps four places: 100.0000)."""
     return f"{amount.normalize():f}"
@@ -232,7 +236,7 @@ def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None 
     `paused_marketplaces` (key -> reason, from Commands.paused_marketplaces) adds why a marketplace it uses waits.
     """
     spec = search.spec
-    names = [adapters[m].name if adapters and m in adapters else m for m in spec.marketplaces]
+    names = [_market_name(m, adapters) for m in spec.marketplaces]
     parts = [f"#{search.id} \u201c{spec.query}\u201d on {', '.join(names)}, every {spec.check_interval_minutes} min"]
     if spec.exclude:
         parts.append("excluding " + ", ".join(spec.exclude))
@@ -245,9 +249,46 @@ def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None 
     parts.append(describe_state(search))
     for key in spec.marketplaces:
         if paused_marketplaces and key in paused_marketplaces:
-            name = adapters[key].name if adapters and key in adapters else key
-            parts.append(f"{name} is paused by the operators: {paused_marketplaces[key]}")
+            parts.append(f"{_market_name(key, adapters)} is paused by the operators: {paused_marketplaces[key]}")
     return "; ".join(parts)
+
+
+# What a user reads for the statuses of a marketplace's last fetch that found nothing to count.
+OUTCOME_WORDS = {"empty": "no listings", "blocked": "blocked", "failed": "failed"}
+# Errors come from marketplaces and the network; a line of one is enough to say why.
+MAX_OUTCOME_ERROR = 200
+
+
+def describe_ago(moment: datetime, now: datetime) -> str:
+    """'just now', '5 min ago', '3 h ago', '2 days ago': readable in any time zone."""
+    minutes = int((now - moment).total_seconds() // 60)
+    if minutes < 1:
+        return "just now"
+    if minutes < 120:
+        return f"{minutes} min ago"
+    return f"{minutes // 60} h ago" if minutes < 48 * 60 else f"{minutes // (24 * 60)} days ago"
+
+
+def describe_outcomes(search: SavedSearch, adapters: Mapping[str, Adapter] | None = None, *,
+                      now: datetime) -> list[str]:
+    """One line per marketplace of the search, platform-neutral: how its last fetch went (listings, no listings,
+    blocked, failed), when, and why it was blocked or failed."""
+    lines = []
+    for key in search.spec.marketplaces:
+        name = _market_name(key, adapters)
+        outcome = search.last_outcomes.get(key)
+        if outcome is None:
+            lines.append(f"{name}: not checked yet")
+            continue
+        if outcome.status == "success":
+            what = f"{outcome.listings} listing{'' if outcome.listings == 1 else 's'}"
+        else:
+            what = OUTCOME_WORDS.get(outcome.status, outcome.status)
+        why = " ".join((outcome.error or "").split())
+        if len(why) > MAX_OUTCOME_ERROR:
+            why = why[: MAX_OUTCOME_ERROR - 1] + "\u2026"
+        lines.append(f"{name}: {what}, {describe_ago(outcome.at, now)}" + (f" ({why})" if why else ""))
+    return lines
 
 
 def describe_state(search: SavedSearch) -> str:
@@ -337,9 +378,6 @@ class Commands:
         states = await self.repo.load_marketplace_states()
         return {key: state.reason or "no reason given" for key, state in states.items() if state.paused}
 
-    # `existed_at`, given by a button: the search it was made for existed by then (see bot.buttons), so a newer search
-    # that was given the same id is not found.
-
     async def show_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
                           existed_at: datetime | None = None) -> SavedSearch:
         return await self._mine(actor, search_id, scope, existed_at)
@@ -401,6 +439,8 @@ class Commands:
 
     async def _mine(self, actor: Actor, search_id: int | str, scope: str | None,
                     existed_at: datetime | None = None) -> SavedSearch:
+        """The search the actor may act on. `existed_at` comes from a button: the search it was made for existed by
+        then (see bot.buttons), so a newer search that was given the same id is not found."""
         try:
             number = int(str(search_id).strip().lstrip("#"))
         except ValueError:

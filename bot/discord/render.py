@@ -321,12 +321,16 @@ def render_saved(search: SavedSearch, description: str, *, first_scan_at: dateti
     return "\n".join(lines)
 
 
-def render_search_detail(search: SavedSearch, description: str) -> dict[str, Any]:
+def render_search_detail(search: SavedSearch, description: str, outcomes: Sequence[str]) -> dict[str, Any]:
+    """/search show: the search, where its alerts go, its schedule and how each marketplace's last check went."""
     fields = [_field("Alerts go to", channel_tag(search.destination.target)),
               _field("Owner", f"<@{search.owner}>" if search.owner.isdigit() else escape_markdown(search.owner)),
               _field("Next scan", timestamp_tag(search.next_run_at))]
     if search.last_success_at is not None:
         fields.append(_field("Last successful scan", timestamp_tag(search.last_success_at)))
+    if outcomes:
+        fields.append(_field("Last check per marketplace", "\n".join(escape_markdown(line) for line in outcomes),
+                             inline=False))
     return {"title": f"Search #{search.id}", "description": cut(escape_markdown(description), EMBED_DESCRIPTION_LIMIT),
             "color": NOTICE_COLOUR, "fields": fields}
 

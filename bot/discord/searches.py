@@ -8,7 +8,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.commands import Actor, describe_search
+from bot.commands import Actor, describe_outcomes, describe_search
 from bot.discord.client import DealScoutClient, send_ephemeral, view_from_components
 from bot.discord.render import (
     channel_tag,
@@ -168,7 +168,8 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         commands = client.services.commands
         found = await commands.show_search(actor, search, scope=_scope(interaction))
         text = describe_search(found, commands.adapters, await commands.paused_marketplaces())
-        await send_ephemeral(interaction, embed=discord.Embed.from_dict(render_search_detail(found, text)))
+        outcomes = describe_outcomes(found, commands.adapters, now=commands.now())
+        await send_ephemeral(interaction, embed=discord.Embed.from_dict(render_search_detail(found, text, outcomes)))
 
     @app_commands.command(name="edit", description="Change a search; fields you leave out stay as they are")
     @app_commands.describe(

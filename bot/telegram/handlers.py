@@ -15,11 +15,17 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.admin import AdminCommands
 from bot.buttons import existed_by, latest_creation
-from bot.commands import Actor, Commands, describe_search
+from bot.commands import Actor, Commands, describe_outcomes, describe_search
 from bot.telegram.grammar import EXAMPLE, parse_edit_line, parse_search_line
 from bot.telegram.guided import command_args, for_another_bot, install_guided_add
 from bot.telegram.notifier import TelegramNotifier, to_markup
-from bot.telegram.render import build_alert_keyboard, parse_callback_data, render_deals, render_lines
+from bot.telegram.render import (
+    build_alert_keyboard,
+    parse_callback_data,
+    render_deals,
+    render_lines,
+    render_search_detail,
+)
 from scout.errors import InputError, PermissionDeniedError
 from scout.models import Destination, SavedSearch, SearchStatus
 
@@ -226,7 +232,9 @@ class TelegramHandlers:
 
     async def show(self, update: Update, context: ContextTypes.DEFAULT_TYPE, args: str) -> Reply:
         search = await self.read(update, self.commands.show_search, need_id(args, "show"))
-        return self.describe(search, await self.commands.paused_marketplaces()), self.keyboard(search)
+        description = describe_search(search, self.commands.adapters, await self.commands.paused_marketplaces())
+        outcomes = describe_outcomes(search, self.commands.adapters, now=self.commands.now())
+        return render_search_detail(description, outcomes), self.keyboard(search)
 
     async def deals(self, update: Update, context: ContextTypes.DEFAULT_TYPE, args: str) -> Reply:
         raw = need_id(args, "deals")

@@ -237,6 +237,13 @@ def render_deals(search_id: int, deals: Sequence[StoredAlert]) -> str:
     return _fit(pieces, MESSAGE_LIMIT)
 
 
+def render_search_detail(description: str, outcomes: Sequence[str]) -> str:
+    """/show: the search described, then how each of its marketplaces' last check went, within one message."""
+    pieces = [_Piece(description, shrink=2, floor=200), _Piece("\n"), _Piece("Last checks", "<b>", "</b>")]
+    pieces += [_Piece(f"\n\u2022 {line}", shrink=1, floor=40) for line in outcomes]
+    return _fit(pieces, MESSAGE_LIMIT)
+
+
 def render_lines(head: str, lines: Sequence[str], *, more: str = "\u2026 and {n} more") -> str:
     """A heading and plain lines, escaped, as many as fit in one message, then a count of the rest."""
     body = f"<b>{html.escape(head, quote=False)}</b>"

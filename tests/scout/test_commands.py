@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from bot.commands import Actor, Commands, build_spec, describe_search, parse_destination, render_held_summary
+from bot.commands import (
+    Actor,
+    Commands,
+    build_spec,
+    describe_outcomes,
+    describe_search,
+    parse_destination,
+    render_held_summary,
+)
 from scout.errors import InputError, NotFoundError
-from scout.models import Destination, SearchStatus, UnpricedRule
+from scout.models import Destination, MarketplaceOutcome, SavedSearch, SearchStatus, UnpricedRule
 from scrapers.base import Request, SearchQuery
 from storage.db import create_engine
 from storage.repo import Repository
@@ -297,3 +306,27 @@ def test_an_actor_whose_id_would_not_fit_is_refused() -> None:
 def test_destinations_that_cannot_be_stored(text: str) -> None:
     with pytest.raises(InputError):
         parse_destination(text)
+
+
+def test_the_last_outcome_per_marketplace_says_what_when_and_why() -> None:
+    """The bots' show (and the CLI's) tell listings from no listings from blocked from failed, with when and why;
+    before, a search that had been blocked for days looked like one that found nothing."""
+    adapters = {**ADAPTERS, "thirdbay": TableAdapter(key="thirdbay", name="ThirdBay"),
+                "fourthbay": TableAdapter(key="fourthbay", name="FourthBay")}
+    spec = build_spec(adapters, query="lego", marketplaces="fakebay, slowlist, thirdbay, fourthbay")
+    outcomes = {
+        "fakebay": MarketplaceOutcome("success", NOW - timedelta(minutes=4), listings=12),
+        "slowlist": MarketplaceOutcome("blocked", NOW - timedelta(hours=3), error="HTTP 403:\n  a captcha page"),
+        "thirdbay": MarketplaceOutcome("failed", NOW - timedelta(days=2), error="timed out " * 40),
+    }
+    search = SavedSearch(id=1, owner="alice", destination=DEST, spec=spec, status=SearchStatus.ACTIVE,
+                         created_at=NOW, next_run_at=NOW, last_outcomes=outcomes)
+    lines = describe_outcomes(search, adapters, now=NOW)
+    assert lines[:2] == ["FakeBay: 12 listings, 4 min ago", "SlowList: blocked, 3 h ago (HTTP 403: a captcha page)"]
+    assert lines[2].startswith("ThirdBay: failed, 2 days ago (timed out timed out") and lines[2].endswith("\u2026)")
+    assert len(lines[2]) < 250
+    assert lines[3] == "FourthBay: not checked yet"
+    found_one = replace(search, last_outcomes={"fakebay": MarketplaceOutcome("success", NOW, listings=1),
+                                               "slowlist": MarketplaceOutcome("empty", NOW)})
+    assert describe_outcomes(found_one, adapters, now=NOW)[:2] == ["FakeBay: 1 listing, just now",
+                                                                   "SlowList: no listings, just now"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,10 +23,12 @@ from tests.bot.discord.harness import (
     USER_ID,
     ChannelOption,
     Interactions,
+    VirtualClock,
     is_ephemeral,
     queue_alerts,
     reply_text,
 )
+from tests.bot.outcomes import outcome, record_outcomes
 from tests.fakes.discord_api import FakeDiscord
 
 HERE = Destination("discord", str(CHANNEL_ID))
@@ -129,6 +132,21 @@ async def test_search_show(bot: Interactions, commands: Commands) -> None:
     text = reply_text(callback)
     assert f"Search #{search.id}" in text and "lego technic" in text and "price 0\u201399" in text
     assert f"Alerts go to: <#{CHANNEL_ID}>" in text and f"Owner: <@{USER_ID}>" in text
+    assert "Last check per marketplace: FakeBay: not checked yet" in text
+
+
+async def test_search_show_gives_the_last_outcome_per_marketplace(bot: Interactions, commands: Commands,
+                                                                  vclock: VirtualClock, database_url: str) -> None:
+    """Regression: /search show said nothing of how the marketplaces answered, so a search blocked for days looked
+    like one that found nothing."""
+    search = await commands.add_search(Actor(str(USER_ID)), HERE, scope=str(GUILD_ID), query="lego",
+                                       marketplaces="fakebay, slowlist")
+    await record_outcomes(database_url, search.id, {
+        "fakebay": outcome("success", vclock() - timedelta(minutes=5), listings=3),
+        "slowlist": outcome("blocked", vclock() - timedelta(hours=3), error="HTTP 403: *captcha* page")})
+    text = reply_text(await bot.send(bot.slash("search show", {"search": str(search.id)})))
+    assert ("Last check per marketplace: FakeBay: 3 listings, 5 min ago\n"
+            "SlowList: blocked, 3 h ago \\(HTTP 403: \\*captcha\\* page\\)") in text
 
 
 async def test_search_edit_changes_only_what_is_given(bot: Interactions, commands: Commands,

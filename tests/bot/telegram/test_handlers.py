@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,6 +11,7 @@ from bot.buttons import encode_stamp
 from bot.telegram.handlers import BOT_COMMANDS
 from scout.models import Destination, SearchStatus
 from storage.repo import Repository
+from tests.bot.outcomes import outcome, record_outcomes
 from tests.bot.telegram.helpers import OPERATOR, ask, buttons, queue_alerts, visible
 from tests.fakes.telegram_api import FakeBotApi
 from tests.scout.clock import ManualClock
@@ -210,3 +212,18 @@ async def test_deals_lists_what_a_search_found(api: FakeBotApi, repo: Repository
     text = visible((await ask(api, "/deals 1", chat_id=42)).text)
     assert text.splitlines()[0] == "Latest deals of #1:"
     assert "lego 1" in text and "(pending)" in text
+
+
+async def test_show_gives_the_last_outcome_per_marketplace(api: FakeBotApi, clock: ManualClock,
+                                                           database_url: str) -> None:
+    """Regression: /show said nothing of how the marketplaces answered, so a search whose marketplace failed at
+    every check looked like one that found nothing."""
+    await ask(api, "/add lego @ebay,craigslist", chat_id=42)
+    await record_outcomes(database_url, 1, {
+        "ebay": outcome("empty", clock() - timedelta(seconds=20)),
+        "craigslist": outcome("failed", clock() - timedelta(minutes=90), error="connection refused <b>")})
+    shown = await ask(api, "/show 1", chat_id=42)
+    assert visible(shown.text).splitlines()[1:] == [
+        "Last checks", "\u2022 eBay: no listings, just now",
+        "\u2022 Craigslist: failed, 90 min ago (connection refused <b>)"]
+    assert "<b>Last checks</b>" in shown.text and "&lt;b&gt;" in shown.text

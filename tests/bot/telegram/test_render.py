@@ -22,6 +22,7 @@ from bot.telegram.render import (
     render_deals,
     render_digest,
     render_lines,
+    render_search_detail,
     utf16_len,
 )
 from scout.models import Alert, Destination, Listing, Money, StoredAlert
@@ -190,3 +191,11 @@ def test_deals_and_lines() -> None:
     assert utf16_len(visible(many)) <= MESSAGE_LIMIT
     assert re.search(r"\u2026 and \d+ more$", visible(many))
     well_formed(many)
+
+
+def test_a_search_detail_fits_one_message_whatever_its_parts() -> None:
+    lines = [f"Market{n}: failed, 2 h ago ({'<error> ' * 40})" for n in range(11)]
+    text = render_search_detail("#1 \u201clego\u201d " + "x " * 3000, lines)
+    shown = visible(text)
+    assert utf16_len(shown) <= MESSAGE_LIMIT and well_formed(text)
+    assert "\nLast checks\n\u2022 Market0: failed" in shown and "Market10: failed" in shown
