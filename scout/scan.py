@@ -127,8 +127,8 @@ class _Deadline:
 
 @dataclass
 class _Batch:
-    """The searches one scan pass claimed, and how far each has got: every fetch is saved on its own, and a search
-    is finished (rescheduled, freed) with the last of its fetches."""
+    """The searches one scan pass claimed, and how far each has got: every fetch is saved as soon as it is done, and
+    a search is finished (rescheduled, freed) with the last of its fetches."""
 
     now: datetime
     searches: dict[int, SavedSearch]
@@ -365,15 +365,15 @@ class Scanner:
     async def _save(self, batch: _Batch, fetch: FetchOutcome) -> None:
         """Return once the fetch is saved. Fetches that complete while another save is being written are saved
         together next, in one transaction: a busy scan commits less often, and a lone fetch at once."""
-        done = asyncio.get_running_loop().create_future()
-        batch.unsaved.append((fetch, done))
+        saved = asyncio.get_running_loop().create_future()
+        batch.unsaved.append((fetch, saved))
         async with self._saving:
-            if batch.unsaved:
+            if batch.unsaved:  # else a save that ran while this one waited took this fetch along
                 group, batch.unsaved = batch.unsaved, []
-                await self._save_group(batch, [fetch for fetch, _ in group])
-                for _, saved in group:
-                    saved.set_result(None)
-        await done
+                await self._save_group(batch, [done for done, _ in group])
+                for _, waiting in group:
+                    waiting.set_result(None)
+        await saved
 
     async def _save_group(self, batch: _Batch, fetches: list[FetchOutcome]) -> None:
         """Save fetches in one transaction; when the database refuses it, each on its own, and a fetch whose own

@@ -267,8 +267,7 @@ class Repository(OutboxQueries):
                 live = await self._lock_searches(session, searches)
                 new_matches, queued = await self._record_matches(session, fetches, searches, live, ids, now,
                                                                  baseline_first_scan)
-                await self._record_outcomes(session, fetches, live, now)
-                await self._finish_runs(session, runs, searches, live, now)
+                await self._update_searches(session, fetches, runs, searches, live, now)
                 await self._log_fetches(session, fetches, new_keys, queued, now)
                 await self._update_marketplace_health(session, fetches, circuits or {}, now)
                 self._log_transitions(session, transitions, now)
@@ -399,13 +398,13 @@ class Repository(OutboxQueries):
                     queued[row["_index"]] = queued.get(row["_index"], 0) + 1
         return new_matches, queued
 
-    async def _record_outcomes(
-        self, session: AsyncSession, fetches: Sequence[FetchOutcome], live: Mapping[int, _SearchState],
-        now: datetime,
+    async def _update_searches(
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],
+        searches: Mapping[int, SavedSearch], live: Mapping[int, _SearchState], now: datetime,
     ) -> None:
-        """Each search's last outcome on the fetches' marketplaces, its baseline, and a pause where it was refused."""
-        touched: dict[int, _SearchState] = {}
-        paused: dict[int, str] = {}
+        """Each search's last outcome on the fetches' marketplaces and its baseline, a pause where its address was
+        refused, and the schedule of the searches whose runs end here: one row of values per search."""
+        rows: dict[int, dict[str, Any]] = {}
         for fetch in fetches:
             outcome = outcome_value(MarketplaceOutcome(fetch.status, now, fetch.error, len(fetch.listings)))
             for search_id in fetch.matches:
@@ -415,35 +414,21 @@ class Repository(OutboxQueries):
                 state.outcomes[fetch.marketplace] = outcome
                 if fetch.ok:
                     state.baselined.add(fetch.marketplace)
+                row = rows.setdefault(search_id, {"id": search_id})
+                row.update(baselined=sorted(state.baselined), last_outcomes=state.outcomes)
                 if fetch.refused:
-                    paused[search_id] = (fetch.error or "its address was refused")[:PAUSED_REASON_LENGTH]
-                touched[search_id] = state
-        if touched:
-            # Bulk UPDATE by primary key: one statement executed for every search of the fetches.
-            await session.execute(sa.update(SearchRow), [
-                {"id": search_id, "baselined": sorted(state.baselined), "last_outcomes": state.outcomes}
-                for search_id, state in touched.items()
-            ])
-        if paused:
-            await session.execute(sa.update(SearchRow), [
-                {"id": search_id, "status": SearchStatus.PAUSED.value, "paused_reason": reason, "updated_at": now}
-                for search_id, reason in paused.items()
-            ])
-
-    async def _finish_runs(
-        self, session: AsyncSession, runs: Sequence[SearchRun], searches: Mapping[int, SavedSearch],
-        live: Mapping[int, _SearchState], now: datetime,
-    ) -> None:
-        rows = [
-            {
-                "id": run.search_id, "next_run_at": run.next_run_at, "last_run_at": now, "lease_until": None,
-                "last_success_at": now if run.succeeded and not run.failed else searches[run.search_id].last_success_at,
-            }
-            for run in runs
-            if run.search_id in live
-        ]
+                    reason = (fetch.error or "its address was refused")[:PAUSED_REASON_LENGTH]
+                    row.update(status=SearchStatus.PAUSED.value, paused_reason=reason, updated_at=now)
+        for run in runs:
+            if run.search_id in live:
+                succeeded = run.succeeded and not run.failed
+                rows.setdefault(run.search_id, {"id": run.search_id}).update(
+                    next_run_at=run.next_run_at, last_run_at=now, lease_until=None,
+                    last_success_at=now if succeeded else searches[run.search_id].last_success_at,
+                )
         if rows:
-            await session.execute(sa.update(SearchRow), rows)
+            # Bulk UPDATE by primary key: SQLAlchemy runs one statement per set of columns, for all its rows.
+            await session.execute(sa.update(SearchRow), list(rows.values()))
 
     async def _log_fetches(
         self, session: AsyncSession, fetches: Sequence[FetchOutcome], new_keys: set[tuple[str, str]],
