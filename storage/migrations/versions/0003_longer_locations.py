@@ -21,6 +21,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('searches', schema=None) as batch_op:
-        batch_op.alter_column('location', existing_type=sa.String(length=500), type_=sa.String(length=100),
-                              existing_nullable=True)
+    """Keep the wider column: narrowing it would refuse or cut every feed search whose address is longer than 100
+    characters, and a wider column serves the older code as well."""
