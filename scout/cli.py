@@ -179,7 +179,7 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.commands import describe_search, parse_destination
+    from bot.commands import describe_outcomes, describe_search, parse_destination
     from scrapers.registry import build_adapters
     from storage.db import describe_location
 
@@ -212,6 +212,9 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  destination: {search.destination}  owner: {search.owner}")
             print(f"  next run: {search.next_run_at:%Y-%m-%d %H:%M:%S} UTC  last success: "
                   f"{search.last_success_at.strftime('%Y-%m-%d %H:%M:%S UTC') if search.last_success_at else 'never'}")
+            print("  last check per marketplace:")
+            for line in describe_outcomes(search, adapters, now=_utc_now()):
+                print(f"    {line}")
             for alert in await commands.recent_deals(actor, search.id, limit=args.deals):
                 price = str(alert.listing.price) if alert.listing.price else "-"
                 print(f"  [{alert.status}] {price}  {_cut(alert.listing.title, 70)}  {alert.listing.url}")

@@ -50,6 +50,7 @@ def test_search_lifecycle(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "search", "pause", "1", "--reason", "holiday")[1].startswith("paused #1")
     code, out, _ = run(capsys, "search", "show", "1")
     assert code == 0 and "paused (holiday)" in out and "last success: never" in out
+    assert "last check per marketplace:\n    eBay: not checked yet\n" in out
     assert run(capsys, "search", "resume", "1")[1].startswith("resumed #1")
     assert run(capsys, "search", "remove", "1")[1].startswith("removed #1")
     assert "no saved searches" in run(capsys, "search", "list")[1]
@@ -383,6 +384,10 @@ async def test_marketplaces_and_doctor_tell_a_failing_marketplace(tmp_path: Path
             listed = capsys.readouterr().out.splitlines()
             assert await cli.cmd_doctor(settings, parser.parse_args(["doctor"])) == 1
             doctor = capsys.readouterr().out
+            assert await cli.cmd_search(settings, parser.parse_args(["search", "show", "1"])) == 0
+            found = capsys.readouterr().out
+            assert await cli.cmd_search(settings, parser.parse_args(["search", "show", "2"])) == 0
+            refused = capsys.readouterr().out
 
     ebay = listed[listed.index(next(line for line in listed if line.startswith("ebay"))) + 1].strip()
     assert ebay.startswith("circuit closed; last success 20") and " UTC; last failure 20" in ebay
@@ -390,3 +395,5 @@ async def test_marketplaces_and_doctor_tell_a_failing_marketplace(tmp_path: Path
     assert "craigslist" in listed[0] and listed[1].strip() == "not fetched yet"
     assert doctor.startswith("Deal Scout ") and ": DEGRADED\n" in doctor
     assert "ebay       active, circuit closed, last blocked (1 in a row: HTTP 403)" in doctor
+    assert "  last check per marketplace:\n    eBay: 1 listing, just now\n" in found
+    assert "  last check per marketplace:\n    eBay: blocked, just now (HTTP 403)\n" in refused
