@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -94,19 +93,18 @@ class AdminCommands:
         """The runbook's task_logs diagnosis (section 3), summarised: outcomes per marketplace and top errors."""
         self._check(actor)
         since = self._clock() - timedelta(hours=hours)
-        logs = await self.repo.load_task_logs(since=since, limit=5000)
-        if not logs:
+        summary = await self.repo.load_failure_summary(since=since)
+        if not summary.fetches:
             return f"No marketplace fetches in the last {hours} h."
-        outcomes = Counter((log.marketplace or "-", log.status) for log in logs)
-        errors = Counter((log.marketplace or "-", (log.error or "")[:100]) for log in logs
-                         if log.status in ("failed", "blocked"))
         lines = [f"Fetches in the last {hours} h:"]
-        for (market, status), count in sorted(outcomes.items()):
+        for (market, status), count in sorted(summary.fetches.items()):
             lines.append(f"- {market} {status}: {count}")
-        if errors:
+        if summary.errors:
             lines.append("Most frequent errors:")
-            for (market, error), count in errors.most_common(10):
+            for market, error, count in summary.errors:
                 lines.append(f"- {market}: {error or '(no text)'} \u00d7{count}")
+        for market, count in sorted(summary.circuit_openings.items()):
+            lines.append(f"{market}'s circuit opened {count} time{'' if count == 1 else 's'}.")
         return "\n".join(lines)
 
     def _check(self, actor: Actor) -> None:

@@ -93,6 +93,16 @@ class TaskLog:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class FailureSummary:
+    """What a marketplace's fetches did over a period: fetches counted per outcome (circuit changes are not
+    fetches), the most frequent errors, and how many times each circuit opened."""
+
+    fetches: dict[tuple[str, str], int]  # (marketplace, status) -> fetches
+    errors: list[tuple[str, str, int]]  # (marketplace, error's first line, fetches), most frequent first
+    circuit_openings: dict[str, int]  # marketplace -> times its circuit opened
+
+
 class Repository(OutboxQueries):
     """All reads and writes. Each public method is one transaction."""
 
@@ -544,6 +554,30 @@ class Repository(OutboxQueries):
                     r.alerts_queued, r.created_at)
             for r in rows
         ]
+
+    async def load_failure_summary(self, *, since: datetime, top_errors: int = 10,
+                                   error_width: int = 100) -> FailureSummary:
+        """Counted by the database, so a busy hour is summarised as exactly as a quiet one."""
+        fetched = (TaskLogRow.created_at >= since, TaskLogRow.task_name == SCAN_TASK_NAME)
+        error = sa.func.substr(sa.func.coalesce(TaskLogRow.error, ""), 1, error_width)
+        async with self._sessions() as session:
+            outcomes = (await session.execute(
+                sa.select(TaskLogRow.marketplace, TaskLogRow.status, sa.func.count())
+                .where(*fetched).group_by(TaskLogRow.marketplace, TaskLogRow.status))).all()
+            errors = (await session.execute(
+                sa.select(TaskLogRow.marketplace, error, sa.func.count().label("n"))
+                .where(*fetched, TaskLogRow.status.in_(FAILING_STATUSES))
+                .group_by(TaskLogRow.marketplace, error).order_by(sa.desc("n")).limit(top_errors))).all()
+            openings = (await session.execute(
+                sa.select(TaskLogRow.marketplace, sa.func.count())
+                .where(TaskLogRow.created_at >= since, TaskLogRow.task_name == CIRCUIT_TASK_NAME,
+                       TaskLogRow.status == "failed")
+                .group_by(TaskLogRow.marketplace))).all()
+        return FailureSummary(
+            fetches={(market or "-", status): int(count) for market, status, count in outcomes},
+            errors=[(market or "-", text, int(count)) for market, text, count in errors],
+            circuit_openings={market or "-": int(count) for market, count in openings},
+        )
 
     async def load_ops_snapshot(self, *, now: datetime, stale_after_intervals: int = 3,
                                 lag_sample: int = 2000) -> OpsSnapshot:

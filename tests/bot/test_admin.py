@@ -6,6 +6,7 @@ import pytest
 
 from bot.admin import AdminCommands
 from bot.commands import Actor, Commands
+from scout.circuit import Circuit, CircuitState, Transition
 from scout.errors import InputError, PermissionDeniedError
 from scout.models import Destination, FetchOutcome
 from storage.repo import Repository
@@ -78,6 +79,19 @@ async def test_status_and_failures_summaries(admin: AdminCommands, repo: Reposit
     assert "- fakebay blocked: 1" in failures and "- fakebay: HTTP 429 \u00d71" in failures
     clock.advance(hours=2)
     assert await admin.recent_failures(OPERATOR) == "No marketplace fetches in the last 1 h."
+
+
+async def test_failures_count_fetches_and_circuit_openings_apart(admin: AdminCommands, repo: Repository,
+                                                                 clock: ManualClock) -> None:
+    """Regression: a circuit opening was logged as one more failed fetch, so five failed fetches read as six."""
+    failed = [FetchOutcome("fakebay", f"lego {n}", "failed", 1, error="timed out") for n in range(5)]
+    opened = Transition("fakebay", CircuitState.CLOSED, CircuitState.OPEN, Circuit(CircuitState.OPEN),
+                        "5 failures in a row")
+    await repo.save_scan(now=clock(), fetches=failed, runs=[], searches={}, transitions=[opened])
+    failures = await admin.recent_failures(OPERATOR)
+    assert "- fakebay failed: 5\n" in failures and "- fakebay: timed out \u00d75" in failures
+    assert "5 failures in a row" not in failures
+    assert failures.endswith("fakebay's circuit opened 1 time.")
 
 
 @pytest.mark.parametrize(("reason", "message"), [
