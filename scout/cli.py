@@ -36,6 +36,8 @@ LEFT_BEHIND_DATABASE = Path("data") / "dealscout.db"
 # As on Discord and Telegram: a week of task logs is as far back as the runbook's diagnosis looks.
 FAILURE_HOURS_MAX = 168
 DEALS_MAX = 100
+# The search doctor asks each marketplace's robots.txt about: an ordinary one, as a user would save it.
+ROBOTS_PROBE_QUERY = "nintendo switch"
 
 
 def bounded(least: int, most: int) -> Callable[[str], int]:
@@ -287,8 +289,10 @@ async def cmd_marketplace(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
-    """Ask the running service for its detailed health; without one, check what can be checked from here."""
+async def cmd_doctor(settings: Settings, args: argparse.Namespace, *,
+                     resolve: Mapping[str, str] | None = None) -> int:
+    """Ask the running service for its detailed health (without one, check what can be checked from here), then
+    ask each marketplace's robots.txt whether it lets our request through. `resolve` as for HttpFetcher."""
     import aiohttp
 
     url = f"http://{settings.ops_http_host}:{settings.ops_http_port}/api/v1/monitoring/health/detailed"
@@ -302,8 +306,41 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     if report is None:
         print(f"no running service answered at {url}; checking the database directly", file=sys.stderr)
         report = await _check_database(settings)
+    if not args.offline:
+        report["robots"] = await check_robots(settings, resolve)
+        if report.get("status") == "ok" and any(verdict["allowed"] is False for verdict in report["robots"].values()):
+            report["status"] = "degraded"  # that marketplace's searches would all be reported blocked
     print(json.dumps(report, indent=2) if args.json else render_health(report))
     return 0 if report.get("status") == "ok" else EXIT_FAILURE
+
+
+async def check_robots(settings: Settings, resolve: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Per marketplace: whether its robots.txt lets the adapter's request for an ordinary search through for our
+    user agent, read as the scans read it; allowed is None where there is nothing fixed to ask."""
+    from scout.app import build_fetcher
+    from scrapers.base import SearchQuery
+    from scrapers.registry import build_adapters
+
+    adapters = build_adapters(settings)
+    query = SearchQuery.build(ROBOTS_PROBE_QUERY)
+    # Reading robots.txt may take a connection attempt and a redirect or two; past that it counts as not answering.
+    patience = 3 * settings.http_timeout_seconds
+
+    async with build_fetcher(settings, adapters, resolve) as fetcher:
+        async def ask(adapter: Adapter) -> dict[str, Any]:
+            try:
+                request = adapter.build_request(query)
+            except InputError:
+                return {"allowed": None, "reason": "its addresses are its searches' own: each one's robots.txt is "
+                                                   "read when it is fetched"}
+            try:
+                verdict = await asyncio.wait_for(fetcher.robots_verdict(request), patience)
+            except TimeoutError:
+                return {"allowed": None, "reason": f"its robots.txt did not answer within {patience:g} s"}
+            return {"allowed": verdict.allowed, "reason": verdict.reason}
+
+        verdicts = await asyncio.gather(*(ask(adapter) for adapter in adapters.values()))
+    return dict(zip(adapters, verdicts, strict=True))
 
 
 async def _check_database(settings: Settings) -> dict[str, Any]:
@@ -352,6 +389,11 @@ def render_health(report: dict[str, Any]) -> str:
     outbox = report.get("outbox", {})
     lines.append(f"outbox     {outbox.get('pending')} pending (oldest {outbox.get('oldest_pending_age_seconds')} s), "
                  f"{outbox.get('dead')} dead")
+    if "robots" in report:
+        lines.append("robots.txt, asked about an ordinary search for our user agent:")
+        for key, verdict in sorted(report["robots"].items()):
+            said = {True: "allowed", False: "REFUSED", None: "not checked"}[verdict["allowed"]]
+            lines.append(f"{key:<10} {said}: {verdict['reason']}")
     return "\n".join(lines)
 
 
@@ -430,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="the service's detailed health; exits 1 when not healthy")
     doctor.add_argument("--json", action="store_true", help="print the raw JSON report")
+    doctor.add_argument("--offline", action="store_true",
+                        help="report the service's health only, without asking the marketplaces' robots.txt")
     doctor.set_defaults(func=cmd_doctor)
 
     parser.epilog = "settings come from the environment or a .env file: " + ", ".join(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
+from yarl import URL
 
 from scout import cli
+from scout.errors import InputError
 from scrapers.http import HttpFetcher
 from storage import db
 from tests.fakes.ebay_pages import ebay_results_page
@@ -171,7 +174,7 @@ def test_doctor_without_a_running_service_checks_the_database(capsys: pytest.Cap
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPS_HTTP_PORT", "1")  # nothing listens there
     run(capsys, "db", "upgrade")
-    code, out, err = run(capsys, "doctor")
+    code, out, err = run(capsys, "doctor", "--offline")
     assert code == 1  # no scheduler running: not healthy
     assert "no running service answered" in err
     assert "database   ok" in out and "scheduler  NOT RUNNING" in out and "ebay" in out
@@ -188,7 +191,7 @@ async def test_doctor_reads_the_running_service(tmp_path: Path, monkeypatch: pyt
         doctor_settings = load_settings({"DEALSCOUT_DATA_DIR": str(tmp_path / "svc"), "OPS_HTTP_PORT": str(port)},
                                         env_file=None)
         parser = cli.build_parser()
-        code = await cli.cmd_doctor(doctor_settings, parser.parse_args(["doctor"]))
+        code = await cli.cmd_doctor(doctor_settings, parser.parse_args(["doctor", "--offline"]))
     assert code == 0
 
 
@@ -382,7 +385,7 @@ async def test_marketplaces_and_doctor_tell_a_failing_marketplace(tmp_path: Path
             parser = cli.build_parser()
             assert await cli.cmd_marketplaces(settings, parser.parse_args(["marketplaces"])) == 0
             listed = capsys.readouterr().out.splitlines()
-            assert await cli.cmd_doctor(settings, parser.parse_args(["doctor"])) == 1
+            assert await cli.cmd_doctor(settings, parser.parse_args(["doctor", "--offline"])) == 1
             doctor = capsys.readouterr().out
             assert await cli.cmd_search(settings, parser.parse_args(["search", "show", "1"])) == 0
             found = capsys.readouterr().out
@@ -397,3 +400,40 @@ async def test_marketplaces_and_doctor_tell_a_failing_marketplace(tmp_path: Path
     assert "ebay       active, circuit closed, last blocked (1 in a row: HTTP 403)" in doctor
     assert "  last check per marketplace:\n    eBay: 1 listing, just now\n" in found
     assert "  last check per marketplace:\n    eBay: blocked, just now (HTTP 403)\n" in refused
+
+
+def every_marketplace_host(settings: object) -> list[str]:
+    from scrapers.base import SearchQuery
+    from scrapers.registry import build_adapters
+
+    hosts = []
+    for adapter in build_adapters(settings).values():  # type: ignore[arg-type]
+        with contextlib.suppress(InputError):
+            hosts.append(URL(adapter.build_request(SearchQuery("probe")).url).host)
+    return hosts
+
+
+async def test_doctor_tells_which_marketplaces_robots_txt_refuse_our_request(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Pins `doctor` saying nothing of robots.txt: a marketplace whose robots.txt refuses our search was found out
+    only when its searches reported blocked."""
+    from scout.config import load_settings
+
+    settings = load_settings({"DEALSCOUT_DATA_DIR": str(tmp_path / "svc"), "OPS_HTTP_PORT": "1"}, env_file=None)
+    await cli.cmd_db_upgrade(settings, cli.build_parser().parse_args(["db", "upgrade"]))
+    async with FakeMarketplace() as market:
+        # One robots.txt for every marketplace: only eBay's search path is refused, and only to us.
+        market.route("/robots.txt", "User-agent: *\nAllow: /\n\nUser-agent: DealScout\nDisallow: /sch/\n"
+                                    "Allow: /sch/i.html*_sop=12\n", content_type="text/plain")
+        code = await cli.cmd_doctor(settings, cli.build_parser().parse_args(["doctor"]),
+                                    resolve=market.resolving(*every_marketplace_host(settings)))
+        out = capsys.readouterr().out
+    assert code == 1
+    lines = out.splitlines()
+    robots = lines[lines.index("robots.txt, asked about an ordinary search for our user agent:") + 1:]
+    assert robots[1] == ("ebay       REFUSED: https://www.ebay.com/robots.txt disallows "
+                         "/sch/i.html?_nkw=nintendo+switch&_sop=10 for DealScout")
+    assert robots[0].startswith("craigslist allowed: https://sfbay.craigslist.org/robots.txt allows /search/sss?")
+    assert robots[-2] == ("rss        not checked: its addresses are its searches' own: each one's robots.txt is "
+                          "read when it is fetched")
+    assert len(robots) == 8 and sum(" allowed: " in line for line in robots) == 6
