@@ -3,14 +3,17 @@
 For every command the table shows the wall time of the whole run (median and best of RUNS runs, after one warm-up
 run that writes the bytecode caches an installed package has), and how much of the median run was spent importing
 modules (the sum of the top-level entries of `python -X importtime`, measured in separate runs of the same command).
-Two reference rows give the floor: the bare interpreter, and the storage modules that any command reading the
-database needs (SQLAlchemy's ORM and asyncio extension, aiosqlite, Alembic, the repository).
+Reference rows give the floor: the bare interpreter, and the libraries that any command reading the database needs
+(SQLAlchemy's ORM and asyncio extension, and aiosqlite), then the project's storage modules on top of them.
 
 The commands run against an empty SQLite database in a temporary DEALSCOUT_DATA_DIR, from a temporary working
-directory (no .env). Target: `search list` under 300 ms.
+directory (no .env). Target: `search list` under 300 ms; as the machine's speed sets the floor, the `/ floor`
+column gives each row against the library floor measured in the same run. With --baseline, every row is measured a
+second time with another checkout of the project first on PYTHONPATH (say, a `git worktree` of an older commit),
+interleaved with this one's runs, and the `baseline ms` column gives its median.
 
-Run from the project root:  .venv/bin/python -m bench.cli [--runs 9]
-Whole run: about 30 s.
+Run from the project root:  .venv/bin/python -m bench.cli [--runs 9] [--baseline ../old-checkout]
+Whole run: about 30 s (twice that with a baseline).
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ RUNS = 7
 TARGET_MS = 300.0
 PAGE = Path(__file__).resolve().parent.parent / "tests" / "scrapers" / "pages" / "craigslist_static.html"
 
+FLOOR = "import sqlalchemy async floor"
 REFERENCES: list[tuple[str, list[str]]] = [
     ("python (bare interpreter)", ["-c", "pass"]),
-    ("import storage floor", ["-c", "import storage.repo, storage.db, aiosqlite"]),
+    (FLOOR, ["-c", "import sqlalchemy.ext.asyncio, sqlalchemy.orm, aiosqlite"]),
+    ("import storage modules", ["-c", "import storage.repo, storage.db"]),
     ("import scout.cli", ["-c", "import scout.cli"]),
 ]
 COMMANDS: list[tuple[str, list[str]]] = [
@@ -46,10 +51,12 @@ COMMANDS: list[tuple[str, list[str]]] = [
 ]
 
 
-def environment(data_dir: Path) -> dict[str, str]:
+def environment(data_dir: Path, source: Path | None = None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
-           if key not in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE", "LOG_LEVEL")}
+           if key not in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE", "LOG_LEVEL", "PYTHONPATH")}
     env["DEALSCOUT_DATA_DIR"] = str(data_dir)
+    if source is not None:
+        env["PYTHONPATH"] = str(source.resolve())
     return env
 
 
@@ -86,20 +93,30 @@ def measure(argv: Sequence[str], env: dict[str, str], cwd: Path, runs: int) -> t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=RUNS, help=f"runs per row (default {RUNS})")
+    parser.add_argument("--baseline", type=Path, help="another checkout of the project to measure beside this one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
         env = environment(cwd / "data")
+        base_env = environment(cwd / "base-data", args.baseline) if args.baseline else None
         run_once(["-m", "scout.cli", "db", "upgrade"], env, cwd)  # the empty database every command reads
-        rows = []
+        if base_env is not None:
+            run_once(["-m", "scout.cli", "db", "upgrade"], base_env, cwd)
+        measured = []
         for label, argv in REFERENCES + [(label, ["-m", "scout.cli", *argv]) for label, argv in COMMANDS]:
-            median, best, imports = measure(argv, env, cwd, args.runs)
-            rows.append((label, f"{median:.0f}", f"{best:.0f}", f"{imports:.0f}", f"{imports / median:.0%}",
-                         f"{median / TARGET_MS:.2f}"))
-    print(f"{args.runs} runs per row, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    print_table(["command", "median ms", "best ms", "imports ms", "imports share", f"/ {TARGET_MS:.0f} ms"], rows)
+            base = measure(argv, base_env, cwd, args.runs)[0] if base_env is not None else None
+            measured.append((label, *measure(argv, env, cwd, args.runs), base))
+    floor = next(row[1] for row in measured if row[0] == FLOOR)
+    rows = [(label, f"{median:.0f}", f"{best:.0f}", f"{imports:.0f}", f"{imports / median:.0%}",
+             f"{median / floor:.2f}", f"{median / TARGET_MS:.2f}", "-" if base is None else f"{base:.0f}")
+            for label, median, best, imports, base in measured]
+    print(f"{args.runs} runs per row, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+          + (f"; baseline: {args.baseline}" if args.baseline else ""))
+    print_table(["command", "median ms", "best ms", "imports ms", "imports share", "/ floor", f"/ {TARGET_MS:.0f} ms",
+                 "baseline ms"], rows)
     search_list = next(row for row in rows if row[0] == "dealscout search list")
-    print(f"target: dealscout search list < {TARGET_MS:.0f} ms; measured median {search_list[1]} ms")
+    print(f"target: dealscout search list < {TARGET_MS:.0f} ms; measured median {search_list[1]} ms, "
+          f"{search_list[5]} x the library floor")
 
 
 if __name__ == "__main__":

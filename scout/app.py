@@ -9,7 +9,7 @@ import random
 import signal
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +27,7 @@ from scout.config import Settings
 from scout.delivery import Dispatcher, Notifier
 from scout.errors import InputError
 from scout.models import Destination, SavedSearch
+from scout.parts import build_commands, utc_now
 from scout.scan import Scanner
 from scout.scheduler import DELIVERY_JOB, ScoutScheduler
 from scrapers.base import Adapter, SearchQuery
@@ -41,10 +42,6 @@ OPS_JOB = "ops"
 # At shutdown, delivery goes on this long for what is due, the stopping message among it.
 STOP_DRAIN_SECONDS = 5.0
 SUMMARY_JOB = "daily-summary"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def build_fetcher(settings: Settings, adapters: Mapping[str, Adapter],
@@ -144,27 +141,6 @@ def connections(notifiers: Mapping[str, Notifier],
     for end in front_ends:
         readers[end.platform] = lambda end=end: end.connection  # type: ignore[misc]
     return readers
-
-
-def configured_platforms(settings: Settings) -> list[str]:
-    """The platforms alerts can go to with these settings: the console and each platform with a token."""
-    return ["console", *(["discord"] if settings.discord_token else []),
-            *(["telegram"] if settings.telegram_token else [])]
-
-
-def build_commands(settings: Settings, repo: Repository, adapters: Mapping[str, Adapter]) -> Commands:
-    return Commands(repo, adapters, clock=utc_now, default_unpriced=settings.unpriced_listings,
-                    default_marketplaces=settings.default_marketplaces,
-                    held_max_age=timedelta(hours=settings.delivery_held_max_age_hours))
-
-
-def build_admin(settings: Settings, repo: Repository, adapters: Mapping[str, Adapter], *,
-                platforms: Iterable[str] | None = None) -> AdminCommands:
-    """Operator commands whose actions are announced to the ops destinations through the outbox, so a running
-    service sends them (the CLI's announcements included)."""
-    destinations = ops_destinations(settings, configured_platforms(settings) if platforms is None else platforms)
-    return AdminCommands(repo, adapters, clock=utc_now,
-                         announce=OpsOutbox(repo, destinations, clock=utc_now))
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from scout.config import SETTINGS, Settings, default_data_dir, load_settings, wh
 from scout.errors import ConfigError, DealScoutError, InputError
 
 if TYPE_CHECKING:
-    from bot.commands import Actor, Commands
+    from bot.commands import Actor
     from scout.models import Listing, MarketplaceState
     from scrapers.base import Adapter, ScrapeResult
     from storage.repo import Repository
@@ -61,10 +61,6 @@ def cli_actor(*, operator: bool = False) -> Actor:
     return Actor("cli", is_admin=True, is_operator=operator)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @contextlib.asynccontextmanager
 async def open_repository(settings: Settings) -> AsyncIterator[Repository]:
     """The migrated database's repository, built from the storage modules alone (scout.app's open_store would
@@ -78,15 +74,6 @@ async def open_repository(settings: Settings) -> AsyncIterator[Repository]:
         yield Repository(db.session_factory(engine))
     finally:
         await engine.dispose()
-
-
-def build_commands(settings: Settings, repo: Repository, adapters: Mapping[str, Adapter]) -> Commands:
-    """As scout.app.build_commands, without importing the service."""
-    from bot.commands import Commands
-
-    return Commands(repo, adapters, clock=_utc_now, default_unpriced=settings.unpriced_listings,
-                    default_marketplaces=settings.default_marketplaces,
-                    held_max_age=timedelta(hours=settings.delivery_held_max_age_hours))
 
 
 def _listing_json(listing: Listing) -> dict[str, Any]:
@@ -182,6 +169,7 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     from bot.commands import describe_outcomes, describe_search, parse_destination
+    from scout.parts import build_commands, utc_now
     from scrapers.registry import build_adapters
     from storage.db import describe_location
 
@@ -215,7 +203,7 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  next run: {search.next_run_at:%Y-%m-%d %H:%M:%S} UTC  last success: "
                   f"{search.last_success_at.strftime('%Y-%m-%d %H:%M:%S UTC') if search.last_success_at else 'never'}")
             print("  last check per marketplace:")
-            for line in describe_outcomes(search, adapters, now=_utc_now()):
+            for line in describe_outcomes(search, adapters, now=utc_now()):
                 print(f"    {line}")
             for alert in await commands.recent_deals(actor, search.id, limit=args.deals):
                 price = str(alert.listing.price) if alert.listing.price else "-"
@@ -269,7 +257,7 @@ def describe_health(state: MarketplaceState | None) -> str:
 
 async def cmd_marketplace(settings: Settings, args: argparse.Namespace) -> int:
     # The operator's actions are announced to the ops chats through the outbox, as the service's own are.
-    from scout.app import build_admin
+    from scout.parts import build_admin
     from scrapers.registry import build_adapters
 
     operator = cli_actor(operator=True)
@@ -347,11 +335,12 @@ async def _check_database(settings: Settings) -> dict[str, Any]:
     """The detailed health as far as the database tells it, without the service (its scheduler reads as stopped)."""
     from ops.health import HealthChecker
     from scout.app import open_store
+    from scout.parts import utc_now
     from scrapers.registry import build_adapters
 
     async with open_store(settings, migrate=False) as store:
         checker = HealthChecker(
-            engine=store.engine, repo=store.repo, adapters=build_adapters(settings), clock=_utc_now,
+            engine=store.engine, repo=store.repo, adapters=build_adapters(settings), clock=utc_now,
             scheduler_ticks={}, scan_tick_seconds=settings.scan_tick_seconds, platforms={}, sends={},
             data_dir=Path(settings.data_dir),
         )

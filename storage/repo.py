@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -112,7 +111,11 @@ class Repository(OutboxQueries):
         self.dialect: str = bind.dialect.name
 
     def _insert(self, table: type[Any]) -> Any:
-        return pg_insert(table) if self.dialect == "postgresql" else sqlite_insert(table)
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert  # loaded only where it is used
+
+            return pg_insert(table)
+        return sqlite_insert(table)
 
     async def ping(self) -> None:
         try:

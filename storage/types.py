@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -30,7 +29,8 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 
 
 # A list of strings: a real text[] on PostgreSQL (the runbook queries `'ebay' = ANY(marketplaces)`), JSON elsewhere.
-TextList = sa.JSON().with_variant(postgresql.ARRAY(sa.Text()), "postgresql")
+# The generic ARRAY is PostgreSQL's own there, and keeps its dialect unloaded where SQLite is used.
+TextList = sa.JSON().with_variant(sa.ARRAY(sa.Text()), "postgresql")
 
 # Prices: exact decimals. 18 digits with 4 places covers IDR-sized amounts and three-decimal currencies.
 Price = sa.Numeric(18, 4, asdecimal=True)

@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scout.models import Destination, SearchSpec
-from storage.db import create_engine, current_revision, downgrade, session_factory, upgrade
+from storage.db import (
+    HEAD_REVISION,
+    alembic_config,
+    create_engine,
+    current_revision,
+    downgrade,
+    session_factory,
+    upgrade,
+)
 from storage.repo import Repository
 
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SPEC = SearchSpec(query="lego", marketplaces=("ebay",), check_interval_minutes=5)
 # The oldest schema the service can still upgrade: the first one.
 FIRST = "0001"
 COUNTED = ("searches", "search_matches", "alert_outbox", "listings", "price_history")
+
+
+def test_the_head_revision_that_commands_check_is_alembics_head() -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD_REVISION]
+
+
+def test_a_database_at_the_head_is_checked_without_loading_alembic(tmp_path: Path) -> None:
+    """A command on a current database pays one query, not Alembic's import and migration environment."""
+    script = ("import asyncio, sys\n"
+              "from storage import db\n"
+              "async def main():\n"
+              f"    engine = db.create_engine({f'sqlite:///{tmp_path}/deals.db'!r})\n"
+              "    await db.upgrade(engine)\n"
+              "    await engine.dispose()\n"
+              "asyncio.run(main())\n"
+              "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))\n")
+    first, second = (subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                    cwd=ROOT).stdout for _ in range(2))
+    assert "'alembic.command'" in first
+    assert second == "[]\n"
 
 
 async def seed_first_schema(engine: AsyncEngine) -> None:
