@@ -192,8 +192,10 @@ SETTINGS: dict[str, Setting] = {
         "HTTP_TIMEOUT_SECONDS", "20", _positive(HOUR_SECONDS), "Total time allowed for one marketplace request."),
     "http_max_retries": Setting(
         "HTTP_MAX_RETRIES", "3", whole_number(0, 10), "Retries of a request after a 429, a 5xx or a connection error."),
-    "http_proxy": Setting("HTTP_PROXY_URL", "", _optional, "Proxy for marketplace requests (http://user:pass@host:port).",
-                          secret=True),
+    "http_proxy": Setting(
+        "HTTP_PROXY_URL", "", _optional,
+        "Proxy for marketplace requests (http://user:pass@host:port); it must refuse private addresses (README: A proxy).",
+        secret=True),
     "respect_robots": Setting("RESPECT_ROBOTS_TXT", "true", _bool, "Honour each marketplace's robots.txt."),
     "circuit_failure_threshold": Setting(
         "CIRCUIT_FAILURE_THRESHOLD", "5", whole_number(1, 1000),
