@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration, so that a command can see the schema is current without loading Alembic.
 # tests/storage/test_migrations.py holds it to Alembic's own reading of the scripts.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 # How long a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 # What SQLite's result codes (https://www.sqlite.org/rescode.html) mean to whoever runs the service; extended codes
@@ -115,7 +115,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No ping on checkout: it cost a round trip per transaction. A connection the server dropped fails its first
+    # statement instead; SQLAlchemy then discards every pooled connection opened before, and the caller's
+    # storage-error retry runs on fresh ones.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

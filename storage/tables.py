@@ -111,6 +111,11 @@ class SearchMatchRow(Base):
     baseline: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
 
+# The outbox rows still to be sent: waiting, or claimed by a send whose outcome is not recorded yet. Written out as
+# literals: a partial index serves only queries that repeat its condition word for word.
+QUEUED_SQL = "status IN ('pending', 'sending')"
+
+
 class OutboxRow(Base):
     """Something to send to one destination: an alert about a listing, a notice, or an ops message.
 
@@ -126,7 +131,7 @@ class OutboxRow(Base):
     platform: Mapped[str] = mapped_column(sa.String(32))
     target: Mapped[str] = mapped_column(sa.String(128))
     listing_id: Mapped[int | None] = mapped_column(sa.ForeignKey("listings.id", ondelete="CASCADE"))
-    search_id: Mapped[int | None] = mapped_column(sa.ForeignKey("searches.id", ondelete="SET NULL"), index=True)
+    search_id: Mapped[int | None] = mapped_column(sa.ForeignKey("searches.id", ondelete="SET NULL"))
     body: Mapped[str | None] = mapped_column(sa.Text)  # the text of a notice or ops message
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
@@ -143,7 +148,14 @@ class OutboxRow(Base):
         sa.CheckConstraint("status IN ('pending', 'sending', 'sent', 'dead', 'held', 'summarised')", name="status"),
         sa.CheckConstraint("kind IN ('alert', 'notice', 'ops') AND (kind <> 'alert' OR listing_id IS NOT NULL)",
                            name="kind"),
-        sa.Index("ix_alert_outbox_due", "status", "next_attempt_at"),
+        # Delivery's queue: each destination's unsent rows in order. It holds only unsent rows, so it stays as small
+        # as the backlog however many sent rows the table keeps.
+        sa.Index("ix_alert_outbox_queue", "platform", "target", "id", "next_attempt_at",
+                 sqlite_where=sa.text(QUEUED_SQL), postgresql_where=sa.text(QUEUED_SQL)),
+        # Sent rows by when they went (alert lag, alerts sent since); unsent rows, whose sent_at is empty, by age.
+        sa.Index("ix_alert_outbox_status", "status", "sent_at", "created_at"),
+        # A search's alerts, newest first (`search show`); also serves the search's foreign key.
+        sa.Index("ix_alert_outbox_search", "search_id", "id"),
         sa.Index("ix_alert_outbox_destination", "platform", "target", "status"),
     )
 
