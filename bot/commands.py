@@ -280,7 +280,7 @@ def describe_outcomes(search: SavedSearch, adapters: Mapping[str, Adapter] | Non
         if outcome is None:
             lines.append(f"{name}: not checked yet")
             continue
-        if outcome.status == "success":
+        if outcome.status in ("success", "partial"):  # partial: its error says how many rows were unreadable
             what = f"{outcome.listings} listing{'' if outcome.listings == 1 else 's'}"
         else:
             what = OUTCOME_WORDS.get(outcome.status, outcome.status)

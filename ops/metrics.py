@@ -26,13 +26,18 @@ class Metrics:
             "http_request_duration_seconds", "HTTP requests served by the ops API", ["method", "route", "status"],
             registry=r)
         self.scrape_requests = Counter(
-            "dealscout_scrape_requests_total", "Marketplace fetches by outcome (success, empty, blocked, failed)",
+            "dealscout_scrape_requests_total",
+            "Marketplace fetches by outcome (success, partial, empty, blocked, failed)",
             ["marketplace", "outcome"], registry=r)
         self.scrape_duration = Histogram(
             "dealscout_scrape_duration_seconds", "Time of one marketplace fetch and parse", ["marketplace"],
             buckets=SCRAPE_BUCKETS, registry=r)
         self.listings_found = Counter(
             "dealscout_listings_found_total", "Listings seen in marketplace results", ["marketplace"], registry=r)
+        self.rows_lost = Counter(
+            "dealscout_result_rows_lost_total",
+            "Result rows of marketplace pages that could not be read as listings (a layout change shows here first)",
+            ["marketplace"], registry=r)
         self.alerts_delivered = Counter(
             "dealscout_alerts_delivered_total", "Alerts delivered", ["platform"], registry=r)
         self.alerts_failed = Counter(
@@ -81,6 +86,8 @@ class Metrics:
         self.scrape_requests.labels(fetch.marketplace, fetch.status).inc()
         self.scrape_duration.labels(fetch.marketplace).observe(fetch.duration_ms / 1000)
         self.listings_found.labels(fetch.marketplace).inc(len(fetch.listings))
+        if fetch.rows_lost:
+            self.rows_lost.labels(fetch.marketplace).inc(fetch.rows_lost)
 
     def alerts_sent(self, platform: str, alerts: Iterable[Alert], now: datetime) -> None:
         count = 0

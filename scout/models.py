@@ -36,6 +36,8 @@ class Listing:
     posted_at: datetime | None = None
     condition: str | None = None
     seller: str | None = None
+    # The listing has ended as sold: the page shows the price it went for (struck through on eBay), not an offer.
+    sold: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -187,7 +189,7 @@ class MarketplaceState:
 
 
 # Fetch statuses that are the marketplace answering as it should.
-OK_STATUSES = frozenset({"success", "empty"})
+OK_STATUSES = frozenset({"success", "partial", "empty"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +209,7 @@ class FetchOutcome:
     # The searches' own address was refused (a feed pointing at an internal host): they are paused with the
     # error, and no marketplace's health or circuit counts it.
     refused: bool = False
+    rows_lost: int = 0  # result rows of the page that did not become listings
 
     @property
     def ok(self) -> bool:

@@ -360,7 +360,7 @@ class Scanner:
             matcher = build_matcher(search.spec)
             matches[search.id] = tuple(listing for title, listing in folded if matcher.matches_folded(title, listing))
         return FetchOutcome(marketplace, query.text, status, ms, result.listings, error, matches,
-                            circuit_host=self._circuit_host(key), refused=refused)
+                            circuit_host=self._circuit_host(key), refused=refused, rows_lost=result.rows_lost)
 
     async def _save(self, batch: _Batch, fetch: FetchOutcome) -> None:
         """Return once the fetch is saved. Fetches that complete while another save is being written are saved

@@ -139,10 +139,15 @@ class ScrapeStatus(enum.StrEnum):
     """How a fetch ended. The values are what task_logs.status records."""
 
     SUCCESS = "success"  # listings found
+    PARTIAL = "partial"  # listings found, but some of the page's result rows could not be read
     EMPTY = "empty"  # the site answered and genuinely had nothing
     BLOCKED = "blocked"  # 403/429, captcha, challenge, login wall, robots.txt
     BROKEN = "broken"  # the page no longer parses: the layout changed
     FAILED = "failed"  # network errors, timeouts, 5xx after retries
+
+
+# Past this share of a page's result rows lost, the page is broken (its layout changed), not merely partial.
+BROKEN_SHARE_LOST = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +155,26 @@ class ScrapeResult:
     status: ScrapeStatus
     listings: tuple[Listing, ...] = ()
     detail: str = ""
+    rows: int | None = None  # the result rows the page showed, where the parser counts them
 
     @classmethod
-    def of(cls, listings: list[Listing] | tuple[Listing, ...]) -> ScrapeResult:
+    def of(cls, listings: list[Listing] | tuple[Listing, ...], *, rows: int | None = None) -> ScrapeResult:
+        """The listings read from a page that showed `rows` result rows. Rows that did not become listings are
+        never dropped silently: a few lost make the result partial, more than half lost make it broken (the
+        listings read are kept either way)."""
+        listings = tuple(listings)
+        lost = 0 if rows is None else rows - len(listings)
+        if lost > 0:
+            said = f"{lost} of {rows} result rows could not be read"
+            status = ScrapeStatus.BROKEN if lost > BROKEN_SHARE_LOST * rows else ScrapeStatus.PARTIAL
+            return cls(status, listings, said, rows)
         if listings:
-            return cls(ScrapeStatus.SUCCESS, tuple(listings))
-        return cls(ScrapeStatus.EMPTY)
+            return cls(ScrapeStatus.SUCCESS, listings, rows=rows)
+        return cls(ScrapeStatus.EMPTY, rows=rows)
+
+    @property
+    def rows_lost(self) -> int:
+        return max(0, self.rows - len(self.listings)) if self.rows is not None else 0
 
     @classmethod
     def blocked(cls, detail: str) -> ScrapeResult:
@@ -171,7 +190,7 @@ class ScrapeResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in (ScrapeStatus.SUCCESS, ScrapeStatus.EMPTY)
+        return self.status in (ScrapeStatus.SUCCESS, ScrapeStatus.PARTIAL, ScrapeStatus.EMPTY)
 
 
 class Fetcher(Protocol):

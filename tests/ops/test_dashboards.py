@@ -19,6 +19,7 @@ def exported() -> set[str]:
     metrics = Metrics()
     # Touch each labelled family once so its samples appear.
     metrics.fetch_done(FetchOutcome("ebay", "q", "success", 10))
+    metrics.fetch_done(FetchOutcome("ebay", "q", "partial", 10, rows_lost=2))
     metrics.alerts_sent("console", [], now=None)  # type: ignore[arg-type]
     metrics.alerts_not_sent("console", 1, "retry")
     metrics.http_request_duration.labels("GET", "/health", "200").observe(0.01)
@@ -55,3 +56,12 @@ def test_the_alert_rules_use_only_exported_metrics_and_mirror_the_thresholds() -
     joined = "\n".join(exprs)
     for bound in ("> 1\n", "> 3\n", "> 0.01", "> 0.05", "> 1000", "> 5000", "> 0.80", "> 0.95", "> 50", "> 200"):
         assert bound in joined + "\n", bound
+
+
+def test_result_rows_a_parser_lost_are_counted_per_marketplace() -> None:
+    metrics = Metrics()
+    metrics.fetch_done(FetchOutcome("ebay", "q", "partial", 10, rows_lost=2))
+    metrics.fetch_done(FetchOutcome("ebay", "q", "success", 10))
+    assert metrics.registry.get_sample_value("dealscout_result_rows_lost_total", {"marketplace": "ebay"}) == 2
+    assert metrics.registry.get_sample_value("dealscout_scrape_requests_total",
+                                             {"marketplace": "ebay", "outcome": "partial"}) == 1

@@ -137,6 +137,34 @@ async def test_an_adapter_that_raises_fails_its_fetch_only(
     assert statuses == {"fakebay": ("success", None), "boom": ("failed", "RuntimeError: bug in adapter")}
 
 
+async def test_result_rows_a_parser_could_not_read_are_logged_never_dropped_silently(
+    commands: Commands, scanner: Scanner, market: TableAdapter, clock: ManualClock, repo: Repository
+) -> None:
+    """A page of 10 result rows of which a parser read 8 used to look like a page of 8 listings: fewer alerts and
+    no sign of a layout change. Now it is partial (listings kept, count logged), and broken past half lost."""
+    search = await commands.add_search(Actor("a"), DEST, query="lego")
+    rows = [make_listing(n, f"lego set {n}") for n in range(1, 11)]
+    market.results["lego"] = ScrapeResult.of(rows[:8], rows=10)
+    clock.advance(seconds=10)
+    report = await scanner.run_until_idle()
+    assert (report.fetches, report.failed_fetches) == (1, 0)
+    market.results["lego"] = ScrapeResult.of(rows[:4], rows=10)
+    clock.advance(minutes=6)
+    assert (await scanner.run_until_idle()).failed_fetches == 1
+    logs = await repo.load_task_logs(since=clock() - timedelta(hours=1))
+    assert [(log.status, log.error, log.listings_found) for log in logs] == [
+        ("failed", "layout changed: 6 of 10 result rows could not be read", 4),
+        ("partial", "2 of 10 result rows could not be read", 8)]
+    assert (await repo.load_search(search.id)).last_outcomes["fakebay"].status == "failed"
+
+
+def test_a_page_whose_rows_all_became_listings_is_a_plain_success() -> None:
+    assert ScrapeResult.of([make_listing(1, "lego")], rows=1).status.value == "success"
+    assert ScrapeResult.of([], rows=0).status.value == "empty"
+    assert ScrapeResult.of([], rows=3).status.value == "broken"
+    assert ScrapeResult.of([make_listing(1, "lego")]).rows_lost == 0
+
+
 def test_next_run_spreads_within_the_jitter() -> None:
     now = ManualClock()()
     assert next_run(now, 10, 0.1, 0.0) == now + timedelta(minutes=10)
