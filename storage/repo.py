@@ -27,7 +27,8 @@ from scout.models import (
     SearchSpec,
     SearchStatus,
 )
-from storage.convert import chunks, listing_values, outcome_value, search_from_row, spec_values
+from storage.bulk import POSTGRESQL, one_of, rows_in, unnest_insert
+from storage.convert import listing_values, outcome_value, search_from_row, spec_values
 from storage.outbox import OutboxQueries
 from storage.tables import (
     AuditLogRow,
@@ -221,21 +222,22 @@ class Repository(OutboxQueries):
                 return []
             claimed = await session.scalars(
                 sa.update(SearchRow)
-                .where(SearchRow.id.in_(ids), free)
+                .where(one_of(self.dialect, SearchRow.id, ids), free)
                 .values(lease_until=lease_until)
                 .returning(SearchRow.id)
+                .execution_options(synchronize_session=False)
             )
             claimed_ids = list(claimed.all())
-            rows = await session.scalars(sa.select(SearchRow).where(SearchRow.id.in_(claimed_ids)))
+            rows = await session.scalars(sa.select(SearchRow).where(one_of(self.dialect, SearchRow.id, claimed_ids)))
             return sorted((search_from_row(row) for row in rows), key=lambda s: s.next_run_at)
 
     async def release_searches(self, search_ids: Sequence[int]) -> None:
         """Free searches a scan claimed but will not finish; StorageError when the database refuses."""
         try:
             async with self._sessions.begin() as session:
-                for chunk in chunks(list(search_ids)):
-                    await session.execute(
-                        sa.update(SearchRow).where(SearchRow.id.in_(chunk)).values(lease_until=None))
+                if search_ids:
+                    await session.execute(sa.update(SearchRow).where(one_of(self.dialect, SearchRow.id, search_ids))
+                                          .values(lease_until=None).execution_options(synchronize_session=False))
         except SQLAlchemyError as err:
             raise StorageError(f"could not free the searches: {describe_database_error(err)}") from err
 
@@ -291,35 +293,17 @@ class Repository(OutboxQueries):
     async def _upsert_listings(
         self, session: AsyncSession, listings: list[Listing], now: datetime
     ) -> tuple[dict[tuple[str, str], int], set[tuple[str, str]], int]:
-        ids: dict[tuple[str, str], int] = {}
-        known: dict[tuple[str, str], tuple[Any, Any]] = {}
-        for chunk in chunks(listings):
-            keys = [listing.key for listing in chunk]
-            rows = await session.execute(
-                sa.select(ListingRow.id, ListingRow.marketplace, ListingRow.external_id, ListingRow.price,
-                          ListingRow.currency)
-                .where(sa.tuple_(ListingRow.marketplace, ListingRow.external_id).in_(keys))
-            )
-            for row_id, marketplace, external_id, price, currency in rows:
-                ids[(marketplace, external_id)] = row_id
-                known[(marketplace, external_id)] = (price, currency)
-        fresh = [listing for listing in listings if listing.key not in ids]
+        """Store the listings not seen before, mark the rest seen and record the prices that changed, in a fixed
+        number of statements however many listings there are. Returns each listing's id, the keys that were new,
+        and how many prices changed."""
+        known = await self._load_known(session, [listing.key for listing in listings])
+        ids = {key: row_id for key, (row_id, _, _) in known.items()}
+        fresh = [listing for listing in listings if listing.key not in known]
         if fresh:
-            # One statement executed for many rows: compiled once, not once per chunk of values.
-            stmt = self._insert(ListingRow.__table__).on_conflict_do_nothing(
-                index_elements=["marketplace", "external_id"])
-            await session.execute(stmt, [listing_values(listing, now) for listing in fresh])
-        for chunk in chunks(fresh):
-            keys = [listing.key for listing in chunk]
-            rows = await session.execute(
-                sa.select(ListingRow.id, ListingRow.marketplace, ListingRow.external_id)
-                .where(sa.tuple_(ListingRow.marketplace, ListingRow.external_id).in_(keys))
-            )
-            for row_id, marketplace, external_id in rows:
-                ids[(marketplace, external_id)] = row_id
+            ids.update(await self._insert_listings(session, fresh, now))
         new_keys = {listing.key for listing in fresh}
         history: list[dict[str, Any]] = []
-        changes = 0
+        changed: list[dict[str, Any]] = []
         for listing in listings:
             price = listing.price.amount if listing.price else None
             currency = listing.price.currency if listing.price else None
@@ -328,33 +312,81 @@ class Repository(OutboxQueries):
                     history.append({"listing_id": ids[listing.key], "price": price, "currency": currency,
                                     "observed_at": now})
                 continue
-            old_price, old_currency = known[listing.key]
+            _, old_price, old_currency = known[listing.key]
             if price is not None and (old_price is None or old_price != price or old_currency != currency):
-                changes += 1
                 history.append({"listing_id": ids[listing.key], "price": price, "currency": currency,
                                 "observed_at": now})
-                await session.execute(
-                    sa.update(ListingRow).where(ListingRow.id == ids[listing.key])
-                    .values(price=price, currency=currency, price_text=listing.price_text, last_seen_at=now)
-                )
-        seen = [ids[key] for key in ids if key not in new_keys]
-        for chunk in chunks(seen):
-            await session.execute(sa.update(ListingRow).where(ListingRow.id.in_(chunk)).values(last_seen_at=now))
+                changed.append({"row_id": ids[listing.key], "price": price, "currency": currency,
+                                "price_text": listing.price_text, "last_seen_at": now})
+        if changed:
+            table = ListingRow.__table__
+            await session.execute(sa.update(table).where(table.c.id == sa.bindparam("row_id")), changed)
+        repriced = {row["row_id"] for row in changed}
+        seen = [row_id for key, (row_id, _, _) in known.items() if row_id not in repriced]
+        if seen:
+            await session.execute(
+                sa.update(ListingRow).where(one_of(self.dialect, ListingRow.id, seen)).values(last_seen_at=now)
+                .execution_options(synchronize_session=False)
+            )
         if history:
             await session.execute(sa.insert(PriceHistoryRow), history)
-        return ids, new_keys, changes
+        return ids, new_keys, len(changed)
 
-    @staticmethod
-    async def _lock_searches(session: AsyncSession, searches: Mapping[int, SavedSearch]) -> dict[int, _SearchState]:
+    async def _load_known(
+        self, session: AsyncSession, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, Any, Any]]:
+        """The stored listings among `keys`: (marketplace, external id) -> (id, price, currency). One statement per
+        marketplace, `marketplace = ? AND external_id` among one array parameter: an index lookup per key."""
+        by_marketplace: dict[str, list[str]] = {}
+        for marketplace, external_id in keys:
+            by_marketplace.setdefault(marketplace, []).append(external_id)
+        known: dict[tuple[str, str], tuple[int, Any, Any]] = {}
+        for marketplace, external_ids in by_marketplace.items():
+            rows = await session.execute(
+                sa.select(ListingRow.id, ListingRow.external_id, ListingRow.price, ListingRow.currency)
+                .where(ListingRow.marketplace == marketplace,
+                       one_of(self.dialect, ListingRow.external_id, external_ids))
+            )
+            for row_id, external_id, price, currency in rows:
+                known[(marketplace, external_id)] = (row_id, price, currency)
+        return known
+
+    async def _insert_listings(
+        self, session: AsyncSession, fresh: list[Listing], now: datetime
+    ) -> dict[tuple[str, str], int]:
+        """Insert listings not stored yet (idempotent on the unique key) in one statement; returns their ids."""
+        table = ListingRow.__table__
+        values = [listing_values(listing, now) for listing in fresh]
+        ids: dict[tuple[str, str], int] = {}
+        if self.dialect == POSTGRESQL:
+            stmt = unnest_insert(table, values).on_conflict_do_nothing(
+                index_elements=["marketplace", "external_id"]
+            ).returning(table.c.id, table.c.marketplace, table.c.external_id)
+            ids = {(marketplace, external_id): row_id
+                   for row_id, marketplace, external_id in await session.execute(stmt)}
+        else:
+            # One statement prepared once and stepped for every row (sqlite3's executemany).
+            await session.execute(
+                self._insert(table).on_conflict_do_nothing(index_elements=["marketplace", "external_id"]), values)
+        # On SQLite all of them; on PostgreSQL only those another writer stored in the meantime.
+        missing = [listing.key for listing in fresh if listing.key not in ids]
+        if missing:
+            ids.update({key: row_id for key, (row_id, _, _) in (await self._load_known(session, missing)).items()})
+        return ids
+
+    async def _lock_searches(
+        self, session: AsyncSession, searches: Mapping[int, SavedSearch]
+    ) -> dict[int, _SearchState]:
         """The baseline and last outcomes of the searches still there, read for update."""
         live: dict[int, _SearchState] = {}
-        for chunk in chunks(list(searches)):
-            rows = await session.execute(
-                sa.select(SearchRow.id, SearchRow.baselined, SearchRow.last_outcomes)
-                .where(SearchRow.id.in_(chunk)).with_for_update()
-            )
-            for search_id, baselined, outcomes in rows:
-                live[search_id] = _SearchState(set(text_list(baselined)), dict(outcomes or {}))
+        if not searches:
+            return live
+        rows = await session.execute(
+            sa.select(SearchRow.id, SearchRow.baselined, SearchRow.last_outcomes)
+            .where(one_of(self.dialect, SearchRow.id, list(searches))).with_for_update()
+        )
+        for search_id, baselined, outcomes in rows:
+            live[search_id] = _SearchState(set(text_list(baselined)), dict(outcomes or {}))
         return live
 
     async def _record_matches(
@@ -369,11 +401,10 @@ class Repository(OutboxQueries):
                     for listing in matched:
                         wanted.setdefault((search_id, ids[listing.key]), (index, fetch.marketplace))
         already: set[tuple[int, int]] = set()
-        pairs = list(wanted)
-        for chunk in chunks(pairs):
+        if wanted:
             rows = await session.execute(
                 sa.select(SearchMatchRow.search_id, SearchMatchRow.listing_id)
-                .where(sa.tuple_(SearchMatchRow.search_id, SearchMatchRow.listing_id).in_(chunk))
+                .where(rows_in(self.dialect, (SearchMatchRow.search_id, SearchMatchRow.listing_id), list(wanted)))
             )
             already.update((s, lst) for s, lst in rows)
         new_matches: dict[int, int] = {}
@@ -400,16 +431,34 @@ class Repository(OutboxQueries):
         if match_rows:
             await session.execute(self._insert(SearchMatchRow.__table__).on_conflict_do_nothing(), match_rows)
         if outbox_rows:
-            table = OutboxRow.__table__
-            stmt = self._insert(table).on_conflict_do_nothing(
-                index_elements=["platform", "target", "listing_id"]
-            ).returning(table.c.listing_id, table.c.platform, table.c.target)
-            values = [{k: v for k, v in row.items() if k != "_index"} for row in outbox_rows]
-            inserted = set((await session.execute(stmt, values)).all())
+            inserted = await self._queue_alerts(session, [{k: v for k, v in row.items() if k != "_index"}
+                                                          for row in outbox_rows])
             for row in outbox_rows:
                 if (row["listing_id"], row["platform"], row["target"]) in inserted:
                     queued[row["_index"]] = queued.get(row["_index"], 0) + 1
         return new_matches, queued
+
+    async def _queue_alerts(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[int, str, str]]:
+        """Insert outbox rows, one per destination and listing at most, in one statement; returns the
+        (listing id, platform, target) of those inserted (the others were queued before)."""
+        table = OutboxRow.__table__
+        conflict = {"index_elements": ["platform", "target", "listing_id"]}
+        if self.dialect == POSTGRESQL:
+            stmt = unnest_insert(table, rows).on_conflict_do_nothing(**conflict).returning(
+                table.c.listing_id, table.c.platform, table.c.target)
+            return set((await session.execute(stmt)).all())
+        # SQLite: RETURNING would need a VALUES list as long as the rows, so the rows queued before are read first
+        # (this transaction already holds SQLite's one write lock, so nobody queues any in between).
+        keys = [(row["platform"], row["target"], row["listing_id"]) for row in rows]
+        before = await session.execute(
+            sa.select(table.c.platform, table.c.target, table.c.listing_id)
+            .where(rows_in(self.dialect, (table.c.platform, table.c.target, table.c.listing_id), keys))
+        )
+        queued_before = set(before.all())
+        new_rows = [row for row, key in zip(rows, keys, strict=True) if key not in queued_before]
+        if new_rows:
+            await session.execute(self._insert(table).on_conflict_do_nothing(**conflict), new_rows)
+        return {(row["listing_id"], row["platform"], row["target"]) for row in new_rows}
 
     async def _update_searches(
         self, session: AsyncSession, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],

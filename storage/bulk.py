@@ -1,0 +1,71 @@
+"""Statements that carry any number of values in a fixed number of parameters, so their text never changes.
+
+A statement whose text grows with its values (`IN (?, ?, ...)`, a VALUES row per listing) is a new statement for every
+count: PostgreSQL plans it again (asyncpg prepares each distinct text), SQLite compiles it again, and a tuple
+`IN` list can keep either from its index. Here a list travels as ONE parameter instead: a typed array read with
+`= ANY(...)` or `unnest(...)` on PostgreSQL, a JSON array read with `json_each(...)` on SQLite. Each statement is
+then prepared once per connection and looked up through the index its columns name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+POSTGRESQL = "postgresql"
+
+
+def _array(values: Sequence[Any], item_type: sa.types.TypeEngine[Any]) -> ColumnElement[Any]:
+    """One bound parameter holding a PostgreSQL array, cast so the server knows its type before it sees it."""
+    array_type = sa.ARRAY(item_type)
+    return sa.cast(sa.bindparam(None, list(values), type_=array_type), array_type)
+
+
+def _json_rows(values: Sequence[Any]) -> Any:
+    """SQLite's `json_each` over one bound JSON array; its rows' `value` column holds the items."""
+    return sa.func.json_each(sa.bindparam(None, json.dumps(list(values)), type_=sa.String())).table_valued("value")
+
+
+def one_of(dialect: str, column: sa.ColumnElement[Any], values: Sequence[int | str]) -> ColumnElement[bool]:
+    """`column` equals one of `values` (ints or strings), with one parameter however many values there are.
+
+    PostgreSQL: `column = ANY(CAST($1 AS <type>[]))`. SQLite: `column IN (SELECT value FROM json_each(?))`; both
+    look each value up through an index on `column`.
+    """
+    if dialect == POSTGRESQL:
+        return column == sa.any_(_array(values, column.type))
+    rows = _json_rows(values)
+    return column.in_(sa.select(rows.c.value))
+
+
+def rows_in(dialect: str, columns: Sequence[sa.ColumnElement[Any]],
+            rows: Sequence[Sequence[int | str]]) -> ColumnElement[bool]:
+    """`(columns...)` equals one of `rows`, with one parameter per column (PostgreSQL) or one in all (SQLite).
+
+    PostgreSQL: `(a, b) IN (SELECT * FROM unnest($1, $2))`; SQLite: `(a, b) IN (SELECT json_extract(value, '$[0]'),
+    json_extract(value, '$[1]') FROM json_each(?))`. Each row is looked up through an index led by these columns.
+    """
+    if dialect == POSTGRESQL:
+        names = [f"c{index}" for index in range(len(columns))]
+        arrays = [_array([row[index] for row in rows], column.type) for index, column in enumerate(columns)]
+        source = sa.func.unnest(*arrays).table_valued(*names).render_derived()
+        return sa.tuple_(*columns).in_(sa.select(*source.c))
+    each = _json_rows([list(row) for row in rows])
+    parts = [sa.func.json_extract(each.c.value, f"$[{index}]") for index in range(len(columns))]
+    return sa.tuple_(*columns).in_(sa.select(*parts))
+
+
+def unnest_insert(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Any:
+    """PostgreSQL only: `INSERT INTO table (cols) SELECT * FROM unnest($1, $2, ...)`, one array per column, so many
+    rows go in one statement whose text depends on the columns alone. Every row must name the same columns.
+    Returns the dialect's Insert, to which ON CONFLICT and RETURNING can be added."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # loaded only where PostgreSQL is used
+
+    names = list(rows[0])
+    arrays = [_array([row[name] for row in rows], table.c[name].type) for name in names]
+    source = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="v")
+    return pg_insert(table).from_select(names, sa.select(*source.c))

@@ -1,0 +1,119 @@
+"""A scan's statements: the same text and parameter count for a page of 3 listings as for 300, each looked up
+through an index, so a scan costs the same at a million listings as at a hundred."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from scout.models import Destination, FetchOutcome, Listing, Money, SavedSearch, SearchRun, SearchSpec
+from storage.repo import Repository
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+DEST = Destination("console", "main")
+# Tables a scan reads by key; a plan that scans one of them whole grows with it.
+KEYED_TABLES = ("listings", "search_matches", "searches", "alert_outbox")
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    many: bool  # executemany: one statement stepped for many rows
+    parameters: int | None  # bound parameters of a single execution (None for executemany)
+    sample: Any
+
+
+@contextmanager
+def recorded(repo: Repository) -> Iterator[list[Statement]]:
+    """Every statement the repository's engine sends while the block runs."""
+    engine = repo._sessions.kw["bind"].sync_engine
+    seen: list[Statement] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        count = None if executemany else len(parameters or ())
+        seen.append(Statement(statement, executemany, count, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def page(first: int, count: int, price: str = "100.00") -> list[Listing]:
+    return [Listing(marketplace="ebay", external_id=str(n), title=f"Lens {n}", url=f"https://example.test/itm/{n}",
+                    price=Money(Decimal(price), "USD")) for n in range(first, first + count)]
+
+
+async def two_scans(repo: Repository, search: SavedSearch, size: int) -> tuple[list[Statement], list[Statement]]:
+    """A first scan of a page of `size` new listings, then a second where one is new and one is repriced."""
+    first = page(10_000 * size, size)
+    second = first[1:-1] + page(10_000 * size + size, 1) + page(10_000 * size + size - 1, 1, price="90.00")
+
+    async def scan(listings: list[Listing]) -> None:
+        fetch = FetchOutcome(marketplace="ebay", query="lens", status="success", duration_ms=5,
+                             listings=tuple(listings), matches={search.id: tuple(listings)})
+        run = SearchRun(search.id, NOW + timedelta(minutes=10), frozenset({"ebay"}), frozenset())
+        await repo.save_scan(now=NOW, fetches=[fetch], runs=[run], searches={search.id: search},
+                             baseline_first_scan=False)
+
+    with recorded(repo) as on_first:
+        await scan(first)
+    with recorded(repo) as on_second:
+        await scan(second)
+    return on_first, on_second
+
+
+def shape(statements: list[Statement]) -> list[tuple[str, bool, int | None]]:
+    return [(s.sql, s.many, s.parameters) for s in statements]
+
+
+async def test_a_scans_statements_do_not_grow_with_its_page(repo: Repository) -> None:
+    """Regression: the known-listing and search_matches lookups were `(a, b) IN (<a pair per listing>)`, a new
+    statement for every page size (PostgreSQL planned each one again) that SQLite answered by reading the whole
+    table; listings, price changes and outbox rows were written a row per statement."""
+    spec = SearchSpec(query="lens", marketplaces=("ebay",), check_interval_minutes=10)
+    small_search = await repo.save_search(owner="a", destination=DEST, scope=None, spec=spec, now=NOW,
+                                          first_run_at=NOW)
+    big_search = await repo.save_search(owner="b", destination=Destination("console", "other"), scope=None,
+                                        spec=spec, now=NOW, first_run_at=NOW)
+    warm = await repo.save_search(owner="c", destination=DEST, scope=None, spec=spec, now=NOW, first_run_at=NOW)
+    await two_scans(repo, warm, 1)  # the marketplace's health row exists from here on, as in a running service
+    small = await two_scans(repo, small_search, 3)
+    big = await two_scans(repo, big_search, 300)
+    assert shape(small[0]) == shape(big[0])
+    assert shape(small[1]) == shape(big[1])
+    # Writes are one statement per table, however many rows: no write runs twice in a scan.
+    for statements in big:
+        texts = [s.sql for s in statements if s.sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+        assert len(texts) == len(set(texts)), [t for t in texts if texts.count(t) > 1]
+
+
+async def test_a_scans_lookups_use_an_index(repo: Repository) -> None:
+    """Regression: SQLite read the whole listings table for `(marketplace, external_id) IN (...)` (0.8 s a call at a
+    million listings). On PostgreSQL sequential scans are switched off, so a plan that still reads a table whole
+    has no index to use (tables this small would otherwise be read whole by choice)."""
+    spec = SearchSpec(query="lens", marketplaces=("ebay",), check_interval_minutes=10)
+    search = await repo.save_search(owner="a", destination=DEST, scope=None, spec=spec, now=NOW, first_run_at=NOW)
+    first, second = await two_scans(repo, search, 20)
+    reads = [s for s in first + second if not s.many and s.sql.lstrip().upper().startswith(("SELECT", "UPDATE"))]
+    assert reads
+    engine = repo._sessions.kw["bind"]
+    async with engine.connect() as conn:
+        if repo.dialect == "postgresql":
+            await conn.exec_driver_sql("SET enable_seqscan = off")
+        for statement in reads:
+            explain = "EXPLAIN " if repo.dialect == "postgresql" else "EXPLAIN QUERY PLAN "
+            plan = "\n".join(str(row[-1]) for row in await conn.exec_driver_sql(explain + statement.sql,
+                                                                                statement.sample))
+            for table in KEYED_TABLES:
+                # PostgreSQL says "Seq Scan on listings"; SQLite "SCAN listings" (a search by key is "SEARCH").
+                whole = re.compile(rf"(Seq Scan on {table}\b|^\s*SCAN {table}\b)", re.MULTILINE)
+                assert not whole.search(plan), (statement.sql, plan)
