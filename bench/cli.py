@@ -12,7 +12,13 @@ column gives each row against the library floor measured in the same run. With -
 second time with another checkout of the project first on PYTHONPATH (say, a `git worktree` of an older commit),
 interleaved with this one's runs, and the `baseline ms` column gives its median.
 
+At scale: --searches N --listings M seeds the database first (plain sqlite3 executemany after the migrations: N
+active searches, M listings, and one sent alert per listing spread over the searches, so `search show` reads a
+search with M/N alerts among M outbox rows), and adds a `search show` row. The issue's scale is
+--searches 10000 --listings 1000000 (seeding takes about a minute).
+
 Run from the project root:  .venv/bin/python -m bench.cli [--runs 9] [--baseline ../old-checkout]
+                            [--searches 10000 --listings 1000000]
 Whole run: about 30 s (twice that with a baseline).
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -60,6 +67,26 @@ def environment(data_dir: Path, source: Path | None = None) -> dict[str, str]:
     return env
 
 
+def seed(database: Path, searches: int, listings: int) -> None:
+    """N searches, M listings and one sent alert per listing, written straight into the migrated SQLite file."""
+    at = "2026-11-30 12:00:00"
+    with sqlite3.connect(database) as conn:
+        conn.executemany(
+            "INSERT INTO searches (owner, platform, target, query, exclude_words, marketplaces, check_interval_minutes,"
+            " unpriced, status, created_at, updated_at, next_run_at, baselined) VALUES (?, 'console', 'main', ?, '[]',"
+            " '[\"ebay\"]', 15, 'include', 'active', ?, ?, ?, '[]')",
+            ((f"user{n % 100}", f"lego set {n}", at, at, at) for n in range(searches)))
+        conn.executemany(
+            "INSERT INTO listings (marketplace, external_id, title, url, price, currency, first_seen_at, last_seen_at)"
+            " VALUES ('ebay', ?, ?, ?, 10, 'USD', ?, ?)",
+            ((str(n), f"Lego set {n}", f"https://www.ebay.com/itm/{n}", at, at) for n in range(listings)))
+        if searches:
+            conn.executemany(
+                "INSERT INTO alert_outbox (kind, platform, target, listing_id, search_id, status, attempts,"
+                " next_attempt_at, created_at, sent_at) VALUES ('alert', 'console', 'main', ?, ?, 'sent', 1, ?, ?, ?)",
+                ((n + 1, n % searches + 1, at, at, at) for n in range(listings)))
+
+
 def run_once(argv: Sequence[str], env: dict[str, str], cwd: Path) -> float:
     """Wall time of one run in ms."""
     started = time.perf_counter()
@@ -94,23 +121,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=RUNS, help=f"runs per row (default {RUNS})")
     parser.add_argument("--baseline", type=Path, help="another checkout of the project to measure beside this one")
+    parser.add_argument("--searches", type=int, default=0, help="searches to seed the database with (default none)")
+    parser.add_argument("--listings", type=int, default=0, help="listings (and sent alerts) to seed (default none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
         env = environment(cwd / "data")
         base_env = environment(cwd / "base-data", args.baseline) if args.baseline else None
-        run_once(["-m", "scout.cli", "db", "upgrade"], env, cwd)  # the empty database every command reads
+        run_once(["-m", "scout.cli", "db", "upgrade"], env, cwd)  # the database every command reads
+        seed(cwd / "data" / "dealscout.db", args.searches, args.listings)
         if base_env is not None:
             run_once(["-m", "scout.cli", "db", "upgrade"], base_env, cwd)
+            seed(cwd / "base-data" / "dealscout.db", args.searches, args.listings)
+        commands = COMMANDS + ([("dealscout search show 1", ["search", "show", "1"])] if args.searches else [])
         measured = []
-        for label, argv in REFERENCES + [(label, ["-m", "scout.cli", *argv]) for label, argv in COMMANDS]:
+        for label, argv in REFERENCES + [(label, ["-m", "scout.cli", *argv]) for label, argv in commands]:
             base = measure(argv, base_env, cwd, args.runs)[0] if base_env is not None else None
             measured.append((label, *measure(argv, env, cwd, args.runs), base))
     floor = next(row[1] for row in measured if row[0] == FLOOR)
     rows = [(label, f"{median:.0f}", f"{best:.0f}", f"{imports:.0f}", f"{imports / median:.0%}",
              f"{median / floor:.2f}", f"{median / TARGET_MS:.2f}", "-" if base is None else f"{base:.0f}")
             for label, median, best, imports, base in measured]
-    print(f"{args.runs} runs per row, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    print(f"{args.runs} runs per row, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+          f"{args.searches} searches, {args.listings} listings"
           + (f"; baseline: {args.baseline}" if args.baseline else ""))
     print_table(["command", "median ms", "best ms", "imports ms", "imports share", "/ floor", f"/ {TARGET_MS:.0f} ms",
                  "baseline ms"], rows)

@@ -36,6 +36,8 @@ LEFT_BEHIND_DATABASE = Path("data") / "dealscout.db"
 # As on Discord and Telegram: a week of task logs is as far back as the runbook's diagnosis looks.
 FAILURE_HOURS_MAX = 168
 DEALS_MAX = 100
+PER_PAGE = 50
+PER_PAGE_MAX = 1000
 # The search doctor asks each marketplace's robots.txt about: an ordinary one, as a user would save it.
 ROBOTS_PROBE_QUERY = "nintendo switch"
 
@@ -189,13 +191,20 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
             print("the first scan runs within seconds of `dealscout run`; it records what is listed now, "
                   "and new listings after it are alerted")
         elif action == "list":
-            searches = await repo.load_searches()
+            total = await repo.count_searches()
+            if not total:
+                print(f"no saved searches in {describe_location(settings.resolved_database_url)}; "
+                      "add one with: dealscout search add \"QUERY\"")
+                return 0
+            pages = -(-total // args.per_page)
+            page = min(args.page, pages)
+            searches = await repo.load_searches(limit=args.per_page, offset=(page - 1) * args.per_page)
             paused = await commands.paused_marketplaces()
             for search in searches:
                 print(f"{describe_search(search, adapters, paused)} -> {search.destination}")
-            if not searches:
-                print(f"no saved searches in {describe_location(settings.resolved_database_url)}; "
-                      "add one with: dealscout search add \"QUERY\"")
+            if pages > 1:
+                more = f"; next: dealscout search list --page {page + 1}" if page < pages else ""
+                print(f"page {page} of {pages} ({total} searches, {args.per_page} a page){more}")
         elif action == "show":
             search = await commands.show_search(actor, args.id)
             print(describe_search(search, adapters))
@@ -415,7 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--radius", help="kilometres around --location")
     add.add_argument("--unpriced", choices=["include", "exclude"], help="listings without a comparable price")
     add.add_argument("--to", default="console", help="console (default), discord:<channel id>, telegram:<chat id>")
-    actions.add_parser("list", help="list saved searches")
+    listing = actions.add_parser("list", help="list saved searches, a page at a time, oldest first")
+    listing.add_argument("--page", type=bounded(1, 10**9), default=1, help="which page (default 1)")
+    listing.add_argument("--per-page", type=bounded(1, PER_PAGE_MAX), default=PER_PAGE,
+                         help=f"searches a page (default {PER_PAGE}, at most {PER_PAGE_MAX})")
     show = actions.add_parser("show", help="one search and its newest alerts")
     show.add_argument("id")
     show.add_argument("--deals", type=bounded(0, DEALS_MAX), default=10, help="how many recent alerts to show")

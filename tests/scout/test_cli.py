@@ -59,6 +59,18 @@ def test_search_lifecycle(capsys: pytest.CaptureFixture[str]) -> None:
     assert "no saved searches" in run(capsys, "search", "list")[1]
 
 
+def test_search_list_goes_a_page_at_a_time(capsys: pytest.CaptureFixture[str]) -> None:
+    for n in range(5):
+        assert run(capsys, "search", "add", f"lego {n}", "-m", "ebay")[0] == 0
+    code, out, _ = run(capsys, "search", "list", "--per-page", "2")
+    lines = out.splitlines()
+    assert code == 0 and [line[:2] for line in lines[:2]] == ["#1", "#2"]
+    assert lines[2] == "page 1 of 3 (5 searches, 2 a page); next: dealscout search list --page 2"
+    lines = run(capsys, "search", "list", "--per-page", "2", "--page", "3")[1].splitlines()
+    assert lines[0].startswith("#5 ") and lines[1] == "page 3 of 3 (5 searches, 2 a page)"
+    assert run(capsys, "search", "list", "--page", "9")[1].splitlines()[0].startswith("#1 ")  # one page in all
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -214,6 +226,7 @@ def test_a_taken_ops_port_is_named(capsys: pytest.CaptureFixture[str], monkeypat
         (["marketplace", "failures", "--hours", "0"], "from 1 to 168"),
         (["marketplace", "failures", "--hours", "1e3"], "from 1 to 168"),
         (["search", "show", "1", "--deals", "10000000000000"], "from 0 to 100"),
+        (["search", "list", "--per-page", "0"], "from 1 to 1000"),
     ],
 )
 def test_numeric_options_are_bounded(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
