@@ -38,6 +38,8 @@ class Listing:
     seller: str | None = None
     # The listing has ended as sold: the page shows the price it went for (struck through on eBay), not an offer.
     sold: bool = False
+    # A paid placement the marketplace puts above its results (Kleinanzeigen's "TOP" ads), not a search result.
+    sponsored: bool = False
 
     @property
     def key(self) -> tuple[str, str]:

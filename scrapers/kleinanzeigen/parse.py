@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import lxml.etree as etree
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from scout.errors import ParseError
 from scout.models import Listing
@@ -25,17 +26,29 @@ try:
 except ZoneInfoNotFoundError:  # a system without tz data (and no tzdata package): relative dates stay unknown
     BERLIN = None
 
-_CARDS = etree.XPath(
-    '//article[contains(concat(" ", normalize-space(@class), " "), " aditem ")][@data-adid][@data-href]'
+# A result card: search results and an ad page's "similar ads" box use the same article.
+_CARDS = "article.aditem[data-adid]"
+# Every field of a card, found with one selector per card and told apart by tag and class. Titles are links
+# ("h2 a") or, on cards whose title is not a link, a span that carries the ad's address ("h2 span[data-url]").
+# Prices sit in "--price-shipping--price" (the older markup: "p.aditem-main--middle--price"; the struck-through
+# "--old-price" beside them is never read). Pictures are an img (lazy ones keep the address in data-src) or, in
+# the older markup, a box whose data-imgsrc holds it.
+_CARD_FIELDS = (
+    "h2 a, h2 span[data-url], .aditem-main--middle--price-shipping--price, p.aditem-main--middle--price, "
+    ".aditem-main--top--left, .aditem-main--top--right, .aditem-image img, .aditem-image [data-imgsrc]"
 )
+_PRICE_CLASSES = frozenset({"aditem-main--middle--price-shipping--price", "aditem-main--middle--price"})
+# Paid "TOP" placements: the card's list item (or the card) carries these classes.
+_SPONSORED_CLASSES = frozenset({"is-topad", "badge-topad"})
 # The zero-results page: "Es wurden leider keine Ergebnisse für „…“ gefunden." inside the result column.
-_ZERO_RESULTS = etree.XPath(
-    '//*[@id="srchrslt-results"]//*[@id="saved-search-empty-result" or contains(@class, "j-zsrp-error-message")]'
-)
-_VISIBLE_TEXT = etree.XPath("//title//text() | //body//text()[not(ancestor::script or ancestor::style)]")
+_ZERO_RESULTS = "#srchrslt-results #saved-search-empty-result, #srchrslt-results .j-zsrp-error-message"
 # Bot walls: Reblaze's JavaScript challenge (the real one in the fixtures sets window.rbzns and has an empty body),
 # and the words of the captcha and "access denied" pages in front of the site.
 _SCRIPT_MARKERS = (b"window.rbzns", b"rbzid", b"winsocks()", b"/_sec/cp_challenge", b"geo.captcha-delivery.com")
+# Bytes that only a page with results or a no-results message holds (the card's ad id, the result column).
+_RESULT_SIGNS = (b"data-adid", b"srchrslt-results")
+# Challenge scripts sit at the top of the page: the markers are looked for in this many first bytes.
+_MARKER_SPAN = 200_000
 _TEXT_MARKERS = ("captcha", "zugriff verweigert", "access denied", "ungewöhnliche aktivitäten", "unusual activity",
                  "bist du ein mensch", "are you a human", "sicherheitsüberprüfung")
 # Zero-width characters the site puts into long place names ("Duisburg-\u200bSüd") as line-break hints.
@@ -44,63 +57,82 @@ _WHEN = re.compile(r"(?:(heute)|(gestern)|(\d{1,2})\.(\d{1,2})\.(\d{4}))(?:\s*,\
 
 
 def parse_search_page(body: bytes, *, now: datetime, encoding: str | None = None) -> ScrapeResult:
-    """Classify and parse a result page (or any page with aditem cards); `now` (aware) anchors "Heute"/"Gestern"."""
-    if not body.strip():
+    """Classify and parse a result page (or any page with aditem cards); `now` (aware) anchors "Heute"/"Gestern".
+
+    The result counts every distinct card as a row, so a card that cannot be read makes the result partial.
+    """
+    if not body or body.isspace():
         raise ParseError("empty Kleinanzeigen page")
-    # A plain etree parser: lxml.html's element classes cost a lookup per element, for nothing used here.
-    try:
-        parser = etree.HTMLParser(encoding=encoding or "utf-8")
-    except LookupError:
-        parser = etree.HTMLParser(encoding="utf-8")
-    try:
-        doc = etree.fromstring(body, parser=parser)
-        if doc is None:
-            raise ValueError("no document")
-    except (etree.ParserError, ValueError) as err:
-        raise ParseError(f"Kleinanzeigen page is not HTML: {err}") from err
-    cards = _CARDS(doc)
+    if not any(body.find(sign) >= 0 for sign in _RESULT_SIGNS):
+        # Neither cards nor a result column: a challenge page needs no parse to be known (a script fills it).
+        challenge = _challenge_reason(body)
+        if challenge:
+            return ScrapeResult.blocked(challenge)
+    tree = LexborHTMLParser(_utf8(body, encoding))
+    cards = tree.css(_CARDS)
     today = _berlin_now(now)
     listings: list[Listing] = []
-    seen: set[str] = set()
+    index: dict[str, int] = {}
+    rows = 0
     for card in cards:
-        listing = _card_listing(card, today)
-        # Paid "TOP" ads repeat a card of the same list; the ad id is the listing.
-        if listing is not None and listing.external_id not in seen:
-            seen.add(listing.external_id)
+        ad_id = (card.attributes.get("data-adid") or "").strip()
+        if ad_id and ad_id in index:
+            # Paid "TOP" ads repeat a card of the same list; the ad id is the listing, and an ad that also
+            # shows among the ordinary results is not only sponsored.
+            kept = index[ad_id]
+            if listings[kept].sponsored and not _sponsored(card):
+                listings[kept] = replace(listings[kept], sponsored=False)
+            continue
+        rows += 1
+        listing = _card_listing(card, ad_id, today)
+        if listing is not None:
+            index[ad_id] = len(listings)
             listings.append(listing)
     if listings:
-        return ScrapeResult.of(listings)
+        return ScrapeResult.of(listings, rows=rows)
     if cards:
         raise ParseError(f"{len(cards)} Kleinanzeigen cards but none had an ad id and a title")
-    if _ZERO_RESULTS(doc):
+    if tree.css_first(_ZERO_RESULTS) is not None:
         return ScrapeResult.of([])
-    blocked = _blocked_reason(body, doc)
+    blocked = _blocked_reason(body, tree)
     if blocked:
         return ScrapeResult.blocked(blocked)
     raise ParseError("no Kleinanzeigen ad cards and no recognisable no-results or challenge page")
 
 
-def _card_listing(card: etree._Element, today: datetime | None) -> Listing | None:
-    ad_id = (card.get("data-adid") or "").strip()
-    href = (card.get("data-href") or "").strip()
-    # One pass over the card's elements instead of an XPath per field.
+def _utf8(body: bytes, encoding: str | None) -> bytes | str:
+    """The page as lexbor reads it: UTF-8 bytes as they are, any other declared charset decoded first."""
+    if not encoding or encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        return body
+    try:
+        return body.decode(encoding, errors="replace")
+    except LookupError:
+        return body
+
+
+def _card_listing(card: LexborNode, ad_id: str, today: datetime | None) -> Listing | None:
+    href = (card.attributes.get("data-href") or "").strip()
     title = price_text = location = when = image = None
-    for element in card.iter("a", "p", "div", "img"):
-        classes = (element.get("class") or "").split()
-        if element.tag == "img":
-            if image is None and _inside(element, "aditem-image"):
-                # Lazy-loaded pictures keep a data: placeholder in src and the real address in data-src.
-                sources = (element.get("src"), element.get("data-src"), element.get("data-imgsrc"))
+    for node in card.css(_CARD_FIELDS):
+        attrs = node.attributes
+        tag = node.tag
+        if tag == "img" or "data-imgsrc" in attrs:
+            if image is None:
+                # Lazy-loaded pictures keep a data: placeholder in src and the real address elsewhere.
+                sources = (attrs.get("src"), attrs.get("data-src"), attrs.get("data-imgsrc"))
                 image = next((url for url in sources if url and url.startswith("https://")), None)
-        elif title is None and element.tag == "a" and "ellipsis" in classes and _inside(element, "", tag="h2"):
-            title = _text(element)
-            href = href or (element.get("href") or "")
-        elif price_text is None and "aditem-main--middle--price-shipping--price" in classes:
-            price_text = _text(element)
+            continue
+        classes = (attrs.get("class") or "").split()
+        if tag in ("a", "span"):
+            if title is None:
+                title = _text(node)
+                href = href or (attrs.get("href") or attrs.get("data-url") or "").strip()
+        elif price_text is None and not _PRICE_CLASSES.isdisjoint(classes):
+            price_text = _text(node)
         elif location is None and "aditem-main--top--left" in classes:
-            location = _text(element)
+            location = _text(node)
         elif when is None and "aditem-main--top--right" in classes:
-            when = _text(element)
+            when = _text(node)
     if not ad_id.isdigit() or not title or not href:
         log.debug("Kleinanzeigen card without an ad id, a title or a link: %r", ad_id)
         return None
@@ -114,23 +146,24 @@ def _card_listing(card: etree._Element, today: datetime | None) -> Listing | Non
         location=location,
         image_url=image,
         posted_at=parse_when(when, today) if when else None,
+        sponsored=_sponsored(card),
     )
 
 
-def _inside(element: etree._Element, css_class: str, *, tag: str | None = None) -> bool:
-    for parent in element.iterancestors():
-        if parent.tag == "article":
-            return False
-        if tag is not None and parent.tag == tag:
+def _sponsored(card: LexborNode) -> bool:
+    """Whether the card is a paid "TOP" placement: the card or its list item says so."""
+    node: LexborNode | None = card
+    for _ in range(2):
+        if node is None:
+            break
+        if not _SPONSORED_CLASSES.isdisjoint((node.attributes.get("class") or "").split()):
             return True
-        if css_class and css_class in (parent.get("class") or "").split():
-            return True
+        node = node.parent
     return False
 
 
-def _text(element: etree._Element) -> str | None:
-    raw = element.text if len(element) == 0 else "".join(element.itertext())
-    return " ".join((raw or "").translate(_INVISIBLE).split()) or None
+def _text(node: LexborNode) -> str | None:
+    return " ".join(node.text().translate(_INVISIBLE).split()) or None
 
 
 def _berlin_now(now: datetime) -> datetime | None:
@@ -164,12 +197,19 @@ def parse_when(text: str, today: datetime | None) -> datetime | None:
     return datetime.combine(when, clock, tzinfo=BERLIN)
 
 
-def _blocked_reason(body: bytes, doc: etree._Element) -> str | None:
-    head = body[:200_000]
+def _challenge_reason(body: bytes) -> str | None:
     for marker in _SCRIPT_MARKERS:
-        if marker in head:
+        if body.find(marker, 0, _MARKER_SPAN) >= 0:
             return f"Kleinanzeigen answered a bot challenge ({marker.decode()!r})"
-    text = " ".join(" ".join(_VISIBLE_TEXT(doc)).split()).casefold()
+    return None
+
+
+def _blocked_reason(body: bytes, tree: LexborHTMLParser) -> str | None:
+    challenge = _challenge_reason(body)
+    if challenge:
+        return challenge
+    tree.strip_tags(["script", "style", "noscript"])
+    text = " ".join(tree.text().split()).casefold()
     for phrase in _TEXT_MARKERS:
         if phrase in text:
             return f"Kleinanzeigen refused the request ({phrase!r})"

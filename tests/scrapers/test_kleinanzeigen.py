@@ -39,18 +39,56 @@ def test_result_cards_become_listings() -> None:
     castle, technic, bricks = result.listings
     assert castle.title == "Lego Burg 10305"
     assert castle.url == "https://www.kleinanzeigen.de/s-anzeige/lego-burg-10305/2900000001-23-3331"
-    assert (castle.price.amount, castle.price.currency, castle.price_text) == (Decimal("4350"), "EUR", "4.350 €")
+    assert (castle.price.amount, castle.price.currency, castle.price_text) == (Decimal(4350), "EUR", "4.350 €")
     # The zero-width space the site puts into long place names is not part of the name.
     assert castle.location == "10115 Berlin-Mitte"
     assert castle.image_url == "https://img.kleinanzeigen.de/api/v1/prod-ads/images/aa/aa01?rule=$_2.AUTO"
     assert castle.posted_at == datetime(2025, 5, 6, 10, 15, tzinfo=BERLIN)
-    assert (technic.price.amount, technic.price_text) == (Decimal("3888"), "3.888 € VB")
+    assert (technic.price.amount, technic.price_text) == (Decimal(3888), "3.888 € VB")
     # A lazy-loaded picture: the real address is in data-src, src holds a placeholder.
     assert technic.image_url == "https://img.kleinanzeigen.de/api/v1/prod-ads/images/bb/bb02?rule=$_2.AUTO"
     assert technic.posted_at == datetime(2025, 5, 5, 23, 30, tzinfo=BERLIN)
-    assert (bricks.price.amount, bricks.price_text) == (Decimal("0"), "Zu verschenken")
+    assert (bricks.price.amount, bricks.price_text) == (Decimal(0), "Zu verschenken")
     assert bricks.posted_at == datetime(2025, 3, 27, 0, 0, tzinfo=BERLIN)
     assert bricks.image_url is None
+
+
+def test_top_ads_are_sponsored_and_titles_without_links_and_older_markup_still_parse() -> None:
+    """Sponsored TOP ads were read as ordinary results; a title in h2 > span[data-url] lost its ad; the older
+    markup (p.aditem-main--middle--price, a data-imgsrc box) lost its price and picture."""
+    result = parse_search_page(page("kleinanzeigen_topads_and_markups.html"), now=NOW)
+
+    assert (result.status, result.rows) == (ScrapeStatus.SUCCESS, 3)
+    top, span_title, older = result.listings
+    assert (top.external_id, top.sponsored) == ("3100000009", True)
+    # Beside a struck-through old price the current one is read.
+    assert (top.price.amount, top.price_text) == (Decimal(1899), "1.899 €")
+    assert (span_title.external_id, span_title.sponsored) == ("3100000001", False)
+    assert span_title.title == "Rennrad Stahl 58 cm"
+    assert span_title.url == "https://www.kleinanzeigen.de/s-anzeige/rennrad-stahl/3100000001-217-9409"
+    assert (span_title.price.amount, span_title.price_text) == (Decimal(350), "350 € VB")
+    assert span_title.image_url == "https://img.kleinanzeigen.de/api/v1/prod-ads/images/11/1101?rule=$_2.AUTO"
+    assert (older.price.amount, older.price.currency, older.price_text) == (Decimal(75), "EUR", "75 €")
+    assert older.image_url == "https://img.kleinanzeigen.de/api/v1/prod-ads/images/22/2202?rule=$_2.JPG"
+    assert older.posted_at == datetime(2025, 5, 5, 18, 40, tzinfo=BERLIN)
+    assert [item.external_id for item in result.listings if not item.sponsored] == ["3100000001", "3100000002"]
+
+
+def test_an_ad_shown_both_as_top_ad_and_as_a_result_is_not_sponsored() -> None:
+    listings = parse_search_page(page("kleinanzeigen_results.html"), now=NOW).listings
+    assert [item.sponsored for item in listings] == [False, False, False]
+
+
+def test_an_unreadable_card_makes_the_result_partial() -> None:
+    body = page("kleinanzeigen_topads_and_markups.html").replace(b">Kinderfahrrad 20 Zoll</a>", b"></a>")
+    result = parse_search_page(body, now=NOW)
+    assert (result.status, result.rows, len(result.listings)) == (ScrapeStatus.PARTIAL, 3, 2)
+
+
+def test_a_page_in_another_declared_charset_is_decoded() -> None:
+    body = page("kleinanzeigen_results.html").decode().replace('charset="utf-8"', "").encode("iso-8859-1", "replace")
+    result = parse_search_page(body, now=NOW, encoding="iso-8859-1")
+    assert result.listings[1].location == "80331 München"
 
 
 def test_zero_results_page_is_empty_and_challenge_is_blocked() -> None:
@@ -145,7 +183,7 @@ def test_real_vip_page_similar_ads() -> None:
     first = result.listings[0]
     assert first.external_id == "3040788256"
     assert first.title == "BMW R100 GS R 100 keine R 80"
-    assert (first.price.amount, first.price.currency) == (Decimal("4350"), "EUR")
+    assert (first.price.amount, first.price.currency) == (Decimal(4350), "EUR")
     assert first.location == "06420 Zickeritz"
     assert first.posted_at == datetime(2025, 3, 27, tzinfo=BERLIN)
     assert first.image_url and first.image_url.startswith("https://img.kleinanzeigen.de/")
