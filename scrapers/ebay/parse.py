@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
+import enum
+import functools
 import logging
 import re
-from urllib.parse import urlsplit
 
-import lxml.etree as etree
-import lxml.html
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from scout.errors import BlockedError, ParseError
 from scout.models import Listing
@@ -27,42 +28,96 @@ DOMAIN_CURRENCIES: dict[str, str] = {
     "ebay.com.hk": "HKD", "ebay.com.my": "MYR", "ebay.ph": "PHP", "ebay.in": "INR",
 }
 
+# Listings are the direct children of the results list; carousels elsewhere hold more cards that are no results.
+_RESULT_LISTS = "ul.srp-results"
+# Where the first results list opens, found in the raw page (bytes or text) before any parsing.
+_RESULTS_START_PATTERN = r"""<ul\b[^>]*?\bclass\s*=\s*["']?[^"'>]*\bsrp-results\b"""
+_RESULTS_START_BYTES = re.compile(_RESULTS_START_PATTERN.encode(), re.IGNORECASE)
+_RESULTS_START_TEXT = re.compile(_RESULTS_START_PATTERN, re.IGNORECASE)
+# How far before its class name a start tag may begin (eBay's tags carry long tracking attributes).
+_START_TAG_REACH = 4096
+# Modules eBay places among the results (carousels, FAQ, banners, "results matching fewer words"): never listings.
+_MODULE_CLASS_PREFIX = "srp-river-answer"
 
-# Substring tests are cheap in libxml2; exact class tokens are checked in Python on the few elements they return.
-# Each runs once per page or once per result row, so the parse walks the tree about twice in all.
-_RESULT_LISTS = etree.XPath('//ul[contains(@class, "srp-results")]')
-_ROWS = etree.XPath('./li[contains(@class, "s-item") or contains(@class, "s-card") or @data-listingid]')
-_ITEM_LINKS = etree.XPath('.//a[contains(@href, "/itm/")]/@href')
-_IMAGES = etree.XPath(".//img")
-_FIELDS = etree.XPath(
-    './/*[contains(@class, "__title") or contains(@class, "__price") or contains(@class, "__attribute-row")'
-    ' or contains(@class, "__location") or contains(@class, "__itemLocation") or contains(@class, "__subtitle")'
-    ' or contains(@class, "SECONDARY_INFO")]'
-)
-_ROW_CLASSES = frozenset({"s-item", "s-card"})
-_TITLE_CLASSES = frozenset({"s-card__title", "s-item__title"})
-_PRICE_CLASSES = frozenset({"s-card__price", "s-item__price"})
-_LOCATION_CLASSES = frozenset({"s-item__location", "s-item__itemLocation"})
-_ATTRIBUTE_ROW_CLASS = "s-card__attribute-row"
-_CONDITION_CLASSES = frozenset({"s-card__subtitle", "SECONDARY_INFO"})
-# "clipped" spans are screen-reader text ("Opens in a new window or tab", in the page's language);
-# LIGHT_HIGHLIGHT is the "New listing" flag that old s-item titles start with.
-_TITLE_HIDDEN = frozenset({"clipped", "LIGHT_HIGHLIGHT"})
-# The struck-through "was" price shares the row with the current price and must not join its text.
-_PRICE_HIDDEN = frozenset({"clipped", "strikethrough", "STRIKETHROUGH"})
-_NULL_SEARCH = etree.XPath('//*[contains(@class, "srp-save-null-search")]')
-_COUNT_HEADING = etree.XPath('//*[contains(@class, "srp-controls__count-heading")]')
-_CHALLENGE_ELEMENTS = etree.XPath(
-    '//form[contains(@action, "splashui") or contains(@action, "captcha") or @id="signin-form"]'
-    ' | //script[contains(@src, "splashui") or contains(@src, "captcha")]'
-    ' | //iframe[contains(@src, "captcha")]'
-    ' | //*[contains(@id, "captcha") or contains(@class, "captcha")]'
+
+class _Part(enum.Enum):
+    """What a class token makes an element of a result card."""
+
+    TITLE = enum.auto()
+    PRICE = enum.auto()
+    CONDITION = enum.auto()
+    ATTRIBUTE_ROW = enum.auto()  # an untyped s-card row: price, shipping, location, seller...
+    LOCATION = enum.auto()
+
+
+# The class tokens of each layout's typed parts. One css walk per card finds them all (lexbor answers in document
+# order); the smaller a layout's selector, the faster the walk, so each layout asks only for its own classes.
+_SCARD_PARTS = {"s-card__title": _Part.TITLE, "s-card__price": _Part.PRICE, "s-card__subtitle": _Part.CONDITION,
+                "s-card__attribute-row": _Part.ATTRIBUTE_ROW}
+_SITEM_PARTS = {"s-item__title": _Part.TITLE, "s-item__price": _Part.PRICE, "SECONDARY_INFO": _Part.CONDITION,
+                "s-item__location": _Part.LOCATION, "s-item__itemLocation": _Part.LOCATION}
+_PARTS = {**_SCARD_PARTS, **_SITEM_PARTS}
+# The item link, images, nested cards (a card holding cards is a carousel), then the layout's typed parts.
+_COMMON_SELECTOR = 'a[href*="/itm/"], img, li'
+
+
+def _selector(classes: dict[str, _Part]) -> str:
+    return ", ".join([_COMMON_SELECTOR, *(f".{name}" for name in classes)])
+
+
+_SCARD_SELECTOR = _selector(_SCARD_PARTS)
+_SITEM_SELECTOR = _selector(_SITEM_PARTS)
+_ANY_SELECTOR = _selector(_PARTS)  # a row known only by its data-listingid
+# "clipped" spans are screen-reader text ("Opens in a new window or tab", in the page's language). The "New
+# listing" badge is a span of its own, in whatever language the page is in: s-card__new-listing on s-cards,
+# LIGHT_HIGHLIGHT at the start of old s-item titles.
+_TITLE_HIDDEN = frozenset({"clipped", "s-card__new-listing", "s-item__new-listing", "LIGHT_HIGHLIGHT"})
+_CLIPPED = frozenset({"clipped"})
+# How a struck-through price is marked: eBay's classes, or the HTML elements that mean it.
+_STRUCK_CLASSES = frozenset({"strikethrough", "STRIKETHROUGH"})
+_STRUCK_TAGS = frozenset({"s", "del", "strike"})
+_TEXT_NODE = "-text"
+# Joins text pieces so that splitting finds them again; no page text holds this control character.
+_PIECE = "\x1f"
+
+_NULL_SEARCH = ".srp-save-null-search"
+_COUNT_HEADING = ".srp-controls__count-heading"
+_CHALLENGE_ELEMENTS = (
+    'form[action*="splashui"], form[action*="captcha"], form#signin-form, script[src*="splashui"],'
+    ' script[src*="captcha"], iframe[src*="captcha"], [id*="captcha"], [class*="captcha"]'
 )
 
+_LINK_HOST = re.compile(r"^[a-z][a-z0-9+.-]*://([^/?#:@]+)", re.IGNORECASE)
 _ITEM_ID = re.compile(r"/itm/(?:[^?#]*/)?(\d{6,})(?=[/?#]|$)")
-# Location rows start with a localized "located in" / "from": en, de, es/fr/pt, it, nl.
-_LOCATION_PREFIX = re.compile(
-    r"^(?:located in|from|aus|de|desde|en provenance de|da|uit|ubicado en)\s+\D+$", re.IGNORECASE
+# How a location row starts in each interface language eBay serves ("Located in Australia", "aus China",
+# "de Canadá", "d'Allemagne", "Da Cina", "z Chin", "Artikelstandort: China", "来自 日本"), as eBay's own pages
+# word it. Read like the currency markers in scrapers/money.py: any language, whatever the site.
+_LOCATION_LEADS = (
+    # English
+    "located in", "item location", "location", "ships from", "from",
+    # German
+    "artikelstandort", "standort", "versand aus", "aus",
+    # French
+    "en provenance de", "en provenance du", "en provenance des", "en provenance d'", "provenance",
+    "situé en", "situé au", "situé aux", "situé à", "lieu où se trouve l'objet", "de", "du", "des", "d'",
+    # Italian
+    "si trova in", "località", "spedito da", "da", "dal", "dalla", "dagli", "dall'",
+    # Spanish and Portuguese
+    "ubicado en", "ubicación", "desde", "del", "localizado em", "localização", "do", "dos",
+    # Dutch
+    "locatie", "verzonden vanuit", "uit",
+    # Polish
+    "lokalizacja", "wysyłka z", "z", "ze",
+    # Russian
+    "местонахождение", "из",
+    # Chinese and Japanese
+    "物品所在地", "所在地", "来自", "來自", "位于", "位於", "発送元",
+)
+# A lead, an optional colon, then a place: no digits (prices, counts, dates never are locations), at most a few words.
+_LOCATION_LINE = re.compile(
+    r"^(?:" + "|".join(re.escape(lead).replace("'", "['’]") for lead in sorted(_LOCATION_LEADS, key=len, reverse=True))
+    + r")(?:\s*[:：]\s*|\s+|(?<=['’]))(?P<place>[^\d\s][^\d]{1,80})$",
+    re.IGNORECASE,
 )
 # Page <title> text of eBay's bot challenge ("Pardon Our Interruption..."), the Akamai wall and the sign-in page.
 _BLOCKED_TITLES = ("pardon our interruption", "security measure", "access denied", "sign in", "captcha")
@@ -87,14 +142,20 @@ def parse_search_page(
     """Classify and parse one search page: listings, genuinely no results, or blocked. Raises ParseError otherwise."""
     if any(part in url for part in _BLOCKED_URL_PARTS):
         return ScrapeResult.blocked(f"redirected to a challenge or sign-in page: {url}")
-    doc = _parse_html(body, encoding)
-    lists = [ul for ul in _RESULT_LISTS(doc) if "srp-results" in (ul.get("class") or "").split()]
-    rows = [row for ul in lists for row in _ROWS(ul) if _is_result_row(row)]
-    listings = _parse_rows(rows, domain)
+    text = _decode(body, encoding)
+    start = _results_start(text)
+    if start > 0:
+        # Rows depend on nothing before their list: the page's head, header and filters (a third of its bytes
+        # and more) are left unparsed. Only a page without listings is parsed whole, to tell why.
+        listings, lost = _parse_results(LexborHTMLParser(text[start:]), domain)
+        if listings:
+            return ScrapeResult.of(listings, rows=len(listings) + lost)
+    doc = LexborHTMLParser(text)
+    listings, lost = _parse_results(doc, domain)
     if listings:
-        return ScrapeResult.of(listings)
-    if rows:
-        raise ParseError(f"{len(rows)} eBay result rows but none had an item link and id: the layout changed")
+        return ScrapeResult.of(listings, rows=len(listings) + lost)
+    if lost:
+        raise ParseError(f"{lost} eBay result rows but none had an item link and id: the layout changed")
     # No-results first: a challenge page never carries eBay's no-results box, while a search page's <title>
     # repeats the query, which may well say "sign in" or "captcha".
     if _is_zero_results(doc):
@@ -102,7 +163,7 @@ def parse_search_page(
     blocked = _blocked_reason(doc)
     if blocked:
         return ScrapeResult.blocked(blocked)
-    if lists:
+    if doc.css_first(_RESULT_LISTS) is not None:
         raise ParseError("eBay results list is empty and the page does not say there are no results")
     raise ParseError("no eBay results list and no recognisable no-results or challenge page")
 
@@ -115,146 +176,254 @@ def parse_listings(body: bytes | str, *, domain: str = "www.ebay.com", encoding:
     return list(result.listings)
 
 
-def _parse_html(body: bytes | str, encoding: str | None) -> lxml.html.HtmlElement:
-    if not body.strip():
+def _decode(body: bytes | str, encoding: str | None) -> bytes | str:
+    """The page as lexbor should read it: bytes when they are UTF-8 (as eBay serves), else text decoded by its label."""
+    if not body or body.isspace():
         raise ParseError("empty eBay page")
-    if isinstance(body, bytes):
-        # eBay serves UTF-8; without a declared charset libxml2 would read the bytes as Latin-1.
-        try:
-            parser = lxml.html.HTMLParser(encoding=encoding or "utf-8")
-        except LookupError:
-            parser = lxml.html.HTMLParser(encoding="utf-8")
+    if isinstance(body, bytes) and not _is_utf8(encoding):
+        return body.decode(encoding or "utf-8", errors="replace")
+    return body
+
+
+def _results_start(page: bytes | str) -> int:
+    """Where the first results list's start tag begins in the raw page; -1 when there is none."""
+    if isinstance(page, bytes):
+        needle, tag, pattern = b"srp-results", b"<ul", _RESULTS_START_BYTES
     else:
-        parser = lxml.html.HTMLParser()
+        needle, tag, pattern = "srp-results", "<ul", _RESULTS_START_TEXT
+    # Finding the class name first is far faster than a regex over the page; stylesheets name it too, so each
+    # find is checked to be inside a <ul> start tag.
+    at = page.find(needle)  # type: ignore[arg-type]
+    while at >= 0:
+        begin = page.rfind(tag, max(0, at - _START_TAG_REACH), at)  # type: ignore[arg-type]
+        if begin >= 0:
+            match = pattern.match(page, begin)  # type: ignore[arg-type]
+            if match is not None and match.end() == at + len(needle):
+                return begin
+        at = page.find(needle, at + 1)  # type: ignore[arg-type]
+    return -1
+
+
+def _parse_results(doc: LexborHTMLParser, domain: str) -> tuple[list[Listing], int]:
+    """The listings in the document's results lists, and how many result rows did not become one."""
+    return _parse_cards([row for ul in doc.css(_RESULT_LISTS) for row in ul.iter()], domain)
+
+
+def _is_utf8(encoding: str | None) -> bool:
+    """True when bytes in this charset are read as UTF-8: no label, UTF-8 itself, or a label Python does not know."""
+    if not encoding:
+        return True
     try:
-        return lxml.html.document_fromstring(body, parser=parser)
-    except (etree.ParserError, ValueError) as err:
-        raise ParseError(f"eBay page is not HTML: {err}") from err
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return True
 
 
-def _parse_rows(rows: list[lxml.html.HtmlElement], domain: str) -> list[Listing]:
+def _card_selector(row: LexborNode) -> str | None:
+    """The selector for a result card's parts by its layout; None for what is no card: a module (carousel, banner,
+    divider, FAQ), a comment, anything but a list item."""
+    if row.tag != "li":
+        return None
+    attrs = row.attrs
+    classes = (attrs.get("class") or "").split()
+    if any(name.startswith(_MODULE_CLASS_PREFIX) for name in classes):
+        return None
+    if "s-card" in classes:
+        return _SCARD_SELECTOR
+    if "s-item" in classes:
+        return _SITEM_SELECTOR
+    return _ANY_SELECTOR if "data-listingid" in attrs else None
+
+
+def _parse_cards(rows: list[LexborNode], domain: str) -> tuple[list[Listing], int]:
+    """The listings among a results list's children, once each, and how many result rows could not be read.
+    Modules, carousels and eBay's hidden template cards are no result rows."""
     currency = currency_for_domain(domain)
     listings: list[Listing] = []
     seen: set[str] = set()
-    skipped = 0
+    lost = 0
     for row in rows:
-        listing = _parse_row(row, domain, currency)
+        selector = _card_selector(row)
+        if selector is None:
+            continue
+        fields = _Fields(row, selector)
+        if fields.holds_cards or fields.is_template():
+            continue
+        listing = fields.listing(domain, currency)
         if listing is None:
-            skipped += 1
+            lost += 1
         elif listing.external_id not in seen:
             seen.add(listing.external_id)
             listings.append(listing)
-    if skipped:
-        log.debug("skipped %d eBay rows without an item link, id or title", skipped)
-    return listings
-
-
-def _is_result_row(row: lxml.html.HtmlElement) -> bool:
-    return row.get("data-listingid") is not None or not _ROW_CLASSES.isdisjoint(_classes(row))
-
-
-def _parse_row(row: lxml.html.HtmlElement, domain: str, currency: str) -> Listing | None:
-    hrefs = _ITEM_LINKS(row)
-    if not hrefs:
-        return None
-    href = str(hrefs[0])
-    link_id = _ITEM_ID.search(href)
-    item_id = row.get("data-listingid") or (link_id.group(1) if link_id else None)
-    if not item_id or not item_id.isdigit():
-        return None
-    fields = _Fields(row)
-    title = fields.title()
-    if not title or title.casefold() in _TEMPLATE_TITLES:
-        return None
-    price_text = fields.price_text()
-    return Listing(
-        marketplace=MARKETPLACE,
-        external_id=item_id,
-        title=title,
-        url=f"https://{_host(href, domain)}/itm/{item_id}",
-        price=parse_money(price_text, currency) if price_text else None,
-        price_text=price_text,
-        location=fields.location(),
-        image_url=_image(row),
-        condition=fields.condition(),
-    )
+    if lost:
+        log.debug("%d eBay result rows without an item link, id or title", lost)
+    return listings, lost
 
 
 class _Fields:
-    """The typed parts of one result row, found in one pass and told apart by their class tokens."""
+    """The typed parts of one result card, found in one walk and told apart by their tags and class tokens."""
 
-    def __init__(self, row: lxml.html.HtmlElement) -> None:
-        self.row = row
-        self.title_el: lxml.html.HtmlElement | None = None
-        self.price_el: lxml.html.HtmlElement | None = None
-        self.condition_el: lxml.html.HtmlElement | None = None
-        self.location_els: list[lxml.html.HtmlElement] = []
-        for element in _FIELDS(row):
-            classes = _classes(element)
-            if self.title_el is None and not _TITLE_CLASSES.isdisjoint(classes):
-                self.title_el = element
-            elif self.price_el is None and not _PRICE_CLASSES.isdisjoint(classes):
-                self.price_el = element
-            elif self.condition_el is None and not _CONDITION_CLASSES.isdisjoint(classes):
-                self.condition_el = element
-            if _ATTRIBUTE_ROW_CLASS in classes or not _LOCATION_CLASSES.isdisjoint(classes):
-                self.location_els.append(element)
+    def __init__(self, card: LexborNode, selector: str) -> None:
+        self.card = card
+        self.href: str | None = None
+        self.title_el: LexborNode | None = None
+        self.condition_el: LexborNode | None = None
+        self.price_els: list[LexborNode] = []
+        self.rows: dict[int, LexborNode] = {}  # attribute rows by lexbor's node id
+        self.location_els: list[LexborNode] = []
+        self.images: list[LexborNode] = []
+        self.holds_cards = False
+        self._title: str | None = None
+        card_id = card.mem_id
+        for element in card.css(selector):
+            tag = element.tag
+            if tag == "img":
+                self.images.append(element)
+            elif tag == "li":
+                # lexbor's answer includes the card itself; a card that holds cards is a carousel, not a result.
+                self.holds_cards = self.holds_cards or (element.mem_id != card_id and _card_selector(element) is not None)
+            else:
+                attrs = element.attrs
+                if tag == "a" and self.href is None:
+                    self.href = attrs.get("href") or None
+                for name in (attrs.get("class") or "").split():
+                    part = _PARTS.get(name)
+                    if part is not None:
+                        self._add(part, element)
+                        break
+
+    def _add(self, part: _Part, element: LexborNode) -> None:
+        if part is _Part.ATTRIBUTE_ROW:
+            self.rows[element.mem_id] = element
+            self.location_els.append(element)
+        elif part is _Part.PRICE:
+            self.price_els.append(element)
+        elif part is _Part.TITLE:
+            self.title_el = self.title_el or element
+        elif part is _Part.CONDITION:
+            self.condition_el = self.condition_el or element
+        else:
+            self.location_els.append(element)
+
+    def listing(self, domain: str, currency: str) -> Listing | None:
+        if self.href is None:
+            return None
+        link_id = _ITEM_ID.search(self.href)
+        item_id = self.card.attrs.get("data-listingid") or (link_id.group(1) if link_id else None)
+        if not item_id or not item_id.isdigit():
+            return None
+        title = self.title()
+        if not title:
+            return None
+        price_text, sold = self.price()
+        return Listing(
+            marketplace=MARKETPLACE,
+            external_id=item_id,
+            title=title,
+            url=f"https://{_host(self.href, domain)}/itm/{item_id}",
+            price=parse_money(price_text, currency) if price_text else None,
+            price_text=price_text,
+            location=self.location(),
+            image_url=self.image(),
+            condition=self.condition(),
+            sold=sold,
+        )
+
+    def is_template(self) -> bool:
+        return self.title().casefold() in _TEMPLATE_TITLES
 
     def title(self) -> str:
+        if self._title is None:
+            self._title = self._read_title()
+        return self._title
+
+    def _read_title(self) -> str:
         if self.title_el is not None:
-            text = _clean(_visible_text(self.title_el, _TITLE_HIDDEN))
+            text = _clean(_visible_text(self.title_el, _TITLE_HIDDEN, strike=False))
             if text:
                 return text
-        for image in _IMAGES(self.row):
-            alt = _clean(image.get("alt") or "")
+        for image in self.images:
+            alt = _clean(image.attrs.get("alt") or "")
             if alt:
                 return alt
         return ""
 
-    def price_text(self) -> str | None:
-        if self.price_el is None:
+    def price(self) -> tuple[str | None, bool]:
+        """The current price and whether the card is sold: a card whose only price is struck through has ended
+        (sold, "Best offer accepted") and keeps that price; beside a current price, a struck one is the old price."""
+        struck: str | None = None
+        for container in self._price_containers():
+            if not _is_struck(container):
+                current = _clean(_visible_text(container, _CLIPPED, strike=True))
+                if current:
+                    return current, False
+            struck = struck or _clean(_visible_text(container, _CLIPPED, strike=False)) or None
+        return struck, struck is not None
+
+    def _price_containers(self) -> list[LexborNode]:
+        # A range ("£0.99 to £1.99") spans several price spans, so an s-card's price is its whole attribute row.
+        containers: dict[int, LexborNode] = {}
+        for element in self.price_els:
+            container = self._attribute_row(element) or element
+            containers.setdefault(container.mem_id, container)
+        return list(containers.values())
+
+    def _attribute_row(self, element: LexborNode) -> LexborNode | None:
+        if not self.rows:
             return None
-        # A range ("£0.99 to £1.99") spans several price spans, so read the whole attribute row.
-        container = self.price_el
-        for ancestor in self.price_el.iterancestors():
-            if ancestor is self.row:
-                break
-            if _ATTRIBUTE_ROW_CLASS in _classes(ancestor):
-                container = ancestor
-                break
-        return _clean(_visible_text(container, _PRICE_HIDDEN)) or None
+        card_id = self.card.mem_id
+        ancestor = element.parent
+        while ancestor is not None and ancestor.mem_id != card_id:
+            row = self.rows.get(ancestor.mem_id)
+            if row is not None:
+                return row
+            ancestor = ancestor.parent
+        return None
 
     def location(self) -> str | None:
         for element in self.location_els:
-            text = _clean(element.text_content())
-            if text and (not _LOCATION_CLASSES.isdisjoint(_classes(element)) or _LOCATION_PREFIX.match(text)):
-                return text
+            text = element.text().strip()
+            if text and (element.mem_id not in self.rows or _LOCATION_LINE.match(text)):
+                return _clean(text)
         return None
 
     def condition(self) -> str | None:
         # The subtitle row reads "Brand New · Size US M 13 + more": the condition is its first piece.
         if self.condition_el is not None:
-            for piece in self.condition_el.itertext():
+            for piece in self.condition_el.text(separator=_PIECE).split(_PIECE):
                 text = _clean(piece).strip("· ")
                 if text:
                     return text
         return None
 
+    def image(self) -> str | None:
+        for image in self.images:
+            attrs = image.attrs
+            for attribute in ("data-src", "src"):
+                src = (attrs.get(attribute) or "").strip()
+                if src.startswith(("https://", "http://")) and not any(p in src for p in _PLACEHOLDER_IMAGE_PARTS):
+                    return src
+        return None
 
-def _classes(element: lxml.html.HtmlElement) -> list[str]:
-    return (element.get("class") or "").split()
+
+def _classes(element: LexborNode) -> list[str]:
+    return (element.attrs.get("class") or "").split()
 
 
-def _visible_text(element: lxml.html.HtmlElement, hidden: frozenset[str]) -> str:
-    """The text a reader sees: skips elements with a hidden class (their tails still show) and comments."""
+def _is_struck(element: LexborNode) -> bool:
+    return element.tag in _STRUCK_TAGS or not _STRUCK_CLASSES.isdisjoint(_classes(element))
+
+
+def _visible_text(element: LexborNode, hidden: frozenset[str], *, strike: bool) -> str:
+    """The text a reader sees: skips elements with a hidden class, and struck-through ones when `strike` is set."""
     parts: list[str] = []
-    if element.text and isinstance(element.tag, str):
-        parts.append(element.text)
-    for child in element:
-        if isinstance(child.tag, str) and hidden.isdisjoint(_classes(child)):
-            parts.append(_visible_text(child, hidden))
-        if child.tail:
-            parts.append(child.tail)
+    for child in element.iter(include_text=True):
+        tag = child.tag
+        if tag == _TEXT_NODE:
+            parts.append(child.text_content or "")
+        elif (tag and not tag.startswith("-") and hidden.isdisjoint(_classes(child))
+              and not (strike and _is_struck(child))):
+            parts.append(_visible_text(child, hidden, strike=strike))
     return "".join(parts)
 
 
@@ -262,33 +431,31 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
-def _image(row: lxml.html.HtmlElement) -> str | None:
-    for image in _IMAGES(row):
-        for attribute in ("data-src", "src"):
-            src = (image.get(attribute) or "").strip()
-            if src.startswith(("https://", "http://")) and not any(p in src for p in _PLACEHOLDER_IMAGE_PARTS):
-                return src
-    return None
-
-
 def _host(href: str, domain: str) -> str:
-    host = (urlsplit(href).hostname or "").lower()
-    is_ebay = any(host == site or host.endswith("." + site) for site in DOMAIN_CURRENCIES)
-    return host if is_ebay else domain
+    """The eBay site an item link points at, else the adapter's own (relative or foreign links)."""
+    match = _LINK_HOST.match(href)
+    host = match.group(1).lower() if match else ""
+    return host if host and _is_ebay_host(host) else domain
 
 
-def _blocked_reason(doc: lxml.html.HtmlElement) -> str | None:
-    title = _clean(doc.findtext(".//title") or "").casefold()
+@functools.lru_cache(maxsize=256)
+def _is_ebay_host(host: str) -> bool:
+    return any(host == site or host.endswith("." + site) for site in DOMAIN_CURRENCIES)
+
+
+def _blocked_reason(doc: LexborHTMLParser) -> str | None:
+    title_el = doc.css_first("title")
+    title = _clean(title_el.text() if title_el is not None else "").casefold()
     for marker in _BLOCKED_TITLES:
         if marker in title:
             return f"eBay challenge or sign-in page (title {title[:80]!r})"
-    if _CHALLENGE_ELEMENTS(doc):
+    if doc.css_first(_CHALLENGE_ELEMENTS) is not None:
         return "eBay challenge page (captcha form or script)"
     return None
 
 
-def _is_zero_results(doc: lxml.html.HtmlElement) -> bool:
-    if _NULL_SEARCH(doc):
+def _is_zero_results(doc: LexborHTMLParser) -> bool:
+    if doc.css_first(_NULL_SEARCH) is not None:
         return True
     # The heading is unreliable when results exist ("0 results" above 60 items), but with no rows it agrees.
-    return any(_clean(h.text_content()).startswith("0 ") for h in _COUNT_HEADING(doc))
+    return any(_clean(heading.text()).startswith("0 ") for heading in doc.css(_COUNT_HEADING))
