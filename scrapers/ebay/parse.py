@@ -352,21 +352,24 @@ class _Fields:
         """The current price and whether the card is sold: a card whose only price is struck through has ended
         (sold, "Best offer accepted") and keeps that price; beside a current price, a struck one is the old price."""
         struck: str | None = None
-        for container in self._price_containers():
-            if not _is_struck(container):
-                current = _clean(_visible_text(container, _CLIPPED, strike=True))
-                if current:
-                    return current, False
-            struck = struck or _clean(_visible_text(container, _CLIPPED, strike=False)) or None
+        for elements in self._price_groups():
+            current = "".join(_visible_text(element, _CLIPPED, strike=True)
+                              for element in elements if not _is_struck(element))
+            if current.strip():
+                return _clean(current), False
+            struck = struck or _clean("".join(_visible_text(element, _CLIPPED, strike=False)
+                                              for element in elements)) or None
         return struck, struck is not None
 
-    def _price_containers(self) -> list[LexborNode]:
-        # A range ("£0.99 to £1.99") spans several price spans, so an s-card's price is its whole attribute row.
-        containers: dict[int, LexborNode] = {}
+    def _price_groups(self) -> list[list[LexborNode]]:
+        """The card's price elements by the attribute row that holds them: an s-card row shows one price, a range
+        being several spans ("£0.99", " to ", "£1.99"), and its other spans are labels ("20% off"). An element in no
+        row (s-item) holds a whole price by itself."""
+        groups: dict[int, list[LexborNode]] = {}
         for element in self.price_els:
-            container = self._attribute_row(element) or element
-            containers.setdefault(container.mem_id, container)
-        return list(containers.values())
+            row = self._attribute_row(element)
+            groups.setdefault(element.mem_id if row is None else row.mem_id, []).append(element)
+        return list(groups.values())
 
     def _attribute_row(self, element: LexborNode) -> LexborNode | None:
         if not self.rows:

@@ -188,10 +188,76 @@ def test_scard_page_ignores_carousel_and_hidden_template_and_strips_clipped_text
     assert falcon.location is None
     # no currency in the text: ebay.de's euro, and "4.350" is four thousand three hundred and fifty
     bricks = by_id["111000000003"]
-    assert bricks.price == Money(Decimal("4350"), "EUR")
+    assert bricks.price == Money(Decimal(4350), "EUR")
     assert bricks.location is None  # "Kostenloser Versand" is no location
     for listing in result.listings:
         assert "Fenster" not in listing.title
+
+
+def test_new_listing_badge_is_no_part_of_a_title_in_any_language() -> None:
+    """Pins: the s-card "New Listing" badge (span.s-card__new-listing, "Anuncio nuevo" on the Spanish interface)
+    was read into the title, so every alert for a fresh listing began with the badge."""
+    listings = parse_search_page(_page("ebay_new_listing_badge.html")).listings
+
+    assert [listing.title for listing in listings] == [
+        "LEGO White Technic Panel Fairing #13", "LEGO Star Wars 75192 Halcón Milenario", "LEGO Steine 2 kg",
+    ]
+    assert listings[0].location == "Located in United States"
+
+
+def test_modules_inside_the_results_list_are_no_listings() -> None:
+    """Pins: a carousel dressed as a card, or a banner carrying a listing id, inside ul.srp-results became a
+    listing of its own. Sponsored carousels, FAQ modules, banners and the "results matching fewer words" divider
+    are neither listings nor result rows that were lost."""
+    result = parse_search_page(_page("ebay_river_modules.html"))
+
+    assert result.status is ScrapeStatus.SUCCESS
+    assert [listing.external_id for listing in result.listings] == ["226000000001", "226000000002", "226000000003"]
+    assert result.rows_lost == 0
+    assert all("Sponsored" not in listing.title for listing in result.listings)
+
+
+def test_a_card_whose_only_price_is_struck_through_is_sold_at_that_price() -> None:
+    """Pins: on sold searches ("Best offer accepted") the only price is struck through, and it was read as no
+    price at all; the card now keeps that price and says the listing is sold."""
+    by_id = _by_id(parse_search_page(_page("ebay_sold.html")).listings)
+
+    sold = by_id["377305506170"]
+    assert (sold.price, sold.price_text, sold.sold) == (Money(Decimal("45.00"), "USD"), "$45.00", True)
+    assert sold.title == "New HP 63 XL Black Ink Cartridge"
+    assert sold.location == "Located in United States"
+    assert sold.condition == "Brand New"
+    for_sale = by_id["267717942253"]
+    assert (for_sale.price, for_sale.sold) == (Money(Decimal("27.99"), "USD"), False)
+    old_layout = by_id["155000000001"]
+    assert (old_layout.price, old_layout.sold) == (Money(Decimal("31.50"), "USD"), True)
+
+
+def test_a_current_price_beside_a_struck_through_old_one_is_the_price() -> None:
+    """Pins: an old price struck through in a row of its own above the current one gave no price, and one
+    struck with <del> or <s> joined the price text."""
+    by_id = _by_id(parse_search_page(_page("ebay_struck_prices.html")).listings)
+
+    assert {item: (listing.price_text, listing.sold) for item, listing in by_id.items()} == {
+        "307000000001": ("$31.20", False),
+        "307000000002": ("$12.00", False),
+        "307000000003": ("$7.49", False),
+        "307000000004": ("$100.00 to $120.00", False),
+    }
+    assert by_id["307000000001"].price == Money(Decimal("31.20"), "USD")
+    assert by_id["307000000003"].price == Money(Decimal("7.49"), "USD")
+    assert by_id["307000000004"].price == Money(Decimal("100.00"), "USD")
+
+
+def test_location_line_is_read_in_any_interface_language() -> None:
+    """Pins: only a few languages' "located in" / "from" were known, so "d'Allemagne", "z Chin", "Provenance :
+    Chine", "Ubicación: España", "來自 日本" and "из Китая" gave no location; shipping and offer rows still give none."""
+    listings = parse_search_page(_page("ebay_locations.html"), domain="www.ebay.fr").listings
+
+    assert [listing.location for listing in listings] == [
+        "d'Allemagne", "Provenance : Chine", "z Chin", "Ubicación: España", "來自 日本", "из Китая", "Da Cina",
+        "Located in: United States", None,
+    ]
 
 
 def test_zero_results_page_is_empty_not_blocked() -> None:
