@@ -39,7 +39,7 @@ def test_real_static_page_sanity_facts() -> None:
     first = listings[0]
     assert first.external_id == "7888520643"
     assert first.title == "6’2 Bushwacker surfboard 37.6L"
-    assert first.price == Money(Decimal("400"), "USD")
+    assert first.price == Money(Decimal(400), "USD")
     assert first.price_text == "$400"
     assert first.location == "richmond / seacliff"
     assert first.url == "https://sfbay.craigslist.org/sfc/spo/d/san-francisco-62-bushwacker-surfboard/7888520643.html"
@@ -89,7 +89,7 @@ def test_static_page_merges_ld_json_by_position() -> None:
         external_id="7800000001",
         title="Road bike, 56cm",
         url="https://corvallis.craigslist.org/bik/d/corvallis-road-bike/7800000001.html",
-        price=Money(Decimal("250"), "USD"),
+        price=Money(Decimal(250), "USD"),
         price_text="$250",
         location="downtown",
         image_url="https://images.craigslist.org/00a0a_one_600x450.jpg",
@@ -100,15 +100,50 @@ def test_static_page_merges_ld_json_by_position() -> None:
     assert kids.url == "https://corvallis.craigslist.org/bik/d/albany-kids-bike/7800000002.html"
     assert kids.image_url is None
     # no location shown: the ld+json locality stands in
-    assert rack.price == Money(Decimal("1200"), "USD")
+    assert rack.price == Money(Decimal(1200), "USD")
     assert rack.location == "Philomath"
+
+
+def test_newer_view_links_are_read_with_the_token_as_id() -> None:
+    """Rows linking to www.craigslist.org/view/d/<slug>/<token> (no numeric id) were dropped."""
+    result = parse_search_page(_page("craigslist_view_links.html"), base_url=BASE, content_type="text/html")
+
+    assert (result.status, result.rows) == (ScrapeStatus.SUCCESS, 3)
+    desk, chair, lamp = result.listings
+    assert desk == Listing(
+        marketplace="craigslist",
+        external_id="fa3EYSbAAz67kAs9ZHwdbz",
+        title="Standing desk, walnut top",
+        url="https://www.craigslist.org/view/d/oakland-standing-desk-walnut-top/fa3EYSbAAz67kAs9ZHwdbz",
+        price=Money(Decimal(180), "USD"),
+        price_text="$180",
+        location="oakland lake merritt",
+        image_url="https://images.craigslist.org/00x0x_deskone_600x450.jpg",
+    )
+    # A query string after the token is not part of the id; the older numeric form still reads beside it.
+    assert chair.external_id == "8EhtzWDrDcXbcQiWBpsYRA"
+    assert chair.image_url == "https://images.craigslist.org/00y0y_chairtwo_600x450.jpg"
+    assert lamp.external_id == "7890000003"
+
+
+def test_the_same_view_link_gives_the_same_id_on_every_page() -> None:
+    first = parse_search_page(_page("craigslist_view_links.html"), base_url=BASE).listings
+    moved = _page("craigslist_view_links.html").replace(b"oakland-standing-desk-walnut-top", b"oakland-desk")
+    again = parse_search_page(moved, base_url=BASE).listings
+    assert first[0].external_id == again[0].external_id == "fa3EYSbAAz67kAs9ZHwdbz"
+
+
+def test_a_row_without_a_posting_link_makes_the_result_partial() -> None:
+    body = _page("craigslist_view_links.html").replace(b"/8EhtzWDrDcXbcQiWBpsYRA?lang=en", b"/")
+    result = parse_search_page(body, base_url=BASE)
+    assert (result.status, result.rows, len(result.listings)) == (ScrapeStatus.PARTIAL, 3, 2)
 
 
 def test_static_page_does_not_merge_a_drifted_ld_json_list() -> None:
     body = _page("craigslist_static.html").replace(b'"name":"Road bike, 56cm"', b'"name":"Something else"')
     road = parse_static_page(body, base_url=BASE).listings[0]
     assert road.image_url is None
-    assert road.price == Money(Decimal("250"), "USD")  # the row's own price still stands
+    assert road.price == Money(Decimal(250), "USD")  # the row's own price still stands
 
 
 def test_zero_results_page_is_empty_not_blocked() -> None:
@@ -256,5 +291,5 @@ def test_malformed_ld_json_entries_are_ignored_not_fatal() -> None:
     assert original in _page("craigslist_static.html")
     body = _page("craigslist_static.html").replace(original, b'"offers":[],"x":{"a":"1"')  # offers not an object
     road = parse_static_page(body, base_url=BASE).listings[0]
-    assert road.price == Money(Decimal("250"), "USD")
+    assert road.price == Money(Decimal(250), "USD")
     assert road.image_url == "https://images.craigslist.org/00a0a_one_600x450.jpg"
