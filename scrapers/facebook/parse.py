@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import lxml.etree as etree
-import lxml.html
+from selectolax.lexbor import LexborHTMLParser
 
 from scout.errors import ParseError
 from scout.models import Listing, Money
@@ -24,11 +23,11 @@ ITEM_URL = "https://www.facebook.com/marketplace/item/{id}/"
 
 # The search feed sits in one of ~60 JSON blobs; only blobs naming it are decoded (a substring test is ~free).
 _SEARCH_KEY = "marketplace_search"
-_JSON_SCRIPTS = etree.XPath('//script[@type="application/json"]')
+_JSON_SCRIPTS = 'script[type="application/json"]'
 # The visitor's marketplace currency is in another blob ("current_marketplace": {..., "primary_currency": "USD"});
 # search results carry only "$20", which several currencies print alike.
 _PRIMARY_CURRENCY = re.compile(rb'"primary_currency"\s*:\s*"([A-Z]{3})"')
-_LOGIN_FORM = etree.XPath('//form[@id="login_form" or contains(@action, "/login")] | //input[@name="pass"]')
+_LOGIN_FORM = 'form#login_form, form[action*="/login"], input[name="pass"]'
 # Where Facebook sends a visitor it will not serve: log in, prove you are human, accept terms, or go away.
 _BLOCKED_URL_PARTS = ("/login", "/checkpoint/", "/two_step_verification/", "/privacy/consent", "/marketplace/ineligible")
 # Texts of its "slow down" and checkpoint pages (English UI: the adapter asks for English).
@@ -39,16 +38,17 @@ _BLOCKED_TITLES = ("log in", "log into", "login", "checkpoint", "security check"
 
 def parse_search_page(body: bytes, *, url: str = "", content_type: str = "") -> ScrapeResult:
     """Classify and parse a search page or GraphQL answer: listings, no results, or blocked; ParseError otherwise."""
-    if not body.strip():
+    if not body or body.isspace():
         raise ParseError("empty Facebook page")
     currency_match = _PRIMARY_CURRENCY.search(body)
     currency = currency_match.group(1).decode("ascii") if currency_match else None
-    doc: lxml.html.HtmlElement | None = None
+    tree: LexborHTMLParser | None = None
     if _looks_like_json(body, content_type):
         blobs = list(_json_documents(body))
     else:
-        doc = _parse_html(body)
-        blobs = [_loads(el.text) for el in _JSON_SCRIPTS(doc) if el.text and _SEARCH_KEY in el.text]
+        tree = LexborHTMLParser(body)
+        texts = (script.text() for script in tree.css(_JSON_SCRIPTS))
+        blobs = [_loads(text) for text in texts if _SEARCH_KEY in text]
         if None in blobs:
             # The feed's own blob is cut or mangled: the page is broken, whatever else it shows.
             raise ParseError("the JSON that holds marketplace_search does not parse")
@@ -56,7 +56,7 @@ def parse_search_page(body: bytes, *, url: str = "", content_type: str = "") -> 
     if feeds:
         return _parse_feeds(feeds, currency)
     # No feed: a page Facebook serves instead of results, or a layout we no longer know.
-    blocked = _blocked_reason(url, doc, blobs)
+    blocked = _blocked_reason(url, tree, blobs)
     if blocked:
         return ScrapeResult.blocked(blocked)
     raise ParseError("no marketplace_search feed in the page's JSON and no login wall or challenge either")
@@ -64,13 +64,6 @@ def parse_search_page(body: bytes, *, url: str = "", content_type: str = "") -> 
 
 def _looks_like_json(body: bytes, content_type: str) -> bool:
     return "json" in content_type.lower() or body.lstrip()[:1] in (b"{", b"[")
-
-
-def _parse_html(body: bytes) -> lxml.html.HtmlElement:
-    try:
-        return lxml.html.document_fromstring(body, parser=lxml.html.HTMLParser(encoding="utf-8"))
-    except (etree.ParserError, ValueError) as err:
-        raise ParseError(f"Facebook page is not HTML: {err}") from err
 
 
 def _loads(text: str | bytes) -> Any:
@@ -113,7 +106,7 @@ def _find_key(data: Any, key: str) -> Iterator[Any]:
 def _parse_feeds(feeds: list[Any], currency: str | None) -> ScrapeResult:
     listings: list[Listing] = []
     seen: set[str] = set()
-    edges_seen = unavailable = 0
+    edges_seen = unavailable = rows = 0
     for feed in feeds:
         units = feed.get("feed_units") if isinstance(feed, dict) else None
         edges = units.get("edges") if isinstance(units, dict) else None
@@ -130,14 +123,17 @@ def _parse_feeds(feeds: list[Any], currency: str | None) -> ScrapeResult:
                 unavailable += 1
                 continue
             listing = _parse_listing(item, currency)
-            if listing is not None and listing.external_id not in seen:
+            if listing is None:
+                rows += 1  # a listing entry we could not read: counted, so the fetch says it is partial
+            elif listing.external_id not in seen:
+                rows += 1
                 seen.add(listing.external_id)
                 listings.append(listing)
     if not listings and edges_seen > unavailable:
         raise ParseError(f"{edges_seen} Facebook feed entries but none had a listing id and title: the layout changed")
     if unavailable:
         log.debug("skipped %d sold, pending or hidden Facebook listings", unavailable)
-    return ScrapeResult.of(listings)
+    return ScrapeResult.of(listings, rows=rows)
 
 
 def _parse_listing(item: dict[str, Any], currency: str | None) -> Listing | None:
@@ -189,7 +185,7 @@ def _dig(data: Any, *keys: str) -> str | None:
     return data if isinstance(data, str) and data else None
 
 
-def _blocked_reason(url: str, doc: lxml.html.HtmlElement | None, blobs: list[Any]) -> str | None:
+def _blocked_reason(url: str, tree: LexborHTMLParser | None, blobs: list[Any]) -> str | None:
     path = url.split("?", 1)[0].lower()
     for part in _BLOCKED_URL_PARTS:
         if part in path:
@@ -199,15 +195,18 @@ def _blocked_reason(url: str, doc: lxml.html.HtmlElement | None, blobs: list[Any
             text = json.dumps(errors)[:300].lower()
             if any(marker in text for marker in ("rate limit", "login", "checkpoint", "blocked")):
                 return f"Facebook refused the search: {text[:120]}"
-    if doc is None:
+    if tree is None:
         return None
-    title = " ".join((doc.findtext(".//title") or "").split()).casefold()
+    title_node = tree.css_first("title")
+    title = " ".join((title_node.text() if title_node is not None else "").split()).casefold()
     if any(marker in title for marker in _BLOCKED_TITLES):
         return f"Facebook login or checkpoint page (title {title[:60]!r})"
-    body_text = " ".join(doc.text_content().split()).casefold()[:20000]
+    login_form = tree.css_first(_LOGIN_FORM) is not None
+    tree.strip_tags(["script", "style", "noscript"])
+    body_text = " ".join(tree.text().split()).casefold()[:20000]
     for marker in _BLOCKED_TEXTS:
         if marker in body_text:
             return f"Facebook challenge page ({marker!r})"
-    if _LOGIN_FORM(doc):
+    if login_form:
         return "Facebook login wall: a login form and no search results"
     return None

@@ -76,6 +76,21 @@ def test_synthetic_page_skips_ads_sold_pending_and_duplicates() -> None:
     assert free.price == Money(Decimal("0.00"), "CAD") and free.price_text == "Free"
 
 
+def test_sold_pending_and_repeated_entries_are_not_lost_rows() -> None:
+    result = _parse("facebook_search.html")
+    assert (result.status, result.rows) == (ScrapeStatus.SUCCESS, 2)
+
+
+def test_a_listing_entry_without_a_title_makes_the_result_partial() -> None:
+    """A feed entry that holds a listing but cannot be read used to vanish without a trace."""
+    body = (PAGES / "facebook_search.html").read_bytes().replace(b'"Free kids bike"', b'""')
+
+    result = parse_search_page(body, url=SEARCH_URL)
+
+    assert (result.status, result.rows) == (ScrapeStatus.PARTIAL, 2)
+    assert [item.external_id for item in result.listings] == ["1000000000000001"]
+
+
 def test_without_a_marketplace_currency_the_price_text_decides() -> None:
     body = (PAGES / "facebook_search.html").read_bytes().replace(b'"primary_currency":"CAD"', b"")
 
@@ -132,8 +147,8 @@ def test_a_graphql_answer_has_the_same_shape() -> None:
          "does not parse"),
         (b'<html><body><script type="application/json">{"marketplace_search": {"feed": []}}</script></body></html>',
          "feed_units"),
-        (b'<html><body><script type="application/json">{"marketplace_search": {"feed_units": {"edges": ['
-         b'{"node": {"listing": {"id": "x", "title": "renamed"}}}]}}}</script></body></html>', "none had"),
+        ((b'<html><body><script type="application/json">{"marketplace_search": {"feed_units": {"edges": ['
+         b'{"node": {"listing": {"id": "x", "title": "renamed"}}}]}}}</script></body></html>'), "none had"),
         (b'{"data": ', "JSON"),
     ],
 )
