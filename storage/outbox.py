@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,33 +50,26 @@ class OutboxQueries:
         raise NotImplementedError
 
     async def load_due_deliveries(self, *, now: datetime, limit: int, platforms: Iterable[str],
-                                  per_destination: int | None = None) -> list[Delivery]:
-        """The rows due now, oldest first, of destinations that are not held; at most `per_destination` for any one
-        chat, so a chat with a long queue cannot fill the batch and keep the others waiting behind it."""
-        held = sa.select(DeliveryHoldRow.platform).where(
-            DeliveryHoldRow.platform == OutboxRow.platform, DeliveryHoldRow.target == OutboxRow.target,
-            DeliveryHoldRow.until > now,
-        )
-        due = sa.select(OutboxRow.id).where(
-            OutboxRow.status.in_(UNSENT), OutboxRow.next_attempt_at <= now, OutboxRow.platform.in_(list(platforms)),
-            ~sa.exists(held),
-        )
-        if per_destination is not None:
-            place = sa.func.row_number().over(
-                partition_by=(OutboxRow.platform, OutboxRow.target), order_by=OutboxRow.id
-            ).label("place")
-            ranked = due.add_columns(place).subquery()
-            due = sa.select(ranked.c.id).where(ranked.c.place <= per_destination)
-        stmt = (
-            sa.select(OutboxRow, ListingRow, SearchRow.query)
-            .outerjoin(ListingRow, ListingRow.id == OutboxRow.listing_id)
-            .outerjoin(SearchRow, SearchRow.id == OutboxRow.search_id)
-            .where(OutboxRow.id.in_(due))
-            .order_by(OutboxRow.id)
-            .limit(limit)
-        )
+                                  per_destination: int | None = None,
+                                  skip: Collection[Destination] = ()) -> list[Delivery]:
+        """The rows due now of destinations that are neither held nor in `skip`, oldest first, `limit` in all; at most
+        `per_destination` for any one chat, so a chat with a long queue cannot fill the batch and keep the others
+        waiting behind it.
+
+        Each chat's queue is read from its head in the queue index: the chats whose oldest due row is oldest are
+        served first, and the cost follows the number of chats and the rows loaded, not the backlog.
+        """
+        per = per_destination or limit
         async with self._sessions() as session:
-            rows = (await session.execute(stmt)).all()
+            heads = (await session.execute(_queue_heads(now, list(platforms)))).all()
+            waiting = sorted((head, platform, target) for platform, target, head in heads
+                             if head is not None and Destination(platform, target) not in skip)
+            # Enough queues to fill the batch when each has its share waiting (with no share, each may hold one).
+            queues = -(-limit // per) if per_destination else limit
+            chosen = [(platform, target) for _, platform, target in waiting[:queues]]
+            if not chosen:
+                return []
+            rows = (await session.execute(_queue_rows(chosen, now=now, per=per, limit=limit))).all()
         return [_delivery(outbox, listing, query) for outbox, listing, query in rows]
 
     async def claim_deliveries(self, messages: Sequence[Sequence[int]], *, now: datetime,
@@ -89,17 +82,19 @@ class OutboxQueries:
         claimed: set[int] = set()
         async with self._sessions.begin() as session:
             for chunk in chunks(wanted):
+                # A row alone in its message is its own batch; only the rows of a digest are given another.
                 result = await session.scalars(
                     sa.update(OutboxRow)
                     .where(OutboxRow.id.in_(chunk), OutboxRow.status.in_(UNSENT), OutboxRow.next_attempt_at <= now)
-                    .values(status="sending", next_attempt_at=until)
+                    .values(status="sending", next_attempt_at=until, batch_id=OutboxRow.id)
                     .returning(OutboxRow.id)
                 )
                 claimed.update(result.all())
             batches = []
             for message in messages:
                 mine = [outbox_id for outbox_id in message if outbox_id in claimed]
-                batches.extend({"id": outbox_id, "batch_id": min(mine)} for outbox_id in mine)
+                batch = min(mine, default=None)
+                batches.extend({"id": outbox_id, "batch_id": batch} for outbox_id in mine if outbox_id != batch)
             if batches:
                 await session.execute(sa.update(OutboxRow), batches)
         return claimed
@@ -142,7 +137,8 @@ class OutboxQueries:
         """Make every claimed row due now: at start, the claims in the database belong to a process that died."""
         async with self._sessions.begin() as session:
             result = await session.execute(
-                sa.update(OutboxRow).where(OutboxRow.status == "sending").values(next_attempt_at=now)
+                sa.update(OutboxRow).where(_queued(OutboxRow.__table__), OutboxRow.status == "sending")
+                .values(next_attempt_at=now)
             )
             return int(result.rowcount or 0)
 
@@ -160,7 +156,7 @@ class OutboxQueries:
             held = await session.execute(
                 sa.update(OutboxRow)
                 .where(OutboxRow.platform == destination.platform, OutboxRow.target == destination.target,
-                       OutboxRow.status.in_(UNSENT), OutboxRow.kind != NoticeKind.OPS.value)
+                       _queued(OutboxRow.__table__), OutboxRow.kind != NoticeKind.OPS.value)
                 .values(status="held", last_error=why[:1000])
             )
             await session.flush()
@@ -233,24 +229,31 @@ class OutboxQueries:
             await session.execute(
                 sa.update(OutboxRow)
                 .where(OutboxRow.platform == old.platform, OutboxRow.target == old.target,
-                       OutboxRow.status.in_(UNSENT),
+                       _queued(OutboxRow.__table__),
                        sa.or_(OutboxRow.listing_id.is_(None), OutboxRow.listing_id.not_in(already)))
                 .values(target=new.target, status="pending", batch_id=None)
                 .execution_options(synchronize_session=False)
             )
 
-    async def outbox_summary(self) -> OutboxSummary:
-        stmt = sa.select(OutboxRow.status, sa.func.count(), sa.func.min(OutboxRow.created_at)).group_by(
-            OutboxRow.status
+    async def outbox_summary(self, *, count_sent: bool = True) -> OutboxSummary:
+        """How many rows wait (queued or in flight), are held or dead, when the oldest waiting row was queued, and
+        how many were sent. Everything but the sent count reads only the rows not sent (they have no sent_at);
+        the sent count reads every sent row, so a caller that needs only the backlog leaves it out."""
+        unsent = sa.select(OutboxRow.status, sa.func.count(), sa.func.min(OutboxRow.created_at)).where(
+            OutboxRow.sent_at.is_(None)
+        ).group_by(OutboxRow.status)
+        sent = sa.select(sa.func.count()).select_from(OutboxRow).where(
+            OutboxRow.sent_at.is_not(None), OutboxRow.status == "sent"
         )
         async with self._sessions() as session:
-            rows = (await session.execute(stmt)).all()
+            rows = (await session.execute(unsent)).all()
+            sent_count = int((await session.execute(sent)).scalar_one()) if count_sent else 0
         counts = {status: (int(count), oldest) for status, count, oldest in rows}
-        unsent = [counts[status] for status in UNSENT if status in counts]
-        oldest = min((at for _, at in unsent if at is not None), default=None)
+        waiting = [counts[status] for status in UNSENT if status in counts]
+        oldest = min((at for _, at in waiting if at is not None), default=None)
         return OutboxSummary(
-            pending=sum(count for count, _ in unsent), dead=counts.get("dead", (0, None))[0],
-            sent=counts.get("sent", (0, None))[0], oldest_pending_at=oldest, held=counts.get("held", (0, None))[0],
+            pending=sum(count for count, _ in waiting), dead=counts.get("dead", (0, None))[0],
+            sent=sent_count, oldest_pending_at=oldest, held=counts.get("held", (0, None))[0],
         )
 
     async def load_recent_alerts(self, search_id: int, *, limit: int = 10) -> list[StoredAlert]:
@@ -294,4 +297,70 @@ def _delivery(outbox: OutboxRow, listing: ListingRow | None, query: str | None) 
     return Notice(
         outbox_id=outbox.id, destination=destination, text=outbox.body or "", kind=NoticeKind(outbox.kind),
         attempts=outbox.attempts, queued_at=outbox.created_at, batch=outbox.batch_id,
+    )
+
+
+def _queued(table: sa.TableClause) -> sa.ColumnElement[bool]:
+    """The queue index's condition (storage.tables.QUEUED_SQL) as literals: with bound values in its place,
+    neither database could prove that the index holds every row the query asks for."""
+    return table.c.status.in_([sa.literal_column(f"'{status}'") for status in UNSENT])
+
+
+def _queue_heads(now: datetime, platforms: list[str]) -> sa.Select[Any]:
+    """Each destination with unsent rows, and the id of its oldest row due now (None when none is due yet), for
+    destinations of these platforms that are not held.
+
+    The destinations are found by skipping from one to the next along the queue index (a loose index scan: one
+    seek per destination, however long its queue), which neither database does on its own for a DISTINCT.
+    """
+    table = OutboxRow.__table__
+    first, same, later, queue, outbox = (table.alias(name) for name in ("first", "same", "later", "queue", "outbox"))
+
+    def lowest(alias: sa.Alias, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
+        """A row of the first destination in queue order that meets `where`."""
+        return (sa.select(alias.c.id).where(_queued(alias), *where)
+                .order_by(alias.c.platform, alias.c.target).limit(1).scalar_subquery())
+
+    walk = sa.select(lowest(first).label("id")).cte("walk", recursive=True)
+    # The next destination: a later chat of the same platform, else the first chat of a later platform. (Compared
+    # as a pair, SQLite would seek by platform alone and step through the whole platform's queue.)
+    following = sa.func.coalesce(
+        lowest(same, same.c.platform == outbox.c.platform, same.c.target > outbox.c.target),
+        lowest(later, later.c.platform > outbox.c.platform),
+    )
+    walk = walk.union_all(sa.select(following).select_from(walk.join(outbox, outbox.c.id == walk.c.id)))
+    head = (
+        sa.select(queue.c.id)
+        .where(queue.c.platform == outbox.c.platform, queue.c.target == outbox.c.target, _queued(queue),
+               queue.c.next_attempt_at <= now)
+        .order_by(queue.c.id).limit(1).scalar_subquery()
+    )
+    held = sa.select(DeliveryHoldRow.platform).where(
+        DeliveryHoldRow.platform == outbox.c.platform, DeliveryHoldRow.target == outbox.c.target,
+        DeliveryHoldRow.until > now,
+    )
+    return (
+        sa.select(outbox.c.platform, outbox.c.target, head.label("head"))
+        .select_from(walk.join(outbox, outbox.c.id == walk.c.id))
+        .where(outbox.c.platform.in_(platforms), ~sa.exists(held))
+    )
+
+
+def _queue_rows(destinations: Sequence[tuple[str, str]], *, now: datetime, per: int, limit: int) -> sa.Select[Any]:
+    """The first `per` rows due now of each destination's queue, with their listing and search, oldest first."""
+    queue = OutboxRow.__table__.alias("queue")
+    shares = [
+        sa.select(queue.c.id)
+        .where(queue.c.platform == platform, queue.c.target == target, _queued(queue), queue.c.next_attempt_at <= now)
+        .order_by(queue.c.id).limit(per).subquery()
+        for platform, target in destinations
+    ]
+    ids = sa.union_all(*[sa.select(share.c.id) for share in shares]) if len(shares) > 1 else sa.select(shares[0].c.id)
+    return (
+        sa.select(OutboxRow, ListingRow, SearchRow.query)
+        .outerjoin(ListingRow, ListingRow.id == OutboxRow.listing_id)
+        .outerjoin(SearchRow, SearchRow.id == OutboxRow.search_id)
+        .where(OutboxRow.id.in_(ids))
+        .order_by(OutboxRow.id)
+        .limit(limit)
     )

@@ -152,11 +152,12 @@ class OutboxRow(Base):
         # as the backlog however many sent rows the table keeps.
         sa.Index("ix_alert_outbox_queue", "platform", "target", "id", "next_attempt_at",
                  sqlite_where=sa.text(QUEUED_SQL), postgresql_where=sa.text(QUEUED_SQL)),
-        # Sent rows by when they went (alert lag, alerts sent since); unsent rows, whose sent_at is empty, by age.
-        sa.Index("ix_alert_outbox_status", "status", "sent_at", "created_at"),
+        # Sent rows by when they went (alert lag, alerts sent since), and every row not sent (no sent_at) by status
+        # and age. No index leads with status: SQLite, without statistics, would take one for the queue's condition
+        # and sort the whole backlog to find each destination.
+        sa.Index("ix_alert_outbox_sent", "sent_at", "status", "created_at"),
         # A search's alerts, newest first (`search show`); also serves the search's foreign key.
         sa.Index("ix_alert_outbox_search", "search_id", "id"),
-        sa.Index("ix_alert_outbox_destination", "platform", "target", "status"),
     )
 
 
