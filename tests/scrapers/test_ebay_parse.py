@@ -325,6 +325,28 @@ def test_truncated_page_keeps_the_rows_it_has() -> None:
     assert listings[1].price is None
 
 
+def test_an_end_tag_inside_a_script_in_the_list_loses_no_rows() -> None:
+    """The results list is parsed on its own, cut where its end tag seems to be: a "</ul>" that is script text
+    inside the list must not cut the rows after it."""
+    page = _page("ebay_scard.html").replace(
+        b'<li id="item1b"', b'<script>document.write("<ul><li>x</li></ul></ul>")</script><li id="item1b"', 1
+    )
+    result = parse_search_page(page, domain="www.ebay.de")
+    assert [listing.external_id for listing in result.listings] == ["111000000001", "111000000002", "111000000003"]
+    assert result.listings[2].price == Money(Decimal(4350), "EUR")
+
+
+def test_every_results_list_on_the_page_is_read() -> None:
+    page = _page("ebay_scard.html").replace(
+        b"</body>",
+        b'<ul class="srp-results"><li data-listingid="111000000009" class="s-card">'
+        b'<a href="https://www.ebay.de/itm/111000000009"><div class="s-card__title">Lego Eisenbahn</div></a>'
+        b'<div class="s-card__attribute-row"><span class="s-card__price">EUR 9,99</span></div></li></ul></body>',
+    )
+    listings = parse_search_page(page, domain="www.ebay.de").listings
+    assert [listing.external_id for listing in listings][-2:] == ["111000000003", "111000000009"]
+
+
 def test_page_truncated_before_any_row_is_broken() -> None:
     page = _page("ebay_scard.html")
     with pytest.raises(ParseError):
