@@ -42,21 +42,25 @@ def one_of(dialect: str, column: sa.ColumnElement[Any], values: Sequence[int | s
     return column.in_(sa.select(rows.c.value))
 
 
-def rows_in(dialect: str, columns: Sequence[sa.ColumnElement[Any]],
-            rows: Sequence[Sequence[int | str]]) -> ColumnElement[bool]:
-    """`(columns...)` equals one of `rows`, with one parameter per column (PostgreSQL) or one in all (SQLite).
+def select_by_keys(dialect: str, columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[sa.ColumnElement[Any]],
+                   rows: Sequence[Sequence[int | str]]) -> sa.Select[Any]:
+    """SELECT `columns` of the stored rows whose `keys` equal one of `rows`: the list is joined to the table, one
+    index lookup per row through an index led by `keys`, with one parameter per key column (PostgreSQL: arrays
+    through `unnest`) or one in all (SQLite: a JSON array of rows through `json_each`).
 
-    PostgreSQL: `(a, b) IN (SELECT * FROM unnest($1, $2))`; SQLite: `(a, b) IN (SELECT json_extract(value, '$[0]'),
-    json_extract(value, '$[1]') FROM json_each(?))`. Each row is looked up through an index led by these columns.
+    A row-value `(a, b, c) IN (SELECT ...)` would say the same, but SQLite then looks up only the first two columns.
     """
+    table = keys[0].table
     if dialect == POSTGRESQL:
-        names = [f"c{index}" for index in range(len(columns))]
-        arrays = [_array([row[index] for row in rows], column.type) for index, column in enumerate(columns)]
-        source = sa.func.unnest(*arrays).table_valued(*names).render_derived()
-        return sa.tuple_(*columns).in_(sa.select(*source.c))
-    each = _json_rows([list(row) for row in rows])
-    parts = [sa.func.json_extract(each.c.value, f"$[{index}]") for index in range(len(columns))]
-    return sa.tuple_(*columns).in_(sa.select(*parts))
+        names = [f"k{index}" for index in range(len(keys))]
+        arrays = [_array([row[index] for row in rows], key.type) for index, key in enumerate(keys)]
+        source: Any = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="wanted")
+        parts = list(source.c)
+    else:
+        source = _json_rows([list(row) for row in rows])
+        parts = [sa.func.json_extract(source.c.value, f"$[{index}]") for index in range(len(keys))]
+    joined = sa.and_(*(key == part for key, part in zip(keys, parts, strict=True)))
+    return sa.select(*columns).select_from(source).join(table, joined)
 
 
 def unnest_insert(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Any:

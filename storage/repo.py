@@ -27,7 +27,7 @@ from scout.models import (
     SearchSpec,
     SearchStatus,
 )
-from storage.bulk import POSTGRESQL, one_of, rows_in, unnest_insert
+from storage.bulk import POSTGRESQL, one_of, select_by_keys, unnest_insert
 from storage.convert import listing_values, outcome_value, search_from_row, spec_values
 from storage.outbox import OutboxQueries
 from storage.tables import (
@@ -117,6 +117,17 @@ class Repository(OutboxQueries):
 
             return pg_insert(table)
         return sqlite_insert(table)
+
+    async def _insert_rows(self, session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]], *,
+                           skip_conflicts: bool = False) -> None:
+        """Insert many rows (each naming the same columns) in one statement of fixed text: an INSERT ... SELECT
+        from one array per column on PostgreSQL, executed once; one INSERT stepped for each row on SQLite."""
+        if self.dialect == POSTGRESQL:
+            stmt = unnest_insert(table, rows)
+            await session.execute(stmt.on_conflict_do_nothing() if skip_conflicts else stmt)
+            return
+        stmt = self._insert(table)
+        await session.execute(stmt.on_conflict_do_nothing() if skip_conflicts else stmt, rows)
 
     async def ping(self) -> None:
         try:
@@ -329,7 +340,7 @@ class Repository(OutboxQueries):
                 .execution_options(synchronize_session=False)
             )
         if history:
-            await session.execute(sa.insert(PriceHistoryRow), history)
+            await self._insert_rows(session, PriceHistoryRow.__table__, history)
         return ids, new_keys, len(changed)
 
     async def _load_known(
@@ -402,10 +413,8 @@ class Repository(OutboxQueries):
                         wanted.setdefault((search_id, ids[listing.key]), (index, fetch.marketplace))
         already: set[tuple[int, int]] = set()
         if wanted:
-            rows = await session.execute(
-                sa.select(SearchMatchRow.search_id, SearchMatchRow.listing_id)
-                .where(rows_in(self.dialect, (SearchMatchRow.search_id, SearchMatchRow.listing_id), list(wanted)))
-            )
+            keys = (SearchMatchRow.search_id, SearchMatchRow.listing_id)
+            rows = await session.execute(select_by_keys(self.dialect, keys, keys, list(wanted)))
             already.update((s, lst) for s, lst in rows)
         new_matches: dict[int, int] = {}
         queued: dict[int, int] = {}
@@ -429,7 +438,7 @@ class Repository(OutboxQueries):
                     "next_attempt_at": now, "created_at": now, "_index": index,
                 })
         if match_rows:
-            await session.execute(self._insert(SearchMatchRow.__table__).on_conflict_do_nothing(), match_rows)
+            await self._insert_rows(session, SearchMatchRow.__table__, match_rows, skip_conflicts=True)
         if outbox_rows:
             inserted = await self._queue_alerts(session, [{k: v for k, v in row.items() if k != "_index"}
                                                           for row in outbox_rows])
@@ -450,10 +459,8 @@ class Repository(OutboxQueries):
         # SQLite: RETURNING would need a VALUES list as long as the rows, so the rows queued before are read first
         # (this transaction already holds SQLite's one write lock, so nobody queues any in between).
         keys = [(row["platform"], row["target"], row["listing_id"]) for row in rows]
-        before = await session.execute(
-            sa.select(table.c.platform, table.c.target, table.c.listing_id)
-            .where(rows_in(self.dialect, (table.c.platform, table.c.target, table.c.listing_id), keys))
-        )
+        columns = (table.c.platform, table.c.target, table.c.listing_id)
+        before = await session.execute(select_by_keys(self.dialect, columns, columns, keys))
         queued_before = set(before.all())
         new_rows = [row for row, key in zip(rows, keys, strict=True) if key not in queued_before]
         if new_rows:
@@ -507,7 +514,7 @@ class Repository(OutboxQueries):
             for index, fetch in enumerate(fetches)
         ]
         if rows:
-            await session.execute(sa.insert(TaskLogRow), rows)
+            await self._insert_rows(session, TaskLogRow.__table__, rows)
 
     async def _update_marketplace_health(
         self, session: AsyncSession, fetches: Sequence[FetchOutcome], circuits: Mapping[str, Circuit], now: datetime

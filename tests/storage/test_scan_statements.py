@@ -106,6 +106,7 @@ async def test_a_scans_lookups_use_an_index(repo: Repository) -> None:
     reads = [s for s in first + second if not s.many and s.sql.lstrip().upper().startswith(("SELECT", "UPDATE"))]
     assert reads
     engine = repo._sessions.kw["bind"]
+    plans = []
     async with engine.connect() as conn:
         if repo.dialect == "postgresql":
             await conn.exec_driver_sql("SET enable_seqscan = off")
@@ -117,3 +118,7 @@ async def test_a_scans_lookups_use_an_index(repo: Repository) -> None:
                 # PostgreSQL says "Seq Scan on listings"; SQLite "SCAN listings" (a search by key is "SEARCH").
                 whole = re.compile(rf"(Seq Scan on {table}\b|^\s*SCAN {table}\b)", re.MULTILINE)
                 assert not whole.search(plan), (statement.sql, plan)
+            plans.append(plan)
+    if repo.dialect == "sqlite":
+        # Regression: `(platform, target, listing_id) IN (...)` looked up only (platform, target) on SQLite.
+        assert any("SEARCH alert_outbox" in plan and "listing_id=?" in plan for plan in plans), plans
