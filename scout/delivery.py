@@ -33,6 +33,12 @@ STORAGE_ERRORS = (SQLAlchemyError, StorageError, OSError)
 # While chats are being served, what became due meanwhile is looked for this often (the service passes its
 # DELIVERY_TICK_SECONDS).
 POLL_SECONDS = 2.0
+# Sends are recorded together, one statement for all the destinations' sends at a time; a send is recorded before
+# the next send of its destination once it began this long ago. Sends that return at once (a console, a burst within
+# a platform's limits) are recorded a share at a time; a slow send (one that waited for its answer, or for the
+# platform's pace) is recorded before anything else goes to its chat, so a database that fails meanwhile stops
+# delivery after that one message. Also how far a recorded sent_at may trail the send.
+RECORD_WITHIN_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +189,7 @@ class Dispatcher:
         per_destination: int = 30,
         claim_seconds: float = CLAIM_SECONDS,
         poll_seconds: float = POLL_SECONDS,
+        record_within_seconds: float = RECORD_WITHIN_SECONDS,
         on_destination_gone: DestinationGoneHook | None = None,
         observer: DeliveryObserver | None = None,
     ) -> None:
@@ -199,9 +206,14 @@ class Dispatcher:
         self._per_destination = per_destination
         self._claim = timedelta(seconds=claim_seconds)
         self._poll = poll_seconds
+        self._record_within = record_within_seconds
         self._on_gone = on_destination_gone
         self._observer = observer
         self.sends: dict[str, PlatformSends] = {platform: PlatformSends() for platform in self._notifiers}
+        # Sent, not recorded yet: written down together (see RECORD_WITHIN_SECONDS), the time each send began.
+        self._sent: dict[int, datetime] = {}
+        self._sent_began: float | None = None  # event-loop time the oldest of them began
+        self._recording = asyncio.Lock()
         # Sent, but recording that failed: never sent again by this process, recorded once the database is back.
         self._unrecorded: dict[int, datetime] = {}
         # Claimed, not sent, and handing them back failed: handed back once the database is back, not left to wait
@@ -227,8 +239,10 @@ class Dispatcher:
                 running.update(await self._start(busy=running.keys()))
                 if not running:
                     return total
-                # Also look again now and then: alerts queued meanwhile for an idle chat need not wait for a slow one.
-                done, _ = await asyncio.wait(running.values(), timeout=self._poll,
+                # Also look again now and then: alerts queued meanwhile for an idle chat need not wait for a slow one,
+                # and sends made meanwhile are recorded.
+                done, _ = await asyncio.wait(running.values(),
+                                             timeout=min(self._poll, self._record_within) if self._sent else self._poll,
                                              return_when=asyncio.FIRST_COMPLETED)
                 for destination, task in list(running.items()):
                     if task in done:
@@ -239,6 +253,7 @@ class Dispatcher:
                 task.cancel()
             if running:
                 await asyncio.wait(running.values())
+            await self._record_sends()
 
     async def _start(self, *, busy: Iterable[Destination]) -> dict[Destination, asyncio.Task[DrainReport]]:
         """Claim what is due for the destinations not busy, and start sending each one's share."""
@@ -246,12 +261,13 @@ class Dispatcher:
         if self._storage_hold_until is not None and now < self._storage_hold_until:
             return {}
         taken = set(busy)
+        if not await self._record_sends():
+            return {}
         try:
             await self._settle()
             due = await self._repo.load_due_deliveries(now=now, limit=self._batch, platforms=self._notifiers,
-                                                       per_destination=self._per_destination)
-            plans = self._plan([item for item in due
-                                if item.destination not in taken and item.outbox_id not in self._unrecorded])
+                                                       per_destination=self._per_destination, skip=taken)
+            plans = self._plan([item for item in due if item.outbox_id not in self._unrecorded])
             if not plans:
                 return {}
             claimed = await self._repo.claim_deliveries(
@@ -285,38 +301,64 @@ class Dispatcher:
 
     async def _send_in_order(self, destination: Destination, messages: list[list[Delivery]]) -> DrainReport:
         notifier = self._notifiers[destination.platform]
+        loop = asyncio.get_running_loop()
         report = DrainReport()
         for index, message in enumerate(messages):
             ids = [item.outbox_id for item in message]
             rest = [item.outbox_id for later in messages[index + 1:] for item in later]
+            if self._sent_began is not None and loop.time() - self._sent_began >= self._record_within:
+                await self._record_sends()
+            if self._storage_failures:
+                # Recording failed (for this destination or another): nothing more goes out until it works.
+                await self._release_quietly(ids + rest)
+                return report
+            began = loop.time()
             result = await self._send(notifier, destination, message)
             self._note(destination.platform, result)
+            if result.delivered:
+                self._sent_now(destination, message, began)
+                report += DrainReport(sent=len(message))
+                continue
             try:
-                if result.delivered:
-                    await self._record_sent(destination, message)
-                    report += DrainReport(sent=len(message))
-                    continue
                 outcome = await self._record_failure(destination, message, result, rest)
             except STORAGE_ERRORS as err:
                 self._storage_failed(err)
-                await self._release_quietly(ids + rest if not result.delivered else rest)
+                await self._release_quietly(ids + rest)
                 return report
             report += outcome
             if not outcome.dead:
                 return report  # the destination waits, or is held: the rest of its queue stays behind it
+        await self._record_sends()
         return report
 
-    async def _record_sent(self, destination: Destination, message: list[Delivery]) -> None:
+    def _sent_now(self, destination: Destination, message: list[Delivery], began: float) -> None:
+        """A message went out: it is recorded with the next sends recorded (see RECORD_WITHIN_SECONDS)."""
         now = self._clock()
-        ids = [item.outbox_id for item in message]
-        try:
-            await self._repo.record_sent(ids, now=now)
-        except STORAGE_ERRORS:
-            self._unrecorded.update(dict.fromkeys(ids, now))
-            raise
+        self._sent.update(dict.fromkeys((item.outbox_id for item in message), now))
+        if self._sent_began is None:
+            self._sent_began = began
         alerts = [item for item in message if isinstance(item, Alert)]
         if self._observer is not None and alerts:
             self._observer.alerts_sent(destination.platform, alerts, now)
+
+    async def _record_sends(self) -> bool:
+        """Record every send made so far, of every destination, in one statement (at the time of the newest);
+        False when the database is failing (the sends are then recorded once it works, and never made again)."""
+        async with self._recording:
+            if not self._sent:
+                return True
+            sent, self._sent, self._sent_began = self._sent, {}, None
+            at = max(sent.values())
+            try:
+                await self._repo.record_sent(list(sent), now=at)
+            except STORAGE_ERRORS as err:
+                self._unrecorded.update(dict.fromkeys(sent, at))
+                self._storage_failed(err)
+                return False
+            except asyncio.CancelledError:
+                self._unrecorded.update(dict.fromkeys(sent, at))  # recording twice is harmless; once is a must
+                raise
+            return True
 
     async def _record_failure(self, destination: Destination, message: list[Delivery], result: DeliveryResult,
                               rest: list[int]) -> DrainReport:

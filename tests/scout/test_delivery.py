@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -35,6 +36,10 @@ async def queue_alerts(repo: Repository, clock: ManualClock, target: str, count:
 
 class SimulatedCrash(BaseException):
     """Stands for the process dying mid-send: no `except Exception` guard may catch it."""
+
+
+class SimulatedCancel(asyncio.CancelledError):
+    """Stands for the service stopping while a send is in flight."""
 
 
 class FailingRepository(Repository):
@@ -255,9 +260,9 @@ async def test_a_send_that_cannot_be_recorded_is_not_sent_again(
     database_url: str, notifier: RecordingNotifier, clock: ManualClock
 ) -> None:
     """Regression: with SQLite on a full disk one alert was printed 84 times in 25 s: recording it as sent failed,
-    so every tick sent it again."""
+    so every tick sent it again. (Each send is recorded before the next, as a slow send is.)"""
     async with repository(database_url, FailingRepository) as repo:
-        dispatcher = Dispatcher(repo, {"console": notifier}, clock=clock)
+        dispatcher = Dispatcher(repo, {"console": notifier}, clock=clock, record_within_seconds=0)
         await queue_alerts(repo, clock, "main", 2)
         repo.fail_on = {"record_sent", "release_claims"}
         for _ in range(30):
@@ -341,3 +346,53 @@ async def test_a_long_queue_in_one_chat_does_not_fill_the_batch(repo: Repository
     assert [a.destination.target for a in due].count("busy") == 5
     assert [a.listing.external_id for a in due if a.destination.target == "quiet"] == ["100", "101"]
     assert [a.listing.external_id for a in due if a.destination.target == "busy"] == ["0", "1", "2", "3", "4"]
+
+
+async def test_sends_that_return_at_once_are_recorded_together(
+    database_url: str, notifier: RecordingNotifier, clock: ManualClock
+) -> None:
+    """Delivery bookkeeping is batched: a share of quick sends is one claim and one record, not one per alert."""
+    async with repository(database_url, FailingRepository) as repo:
+        await queue_alerts(repo, clock, "main", 30)
+        await queue_alerts(repo, clock, "other", 5, start=100)
+        assert (await Dispatcher(repo, {"console": notifier}, clock=clock).drain()).sent == 35
+        assert repo.calls["record_sent"] <= 2, "one record per share at most, however many alerts"
+        assert repo.calls["claim_deliveries"] == 1
+        summary = await repo.outbox_summary()
+    assert (summary.sent, summary.pending) == (35, 0)
+    assert [n for d, n in [(d.target, a.listing.external_id) for d, a in notifier.sent] if d == "main"] == [
+        str(n) for n in range(30)]
+
+
+async def test_a_failed_record_stops_every_destination_until_the_database_works(
+    database_url: str, notifier: RecordingNotifier, clock: ManualClock
+) -> None:
+    """When recording fails, no destination sends more; what was sent is recorded once the database works, and
+    nothing goes out twice."""
+    async with repository(database_url, FailingRepository) as repo:
+        dispatcher = Dispatcher(repo, {"console": notifier}, clock=clock, record_within_seconds=0)
+        await queue_alerts(repo, clock, "a", 3)
+        await queue_alerts(repo, clock, "b", 3, start=10)
+        repo.fail_on = {"record_sent", "release_claims"}
+        await dispatcher.drain()
+        sent_while_failing = len(notifier.sent)
+        assert sent_while_failing <= 2, "at most the one send in flight per destination"
+        repo.fail_on = set()
+        clock.advance(seconds=60)
+        await dispatcher.drain()
+        summary = await repo.outbox_summary()
+    assert sorted(notifier.delivered_ids()) == sorted([str(n) for n in range(3)] + [str(n) for n in range(10, 13)])
+    assert (summary.sent, summary.pending) == (6, 0)
+
+
+async def test_a_drain_cut_short_records_what_it_sent(database_url: str, clock: ManualClock) -> None:
+    """A drain cancelled mid-share (the service stopping) still records the sends it made: the next start sends
+    none of them again."""
+    notifier = RecordingNotifier()
+    notifier.answer("main", *[DeliveryResult.ok()] * 2, SimulatedCancel())
+    async with repository(database_url) as repo:
+        await queue_alerts(repo, clock, "main", 5)
+        with pytest.raises(asyncio.CancelledError):
+            await Dispatcher(repo, {"console": notifier}, clock=clock).drain()
+        summary = await repo.outbox_summary()
+    assert (summary.sent, summary.pending) == (2, 3)
