@@ -1,17 +1,20 @@
 """The result pages bench.scan serves: real eBay pages with their item ids rewritten per query, or small synthetic ones,
-from a local HTTP server on its own thread (as a remote site would be: its serving work is not the scan loop's)."""
+from a local HTTP server in a child process (as a remote site would be: its work is not the scan process's)."""
 
 from __future__ import annotations
 
 import asyncio
 import html
+import multiprocessing
 import random
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from aiohttp import web
@@ -162,14 +165,19 @@ class SyntheticPages(PageSource):
 class PageServer:
     """Serves /sch/i.html?_nkw=<query> with that query's page (built on each request) and an open robots.txt."""
 
-    def __init__(self, source: PageSource, queries: int) -> None:
+    def __init__(self, source: PageSource, queries: int, requests: Synchronized[int]) -> None:
         self.source = source
         self.by_text = {SearchQuery.build(source.query(i)).text: i for i in range(queries)}
-        self.requests = 0
-        self.url = ""
+        self._requests = requests
+
+    @property
+    def requests(self) -> int:
+        """Result pages asked for so far."""
+        return self._requests.value
 
     async def _results(self, request: web.Request) -> web.Response:
-        self.requests += 1
+        with self._requests.get_lock():
+            self._requests.value += 1
         index = self.by_text.get(request.query.get("_nkw", ""))
         if index is None:
             return web.Response(status=404, text="no such query")
@@ -179,7 +187,7 @@ class PageServer:
     async def _robots(request: web.Request) -> web.Response:
         return web.Response(text="User-agent: *\nDisallow:\n")
 
-    async def start(self) -> web.AppRunner:
+    async def serve(self, port_out: Connection, stop: Event) -> None:
         app = web.Application()
         app.router.add_get("/sch/i.html", self._results)
         app.router.add_get("/robots.txt", self._robots)
@@ -187,23 +195,35 @@ class PageServer:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        host, port = runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        return runner
+        port_out.send(runner.addresses[0][1])
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        await runner.cleanup()
+
+
+@dataclass
+class ServedSite:
+    url: str
+    server: PageServer
+
+    @property
+    def requests(self) -> int:
+        return self.server.requests
 
 
 @contextmanager
-def serving(source: PageSource, queries: int) -> Iterator[PageServer]:
-    """A PageServer on a second thread's event loop."""
-    server = PageServer(source, queries)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fake-ebay", daemon=True)
-    thread.start()
-    runner = asyncio.run_coroutine_threadsafe(server.start(), loop).result()
+def serving(source: PageSource, queries: int) -> Iterator[ServedSite]:
+    """A PageServer in a child process (forked, so it shares the loaded pages), as a remote site would be: its
+    CPU and GIL are not the scan's. On a machine with few cores it still competes with the scan for them."""
+    context = multiprocessing.get_context("fork")
+    server = PageServer(source, queries, context.Value("q", 0))
+    port_in, port_out = context.Pipe(duplex=False)
+    stop = context.Event()
+    child = context.Process(target=lambda: asyncio.run(server.serve(port_out, stop)), name="fake-ebay", daemon=True)
+    child.start()
     try:
-        yield server
+        if not port_in.poll(60):
+            raise RuntimeError("the fake eBay did not start within 60 s")
+        yield ServedSite(f"http://127.0.0.1:{port_in.recv()}", server)
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+        stop.set()
+        child.join(10)
