@@ -39,6 +39,7 @@ _LIST_TAGS_BYTES = re.compile(rb"<(/?)ul\b[^>]*>", re.IGNORECASE)
 _LIST_TAGS_TEXT = re.compile(r"<(/?)ul\b[^>]*>", re.IGNORECASE)
 # An element put after the cut end of the results list: it proves the list was closed before it.
 _END_MARK = '<i id="dealscout-results-end"></i>'
+_END_MARK_BYTES = _END_MARK.encode()
 _END_MARK_SELECTOR = "#dealscout-results-end"
 _MARK_IN_LIST = f"{_RESULT_LISTS} {_END_MARK_SELECTOR}"
 # How far before its class name a start tag may begin (eBay's tags carry long tracking attributes).
@@ -126,6 +127,8 @@ _LOCATION_LINE = re.compile(
     + r")(?:\s*[:：]\s*|\s+|(?<=['’]))(?P<place>[^\d\s][^\d]{1,80})$",
     re.IGNORECASE,
 )
+# The first letters of the leads: most rows ("Buy It Now", "+£4.99 postage", "12 sold") are ruled out by the first.
+_LOCATION_INITIALS = frozenset(lead[0] for lead in _LOCATION_LEADS) | frozenset(lead[0].upper() for lead in _LOCATION_LEADS)
 # Page <title> text of eBay's bot challenge ("Pardon Our Interruption..."), the Akamai wall and the sign-in page.
 _BLOCKED_TITLES = ("pardon our interruption", "security measure", "access denied", "sign in", "captcha")
 _BLOCKED_URL_PARTS = ("/splashui/", "signin.ebay.", "/captcha")
@@ -201,8 +204,11 @@ def _parse_results_only(page: bytes | str, domain: str) -> tuple[list[Listing], 
     if end is not None and _results_start(page, end) < 0:
         # The end tag counted may sit in a script or an attribute and close nothing: then the list is still open
         # when the end mark is read, and the mark lands inside it. Only a mark after the list proves the cut.
-        mark = _END_MARK if isinstance(page, str) else _END_MARK.encode()
-        doc = LexborHTMLParser(page[start:end] + mark)  # type: ignore[operator]
+        if isinstance(page, str):
+            span: bytes | str = page[start:end] + _END_MARK
+        else:
+            span = b"".join((memoryview(page)[start:end], _END_MARK_BYTES))  # one copy of the list's bytes
+        doc = LexborHTMLParser(span)
         if doc.css_first(_END_MARK_SELECTOR) is not None and doc.css_first(_MARK_IN_LIST) is None:
             listed = _parse_results(doc, domain)
             return listed if listed[0] else None
@@ -347,8 +353,10 @@ class _Fields:
     def listing(self, domain: str, currency: str) -> Listing | None:
         if self.href is None:
             return None
-        link_id = _ITEM_ID.search(self.href)
-        item_id = self.card.attrs.get("data-listingid") or (link_id.group(1) if link_id else None)
+        item_id = self.card.attrs.get("data-listingid")
+        if not item_id:
+            link_id = _ITEM_ID.search(self.href)
+            item_id = link_id.group(1) if link_id else None
         if not item_id or not item_id.isdigit():
             return None
         title = self.title()
@@ -425,7 +433,9 @@ class _Fields:
     def location(self) -> str | None:
         for element in self.location_els:
             text = element.text().strip()
-            if text and (element.mem_id not in self.rows or _LOCATION_LINE.match(text)):
+            if not text:
+                continue
+            if element.mem_id not in self.rows or (text[0] in _LOCATION_INITIALS and _LOCATION_LINE.match(text)):
                 return _clean(text)
         return None
 
