@@ -13,6 +13,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from scout.errors import BlockedError, ParseError
 from scout.models import Listing
 from scrapers.base import ScrapeResult, ScrapeStatus
+from scrapers.ebay.locations import is_location_line
+from scrapers.ebay.span import RESULT_LISTS, results_span, results_start, span_was_closed
 from scrapers.money import parse_money
 
 log = logging.getLogger(__name__)
@@ -29,21 +31,7 @@ DOMAIN_CURRENCIES: dict[str, str] = {
 }
 
 # Listings are the direct children of the results list; carousels elsewhere hold more cards that are no results.
-_RESULT_LISTS = "ul.srp-results"
-# Where the first results list opens, found in the raw page (bytes or text) before any parsing.
-_RESULTS_START_PATTERN = r"""<ul\b[^>]*?\bclass\s*=\s*["']?[^"'>]*\bsrp-results\b"""
-_RESULTS_START_BYTES = re.compile(_RESULTS_START_PATTERN.encode(), re.IGNORECASE)
-_RESULTS_START_TEXT = re.compile(_RESULTS_START_PATTERN, re.IGNORECASE)
-# List start and end tags, counted to find where the results list ends in the raw page.
-_LIST_TAGS_BYTES = re.compile(rb"<(/?)ul\b[^>]*>", re.IGNORECASE)
-_LIST_TAGS_TEXT = re.compile(r"<(/?)ul\b[^>]*>", re.IGNORECASE)
-# An element put after the cut end of the results list: it proves the list was closed before it.
-_END_MARK = '<i id="dealscout-results-end"></i>'
-_END_MARK_BYTES = _END_MARK.encode()
-_END_MARK_SELECTOR = "#dealscout-results-end"
-_MARK_IN_LIST = f"{_RESULT_LISTS} {_END_MARK_SELECTOR}"
-# How far before its class name a start tag may begin (eBay's tags carry long tracking attributes).
-_START_TAG_REACH = 4096
+_RESULT_LISTS = RESULT_LISTS
 # Modules eBay places among the results (carousels, FAQ, banners, "results matching fewer words"): never listings.
 _MODULE_CLASS_PREFIX = "srp-river-answer"
 
@@ -97,38 +85,6 @@ _CHALLENGE_ELEMENTS = (
 
 _LINK_HOST = re.compile(r"^[a-z][a-z0-9+.-]*://([^/?#:@]+)", re.IGNORECASE)
 _ITEM_ID = re.compile(r"/itm/(?:[^?#]*/)?(\d{6,})(?=[/?#]|$)")
-# How a location row starts in each interface language eBay serves ("Located in Australia", "aus China",
-# "de Canadá", "d'Allemagne", "Da Cina", "z Chin", "Artikelstandort: China", "来自 日本"), as eBay's own pages
-# word it. Read like the currency markers in scrapers/money.py: any language, whatever the site.
-_LOCATION_LEADS = (
-    # English
-    "located in", "item location", "location", "ships from", "from",
-    # German
-    "artikelstandort", "standort", "versand aus", "aus",
-    # French
-    "en provenance de", "en provenance du", "en provenance des", "en provenance d'", "provenance",
-    "situé en", "situé au", "situé aux", "situé à", "lieu où se trouve l'objet", "de", "du", "des", "d'",
-    # Italian
-    "si trova in", "località", "spedito da", "da", "dal", "dalla", "dagli", "dall'",
-    # Spanish and Portuguese
-    "ubicado en", "ubicación", "desde", "del", "localizado em", "localização", "do", "dos",
-    # Dutch
-    "locatie", "verzonden vanuit", "uit",
-    # Polish
-    "lokalizacja", "wysyłka z", "z", "ze",
-    # Russian
-    "местонахождение", "из",
-    # Chinese and Japanese
-    "物品所在地", "所在地", "来自", "來自", "位于", "位於", "発送元",
-)
-# A lead, an optional colon, then a place: no digits (prices, counts, dates never are locations), at most a few words.
-_LOCATION_LINE = re.compile(
-    r"^(?:" + "|".join(re.escape(lead).replace("'", "['’]") for lead in sorted(_LOCATION_LEADS, key=len, reverse=True))
-    + r")(?:\s*[:：]\s*|\s+|(?<=['’]))(?P<place>[^\d\s][^\d]{1,80})$",
-    re.IGNORECASE,
-)
-# The first letters of the leads: most rows ("Buy It Now", "+£4.99 postage", "12 sold") are ruled out by the first.
-_LOCATION_INITIALS = frozenset(lead[0] for lead in _LOCATION_LEADS) | frozenset(lead[0].upper() for lead in _LOCATION_LEADS)
 # Page <title> text of eBay's bot challenge ("Pardon Our Interruption..."), the Akamai wall and the sign-in page.
 _BLOCKED_TITLES = ("pardon our interruption", "security measure", "access denied", "sign in", "captcha")
 _BLOCKED_URL_PARTS = ("/splashui/", "signin.ebay.", "/captcha")
@@ -197,54 +153,17 @@ def _parse_results_only(page: bytes | str, domain: str) -> tuple[list[Listing], 
 
     Rows depend on nothing outside their list, and the head, header, filters and the scripts after the list are
     most of a page's bytes: the list alone parses in a fraction of the time."""
-    start = _results_start(page)
+    start = results_start(page)
     if start <= 0:
         return None
-    end = _results_end(page, start)
-    if end is not None and _results_start(page, end) < 0:
-        # The end tag counted may sit in a script or an attribute and close nothing: then the list is still open
-        # when the end mark is read, and the mark lands inside it. Only a mark after the list proves the cut.
-        if isinstance(page, str):
-            span: bytes | str = page[start:end] + _END_MARK
-        else:
-            span = b"".join((memoryview(page)[start:end], _END_MARK_BYTES))  # one copy of the list's bytes
+    span = results_span(page, start)
+    if span is not None:
         doc = LexborHTMLParser(span)
-        if doc.css_first(_END_MARK_SELECTOR) is not None and doc.css_first(_MARK_IN_LIST) is None:
+        if span_was_closed(doc):
             listed = _parse_results(doc, domain)
             return listed if listed[0] else None
     listed = _parse_results(LexborHTMLParser(page[start:]), domain)
     return listed if listed[0] else None
-
-
-def _results_end(page: bytes | str, start: int) -> int | None:
-    """Just past the end tag that closes the list opening at `start`, counting nested lists; None if never closed.
-    A tag counted inside a script or an attribute is caught by the caller's end mark."""
-    depth = 0
-    pattern = _LIST_TAGS_BYTES if isinstance(page, bytes) else _LIST_TAGS_TEXT
-    for tag in pattern.finditer(page, start):  # type: ignore[arg-type]
-        depth += -1 if tag.group(1) else 1
-        if depth == 0:
-            return tag.end()
-    return None
-
-
-def _results_start(page: bytes | str, begin: int = 0) -> int:
-    """Where the first results list's start tag from `begin` on begins in the raw page; -1 when there is none."""
-    if isinstance(page, bytes):
-        needle, tag, pattern = b"srp-results", b"<ul", _RESULTS_START_BYTES
-    else:
-        needle, tag, pattern = "srp-results", "<ul", _RESULTS_START_TEXT
-    # Finding the class name first is far faster than a regex over the page; stylesheets name it too, so each
-    # find is checked to be inside a <ul> start tag.
-    at = page.find(needle, begin)  # type: ignore[arg-type]
-    while at >= 0:
-        tag_at = page.rfind(tag, max(begin, at - _START_TAG_REACH), at)  # type: ignore[arg-type]
-        if tag_at >= 0:
-            match = pattern.match(page, tag_at)  # type: ignore[arg-type]
-            if match is not None and match.end() == at + len(needle):
-                return tag_at
-        at = page.find(needle, at + 1)  # type: ignore[arg-type]
-    return -1
 
 
 def _parse_results(doc: LexborHTMLParser, domain: str) -> tuple[list[Listing], int]:
@@ -435,7 +354,7 @@ class _Fields:
             text = element.text().strip()
             if not text:
                 continue
-            if element.mem_id not in self.rows or (text[0] in _LOCATION_INITIALS and _LOCATION_LINE.match(text)):
+            if element.mem_id not in self.rows or is_location_line(text):
                 return _clean(text)
         return None
 
