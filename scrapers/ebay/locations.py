@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-# How a location row starts in each interface language eBay serves ("Located in Australia", "aus China",
-# "de Canadá", "d'Allemagne", "Da Cina", "z Chin", "Artikelstandort: China", "来自 日本"), as eBay's own pages
-# word it. Read like the currency markers in scrapers/money.py: any language, whatever the site.
+# How a location row starts in the interface languages eBay serves: "Located in Australia", "from Germany",
+# "aus China" and "de Canadá" are on real result pages; the others ("d'Allemagne", "Da Cina", "z Chin",
+# "Artikelstandort: China", "来自 日本") are those languages' usual wording of "from" / "located in". Read like the
+# currency markers in scrapers/money.py: any language, whatever the site.
 _LOCATION_LEADS = (
     # English
     "located in", "item location", "location", "ships from", "from",
