@@ -42,7 +42,10 @@ class Matcher:
         return self.matches_folded(fold(listing.title), listing)
 
     def matches_folded(self, title: str, listing: Listing) -> bool:
-        """`matches` for a title already folded, so one fetch's titles are folded once for all its searches."""
+        """`matches` for a title already folded, so one fetch's titles are folded once for all its searches. A sold
+        listing is no deal to be had: it is kept (its price is a price seen) but never matches."""
+        if listing.sold:
+            return False
         if not all(pattern.search(title) for pattern in self.required):
             return False
         if self.excluded is not None and self.excluded.search(title):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -82,3 +83,10 @@ def test_no_price_range_means_the_rule_does_not_apply() -> None:
 
 def test_fold() -> None:
     assert fold("Ünïcödé ÀÉÎ") == "unicode aei"
+
+
+def test_a_sold_listing_never_matches() -> None:
+    """A sold search result (its struck-through price is what it went for) is no deal: it is never alerted."""
+    listing = make_listing(1, "lego castle", "20")
+    matcher = build_matcher(SearchSpec(query="lego", marketplaces=("ebay",), check_interval_minutes=5))
+    assert matcher.matches(listing) and not matcher.matches(replace(listing, sold=True))
