@@ -8,7 +8,7 @@ import functools
 import logging
 import re
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from selectolax.lexbor import LexborDocumentOptions, LexborHTMLParser, LexborNode
 
 from scout.errors import BlockedError, ParseError
 from scout.models import Listing
@@ -32,6 +32,9 @@ DOMAIN_CURRENCIES: dict[str, str] = {
 
 # Listings are the direct children of the results list; carousels elsewhere hold more cards that are no results.
 _RESULT_LISTS = RESULT_LISTS
+# The results list is read as written: lexbor's DOM mutation events (mirroring a selected <option> into
+# <selectedcontent>) only cost time here.
+_PARSE_OPTIONS = LexborDocumentOptions.WO_EVENTS
 # Modules eBay places among the results (carousels, FAQ, banners, "results matching fewer words"): never listings.
 _MODULE_CLASS_PREFIX = "srp-river-answer"
 
@@ -158,11 +161,11 @@ def _parse_results_only(page: bytes | str, domain: str) -> tuple[list[Listing], 
         return None
     span = results_span(page, start)
     if span is not None:
-        doc = LexborHTMLParser(span)
+        doc = LexborHTMLParser(span, options=_PARSE_OPTIONS)
         if span_was_closed(doc):
             listed = _parse_results(doc, domain)
             return listed if listed[0] else None
-    listed = _parse_results(LexborHTMLParser(page[start:]), domain)
+    listed = _parse_results(LexborHTMLParser(page[start:], options=_PARSE_OPTIONS), domain)
     return listed if listed[0] else None
 
 
