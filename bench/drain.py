@@ -190,13 +190,19 @@ async def explain(engine: AsyncEngine, statement: str, parameters: Any) -> str:
     return "\n".join("    " + str(row[column]) for row in rows)
 
 
-async def timed(call: Callable[[], Awaitable[object]]) -> float:
-    runs = []
-    for _ in range(QUERY_RUNS):
+async def raw_ms(engine: AsyncEngine, statement: str, parameters: Any) -> float:
+    """The statement alone, through the driver with no ORM: its cost in the database (median, milliseconds)."""
+    async with engine.connect() as conn:
+        return await timed(lambda: conn.exec_driver_sql(statement, parameters), runs=5)
+
+
+async def timed(call: Callable[[], Awaitable[object]], runs: int = QUERY_RUNS) -> float:
+    times = []
+    for _ in range(runs):
         started = time.perf_counter()
         await call()
-        runs.append(time.perf_counter() - started)
-    return 1000 * statistics.median(runs)
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
 
 
 async def run(server_url: str | None, destinations: int, history: int, sizes: list[int], plans: bool) -> int:
@@ -239,7 +245,8 @@ async def run(server_url: str | None, destinations: int, history: int, sizes: li
                 for name, call in queries:
                     print(f"\n{name}:")
                     for statement, parameters in await statements.during(call):
-                        print("  " + " ".join(statement.split())[:160] + " ...")
+                        cost = await raw_ms(engine, statement, parameters)
+                        print(f"  [{cost:.2f} ms alone] " + " ".join(statement.split())[:160] + " ...")
                         print(await explain(engine, statement, parameters))
             slowest = min(float(row[3].replace(",", "")) for row in results)
             print(f"\nslowest drain {slowest:,.0f} alerts/s (target >= {TARGET_ALERTS_PER_S:,.0f})")

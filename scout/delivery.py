@@ -33,12 +33,11 @@ STORAGE_ERRORS = (SQLAlchemyError, StorageError, OSError)
 # While chats are being served, what became due meanwhile is looked for this often (the service passes its
 # DELIVERY_TICK_SECONDS).
 POLL_SECONDS = 2.0
-# Sends are recorded together, one statement for all the destinations' sends at a time; a send is recorded before
-# the next send of its destination once it began this long ago. Sends that return at once (a console, a burst within
-# a platform's limits) are recorded a share at a time; a slow send (one that waited for its answer, or for the
-# platform's pace) is recorded before anything else goes to its chat, so a database that fails meanwhile stops
-# delivery after that one message. Also how far a recorded sent_at may trail the send.
-RECORD_WITHIN_SECONDS = 0.5
+# Sends are recorded together: one statement records every send made since the last, of every destination. A send
+# that began this long ago is recorded before the next send of its destination: any send that waited for an answer
+# over the network, so a crash repeats at most that message and a database that fails meanwhile stops delivery after
+# it. Sends that return at once (a console) are recorded a share at a time. Also how far sent_at may trail a send.
+RECORD_WITHIN_SECONDS = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +209,7 @@ class Dispatcher:
         self._on_gone = on_destination_gone
         self._observer = observer
         self.sends: dict[str, PlatformSends] = {platform: PlatformSends() for platform in self._notifiers}
-        # Sent, not recorded yet: written down together (see RECORD_WITHIN_SECONDS), the time each send began.
+        # Sent, not recorded yet: written down together (see RECORD_WITHIN_SECONDS), with when each went out.
         self._sent: dict[int, datetime] = {}
         self._sent_began: float | None = None  # event-loop time the oldest of them began
         self._recording = asyncio.Lock()
@@ -239,10 +238,8 @@ class Dispatcher:
                 running.update(await self._start(busy=running.keys()))
                 if not running:
                     return total
-                # Also look again now and then: alerts queued meanwhile for an idle chat need not wait for a slow one,
-                # and sends made meanwhile are recorded.
-                done, _ = await asyncio.wait(running.values(),
-                                             timeout=min(self._poll, self._record_within) if self._sent else self._poll,
+                # Also look again now and then: alerts queued meanwhile for an idle chat need not wait for a slow one.
+                done, _ = await asyncio.wait(running.values(), timeout=self._poll,
                                              return_when=asyncio.FIRST_COMPLETED)
                 for destination, task in list(running.items()):
                     if task in done:
@@ -347,7 +344,8 @@ class Dispatcher:
         async with self._recording:
             if not self._sent:
                 return True
-            sent, self._sent, self._sent_began = self._sent, {}, None
+            sent, began = self._sent, self._sent_began
+            self._sent, self._sent_began = {}, None
             at = max(sent.values())
             try:
                 await self._repo.record_sent(list(sent), now=at)
@@ -356,7 +354,9 @@ class Dispatcher:
                 self._storage_failed(err)
                 return False
             except asyncio.CancelledError:
-                self._unrecorded.update(dict.fromkeys(sent, at))  # recording twice is harmless; once is a must
+                # Stopping: the drain records them on its way out (recording twice is harmless; once is a must).
+                self._sent = {**sent, **self._sent}
+                self._sent_began = began
                 raise
             return True
 
