@@ -14,6 +14,8 @@ _WORD = re.compile(r"\w+")
 
 def fold(text: str) -> str:
     """Lower-case and strip accents, so 'Pokémon' and 'POKEMON' compare equal."""
+    if text.isascii():  # most titles: nothing to decompose or strip
+        return text.casefold()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 

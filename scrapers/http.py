@@ -497,7 +497,8 @@ async def _read_body(resp: aiohttp.ClientResponse, limit: int, *, truncate: bool
     """The body up to `limit` bytes: None past the limit, or the first `limit` bytes when `truncate`."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in resp.content.iter_chunked(64 * 1024):
+    # As the chunks arrive: iter_chunked would copy them again into pieces of a fixed size.
+    async for chunk in resp.content.iter_any():
         size += len(chunk)
         chunks.append(chunk)
         if size > limit:
