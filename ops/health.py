@@ -194,7 +194,7 @@ class HealthChecker:
         """The numbers the alert thresholds judge (see ops/thresholds.py), keyed by threshold name."""
         now = self.clock()
         snapshot = await self.repo.load_ops_snapshot(now=now)
-        outbox = await self.repo.outbox_summary()
+        outbox = await self.repo.outbox_summary(count_sent=False)  # the backlog only: cheap at any size
         states = await self.repo.load_marketplace_states()
         figures: dict[str, float | None] = {
             "api_p95_seconds": self.requests.p95_seconds() if self.requests else None,
