@@ -149,9 +149,10 @@ class OutboxRow(Base):
         sa.CheckConstraint("kind IN ('alert', 'notice', 'ops') AND (kind <> 'alert' OR listing_id IS NOT NULL)",
                            name="kind"),
         # Delivery's queue: each destination's unsent rows in order. It holds only unsent rows, so it stays as small
-        # as the backlog however many sent rows the table keeps.
+        # as the backlog however many sent rows the table keeps. Migration 0006 makes it partial on PostgreSQL too;
+        # a postgresql_where here would load PostgreSQL's dialect in every process, SQLite's included.
         sa.Index("ix_alert_outbox_queue", "platform", "target", "id", "next_attempt_at",
-                 sqlite_where=sa.text(QUEUED_SQL), postgresql_where=sa.text(QUEUED_SQL)),
+                 sqlite_where=sa.text(QUEUED_SQL)),
         # Sent rows by when they went (alert lag, alerts sent since), and every row not sent (no sent_at) by status
         # and age. No index leads with status: SQLite, without statistics, would take one for the queue's condition
         # and sort the whole backlog to find each destination.

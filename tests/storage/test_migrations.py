@@ -219,3 +219,11 @@ async def test_values_at_the_columns_limits_survive_every_migration_up_and_down(
         assert await read_limited(engine) == seeded
     finally:
         await engine.dispose()
+
+
+def test_the_storage_modules_leave_postgresql_unloaded() -> None:
+    """A SQLite user's every command would pay for importing PostgreSQL's dialect and its drivers."""
+    script = ("import sys, storage.repo, storage.db, storage.outbox\n"
+              "print(sorted(name for name in sys.modules if 'postgresql' in name or name.startswith('asyncpg')))\n")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout == "[]\n"
