@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from dataclasses import replace
 from datetime import timedelta
 
+import msgspec
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -232,7 +233,7 @@ class TelegramNotifier:
             if result is not _PHOTO_REFUSED:
                 return result
             # The image is the problem, not the chat: send the same alert as text (with the larger text limit).
-            rendered = render_alert(replace(alert, listing=replace(alert.listing, image_url=None)),
+            rendered = render_alert(replace(alert, listing=msgspec.structs.replace(alert.listing, image_url=None)),
                                     marketplace_names=self._names)
         text = rendered.html
         return await self._deliver(destination, alert.attempts, lambda bot, chat: bot.send_message(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from scout.errors import ParseError
@@ -81,7 +81,7 @@ def parse_search_page(body: bytes, *, now: datetime, encoding: str | None = None
             # shows among the ordinary results is not only sponsored.
             kept = index[ad_id]
             if listings[kept].sponsored and not _sponsored(card):
-                listings[kept] = replace(listings[kept], sponsored=False)
+                listings[kept] = msgspec.structs.replace(listings[kept], sponsored=False)
             continue
         rows += 1
         listing = _card_listing(card, ad_id, today)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from scout.matching import build_matcher, fold
@@ -89,4 +89,4 @@ def test_a_sold_listing_never_matches() -> None:
     """A sold search result (its struck-through price is what it went for) is no deal: it is never alerted."""
     listing = make_listing(1, "lego castle", "20")
     matcher = build_matcher(SearchSpec(query="lego", marketplaces=("ebay",), check_interval_minutes=5))
-    assert matcher.matches(listing) and not matcher.matches(replace(listing, sold=True))
+    assert matcher.matches(listing) and not matcher.matches(msgspec.structs.replace(listing, sold=True))

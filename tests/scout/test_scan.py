@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import datetime, timedelta
 
+import msgspec
 import pytest
 
 from bot.commands import Actor, Commands
@@ -281,7 +281,7 @@ async def test_a_fetch_whose_results_cannot_be_written_fails_alone(repo: Reposit
     good.serve("lego", make_listing(1, "lego castle"))
     good.serve("duplo", make_listing(2, "duplo farm"))
     # A naive timestamp: every database refuses it, as PostgreSQL refuses an amount beyond the price column.
-    bad.serve("lego", replace(make_listing(3, "lego ship", marketplace="badbay"), posted_at=datetime(2026, 1, 1)))
+    bad.serve("lego", msgspec.structs.replace(make_listing(3, "lego ship", marketplace="badbay"), posted_at=datetime(2026, 1, 1)))
     scanner = Scanner(repo, adapters, fetcher=None, clock=clock, baseline_first_scan=False)  # type: ignore[arg-type]
     clock.advance(seconds=10)
 

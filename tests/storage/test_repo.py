@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import msgspec
 import pytest
 import sqlalchemy as sa
 
@@ -269,7 +269,7 @@ async def test_a_write_the_database_refuses_raises_storage_error_and_keeps_nothi
     if repo.dialect != "postgresql":
         pytest.skip("SQLite stores any number in a NUMERIC column; only PostgreSQL enforces the precision")
     search = await add(repo)
-    absurd = replace(listing(1), price=Money(Decimal("99999999999999999.00"), "USD"))
+    absurd = msgspec.structs.replace(listing(1), price=Money(Decimal("99999999999999999.00"), "USD"))
     with pytest.raises(StorageError, match="numeric field overflow"):
         await repo.save_scan(now=NOW, fetches=[fetch([search.id], [absurd])], runs=[run(search.id)],
                              searches={search.id: search})
