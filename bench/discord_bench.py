@@ -28,7 +28,7 @@ from storage.repo import Repository
 from tests.bot.discord.harness import CHANNEL_ID, GUILD_ID, MEMBER, Interactions
 from tests.fakes.discord_api import FakeDiscord
 
-LATENCY_TARGET_MS = 100.0
+LATENCY_TARGET_MS = 50.0
 THROUGHPUT_TARGET = 1.20  # within 20% of the fastest schedule the limits allow
 OWNERS = 1000  # 10,000 searches: ten each
 SCAN_BATCH = 5000
