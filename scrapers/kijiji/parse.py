@@ -6,7 +6,7 @@ import html
 import logging
 from decimal import Decimal, InvalidOperation
 
-import lxml.etree as etree
+from lxml import etree
 
 from scout.errors import ParseError
 from scout.models import Listing, Money
@@ -19,13 +19,20 @@ MARKETPLACE = "kijiji"
 CURRENCY = "CAD"  # Kijiji is Canada only; g-core:price is a bare number in Canadian dollars
 G_CORE = "http://base.google.com/ns/1.0"
 GEO = "http://www.w3.org/2003/01/geo/wgs84_pos#"
-_PRICE, _LAT, _LONG = f"{{{G_CORE}}}price", f"{{{GEO}}}lat", f"{{{GEO}}}long"
+DC = "http://purl.org/dc/elements/1.1/"
+_PRICE, _LAT, _LONG, _DC_DATE = f"{{{G_CORE}}}price", f"{{{GEO}}}lat", f"{{{GEO}}}long", f"{{{DC}}}date"
+# An ad's address split at "/": "https:", "", host, "v-<category>", place, slug, ad id.
+_AD_PATH_PARTS = 7
 
 
 def parse_feed(body: bytes) -> ScrapeResult:
-    """Classify and parse a Kijiji RSS search feed: a channel of items, genuinely empty, a block page, or broken."""
+    """Classify and parse a Kijiji RSS search feed: a channel of items, genuinely empty, a block page, or broken.
+
+    Every item counts as a result row (an item repeating an earlier ad id, once), so an item that cannot be read
+    makes the fetch partial.
+    """
     try:
-        items = _feed_items(parse_xml(body, what="Kijiji feed"))
+        items = _feed_items(parse_xml(body, what="Kijiji feed", blank_text=False))
     except ParseError:
         # Not a feed: a bot wall's page (well-formed or not) is blocked, anything else is broken.
         blocked = block_reason(body, "Kijiji")
@@ -34,14 +41,19 @@ def parse_feed(body: bytes) -> ScrapeResult:
         raise
     listings: list[Listing] = []
     seen: set[str] = set()
+    repeats = 0
     for item in items:
         listing = _item_listing(item)
-        if listing is not None and listing.external_id not in seen:
+        if listing is None:
+            continue
+        if listing.external_id in seen:
+            repeats += 1
+        else:
             seen.add(listing.external_id)
             listings.append(listing)
     if items and not listings:
         raise ParseError(f"{len(items)} Kijiji feed items but none had an ad link and a title")
-    return ScrapeResult.of(listings)
+    return ScrapeResult.of(listings, rows=len(items) - repeats)
 
 
 def _feed_items(root: etree._Element) -> list[etree._Element]:
@@ -52,41 +64,57 @@ def _feed_items(root: etree._Element) -> list[etree._Element]:
 
 
 def _item_listing(item: etree._Element) -> Listing | None:
-    # One pass over the item's dozen leaf children, reading their text: an lxml find() per field costs more than
-    # the rest of the parse.
-    texts: dict[str, str] = {}
-    image = None
+    # One pass over the item's dozen leaf children, reading only the texts used: an lxml find() per field, or
+    # the text of every child (the description is the longest), costs more than the rest of the parse.
+    title = link = guid = price_text = lat = lon = pub_date = dc_date = image = None
     for child in item:
-        if child.tag == "enclosure":
+        tag = child.tag
+        if tag == "title":
+            title = child.text
+        elif tag == "link":
+            link = child.text
+        elif tag == "pubDate":
+            pub_date = child.text
+        elif tag == "enclosure":
             image = child.get("url")
-        elif child.text:
-            texts[child.tag] = child.text.strip()
+        elif tag == "guid":
+            guid = child.text
+        elif tag == _DC_DATE:
+            dc_date = child.text
+        elif tag == _PRICE:
+            price_text = child.text
+        elif tag == _LAT:
+            lat = child.text
+        elif tag == _LONG:
+            lon = child.text
     # Kijiji escapes titles and descriptions twice ("n&amp;#233;gociable"): XML undoes one, html.unescape the other.
-    raw_title = texts.get("title")
-    title = " ".join(html.unescape(raw_title).split()) if raw_title else None
-    link = texts.get("link") or texts.get("guid")
-    ad_id = link.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] if link else ""
-    if not title or not link or not ad_id.isdigit():
+    if title and "&" in title:
+        title = html.unescape(title)
+    title = " ".join(title.split()) if title else None
+    link = (link.strip() if link else "") or (guid.strip() if guid else "")
+    # https://www.kijiji.ca/v-<category>/<place>/<slug>/<ad id>, perhaps with a query or a trailing slash.
+    parts = link.rstrip("/").split("/")
+    ad_id = parts[-1].split("?", 1)[0]
+    if not title or not ad_id.isdigit():
         log.debug("Kijiji item without a title or an ad link: %r", link)
         return None
-    price_text = texts.get(_PRICE) or None
+    price_text = price_text.strip() or None if price_text else None
     return Listing(
         marketplace=MARKETPLACE,
         external_id=ad_id,
         title=title,
         url=link,
-        price=_price(price_text),
+        price=_price(price_text) if price_text else None,
         price_text=price_text,
-        location=_location(link, texts.get(_LAT) or None, texts.get(_LONG) or None),
+        location=_location(parts[4] if len(parts) >= _AD_PATH_PARTS else None, lat, lon),
         image_url=image,
-        posted_at=parse_date(texts.get("pubDate")),
+        # dc:date is the same time as pubDate, in ISO 8601, which reads at a quarter of the cost.
+        posted_at=parse_date(dc_date) or parse_date(pub_date),
     )
 
 
-def _price(text: str | None) -> Money | None:
-    # Absent on "wanted" ads and on ads with no price ("Please contact", "Swap / Trade").
-    if not text:
-        return None
+def _price(text: str) -> Money | None:
+    # g-core:price is absent on "wanted" ads and on ads with no price ("Please contact", "Swap / Trade").
     try:
         amount = Decimal(text)
     except InvalidOperation:
@@ -95,9 +123,10 @@ def _price(text: str | None) -> Money | None:
     return Money(amount, CURRENCY) if amount.is_finite() and amount >= 0 else None
 
 
-def _location(link: str, lat: str | None, lon: str | None) -> str | None:
-    """The place in the ad's address (/v-<category>/<place>/<slug>/<id>) and its coordinates, when given."""
-    parts = link.split("://", 1)[-1].split("/")
-    place = parts[2].replace("-", " ") if len(parts) >= 5 else None
+def _location(place: str | None, lat: str | None, lon: str | None) -> str | None:
+    """The place named in the ad's address ("city-of-toronto") and its coordinates, when given."""
+    lat, lon = (lat.strip(), lon.strip()) if lat and lon else (None, None)
     where = f"({lat}, {lon})" if lat and lon else None
-    return " ".join(part for part in (place, where) if part) or None
+    if place and where:
+        return f"{place.replace('-', ' ')} {where}"
+    return place.replace("-", " ") if place else where

@@ -7,12 +7,13 @@ import hashlib
 import html
 import logging
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
-import lxml.etree as etree
+from lxml import etree
 
 from scout.errors import ParseError
 from scout.models import Listing
@@ -38,25 +39,44 @@ _RFC822 = re.compile(
 )
 _MONTHS = {name: number for number, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+# "Sat, 15 Jul 2023 02:29:12 GMT": RFC 9110's fixed-width date, and each month's digits in it.
+_IMF_FIXDATE_LENGTH = 29
+_IMF_DAY_LENGTH = 17
+_MONTH_DIGITS = {name.capitalize(): f"{number:02d}" for name, number in _MONTHS.items()}
 # What a CDN or bot wall answers instead of a feed; matched in the first bytes of a body that is not a feed.
+# Each thread's XML parsers, by whether they keep blank text (see _xml_parser).
+_PARSERS = threading.local()
 BLOCK_MARKERS = ("captcha", "access denied", "just a moment...", "attention required", "are you a robot",
                  "unusual traffic", "request unsuccessful", "you have been blocked")
 
 
-def parse_xml(body: bytes, *, what: str) -> etree._Element:
-    """The document element of an XML body, parsed without entity expansion, DTDs or network (no XXE, no bombs)."""
-    if not body.strip():
+def parse_xml(body: bytes, *, what: str, blank_text: bool = True) -> etree._Element:
+    """The document element of an XML body, parsed without entity expansion, DTDs or network (no XXE, no bombs).
+
+    blank_text=False drops whitespace-only text between elements, for documents whose fields are all leaf
+    elements (a Kijiji feed): less to build. Mixed content (an Atom XHTML title) needs it kept.
+    """
+    if not body or body.isspace():
         raise ParseError(f"empty {what} body")
-    # A parser per call: lxml parsers are not safe to share between threads, and big pages parse in a worker.
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                             huge_tree=False, recover=False, remove_pis=True)
     try:
-        root = etree.fromstring(body, parser=parser)
+        root = etree.fromstring(body, parser=_xml_parser(blank_text))
     except (etree.XMLSyntaxError, ValueError) as err:
         raise ParseError(f"{what} is not well-formed XML: {err}") from err
     if root is None:
         raise ParseError(f"{what} holds no XML element")
     return root
+
+
+def _xml_parser(blank_text: bool) -> etree.XMLParser:
+    """This thread's parser: lxml parsers are not safe to share between threads (big pages parse in a worker),
+    and a new one costs a tenth of a small feed's parse."""
+    name = "keeps_blank_text" if blank_text else "drops_blank_text"
+    parser = getattr(_PARSERS, name, None)
+    if parser is None:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                                 huge_tree=False, recover=False, remove_pis=True, remove_blank_text=not blank_text)
+        setattr(_PARSERS, name, parser)
+    return parser
 
 
 def local_name(element: etree._Element) -> str:
@@ -85,6 +105,10 @@ def parse_date(text: str | None) -> datetime | None:
     """An RFC 822 (RSS pubDate) or ISO 8601 (Atom, dc:date) time as an aware datetime; naive ones are taken as UTC."""
     if not text:
         return None
+    if len(text) == _IMF_FIXDATE_LENGTH:
+        when = _imf_fixdate(text)
+        if when is not None:
+            return when
     text = text.strip()
     when = _iso_date(text) if text[:4].isdigit() else _rfc822_date(text)
     if when is None:
@@ -102,6 +126,28 @@ def _iso_date(text: str) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _imf_fixdate(text: str) -> datetime | None:
+    """RFC 9110's fixed-width "Sat, 15 Jul 2023 02:29:12 GMT", which Kijiji and most feeds write, read by position
+    at a third of the regular expression's cost; None for any other shape."""
+    day = _imf_day(text[:_IMF_DAY_LENGTH])
+    if day is None or not text.endswith(" GMT") or not text[19] == text[22] == ":":
+        return None
+    try:
+        return datetime.fromisoformat(f"{day}T{text[_IMF_DAY_LENGTH:-4]}+00:00")
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _imf_day(text: str) -> str | None:
+    """"Sat, 15 Jul 2023 " as "2023-07-15" (a feed's items share a few days); None when it is not that shape."""
+    month = _MONTH_DIGITS.get(text[8:11])
+    if month is None or text[3] != "," or not text[4] == text[7] == text[11] == text[16] == " ":
+        return None
+    day, year = text[5:7], text[12:16]
+    return f"{year}-{month}-{day}" if day.isdigit() and year.isdigit() else None
 
 
 def _rfc822_date(text: str) -> datetime | None:

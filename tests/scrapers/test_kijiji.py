@@ -85,6 +85,22 @@ def test_items_without_an_ad_link_are_broken_not_empty() -> None:
         parse_feed(body)
 
 
+def test_an_item_that_cannot_be_read_makes_the_fetch_partial() -> None:
+    """Regression: an item without an ad link used to vanish, so a changed feed showed only as fewer alerts."""
+    good = b"<item><title>Lamp</title><link>https://www.kijiji.ca/v-lamps/ottawa/lamp/1700000009</link></item>"
+    body = (b'<rss version="2.0"><channel><title>x</title>' + good * 2
+            + b"<item><title>no link</title></item>"
+            + good.replace(b"1700000009", b"1700000010").replace(b"Lamp", b"Desk") + b"</channel></rss>")
+
+    result = parse_feed(body)
+
+    # The repeated ad is one row; the item without a link is the one lost.
+    assert result.status is ScrapeStatus.PARTIAL
+    assert (result.rows, len(result.listings), result.rows_lost) == (3, 2, 1)
+    assert [listing.external_id for listing in result.listings] == ["1700000009", "1700000010"]
+    assert result.listings[0].location == "ottawa"
+
+
 # -- feed URLs ---------------------------------------------------------------------------------------------------
 
 
