@@ -1,12 +1,10 @@
-"""Craigslist search results (the static HTML page and the sapi JSON API) -> Listings and a page verdict; pure."""
+"""Craigslist search results (the static HTML page, and the sapi JSON API through sapi.py) -> Listings and a page
+verdict; pure."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urljoin
 
@@ -16,32 +14,10 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from scout.errors import ParseError
 from scout.models import Listing, Money
 from scrapers.base import ScrapeResult
+from scrapers.craigslist.sapi import DEFAULT_CURRENCY, MARKETPLACE, parse_sapi
 from scrapers.money import parse_money
 
 log = logging.getLogger(__name__)
-
-MARKETPLACE = "craigslist"
-DEFAULT_CURRENCY = "USD"
-
-# sapi category ids of the "for sale" (sss) section -> the abbreviation in posting URLs, owner and dealer
-# variants. Source: the category table in Craigslist's own search front end (sapi v7, 2022).
-SSS_CATEGORIES: dict[int, str] = {
-    5: "for", 7: "sys", 20: "wan", 42: "bar", 44: "tix", 68: "bik", 69: "mcy", 73: "gms", 92: "bks", 93: "spo",
-    94: "clo", 95: "clt", 96: "ele", 97: "hsh", 98: "msg", 101: "zip", 107: "bab", 117: "emd", 118: "tls",
-    119: "boa", 120: "jwl", 122: "pts", 124: "rvs", 132: "tag", 133: "grd", 134: "bfs", 135: "art", 136: "mat",
-    137: "pho", 141: "fuo", 142: "fud", 145: "cto", 146: "ctd", 149: "app", 150: "atq", 151: "vgm", 152: "hab",
-    153: "mob", 160: "mcd", 161: "tid", 162: "ppd", 163: "ptd", 164: "bod", 165: "mod", 166: "syd", 167: "eld",
-    168: "rvd", 169: "atd", 170: "ard", 171: "bad", 172: "bid", 173: "bkd", 174: "bfd", 175: "emq", 176: "cld",
-    177: "cbd", 178: "grq", 179: "fod", 180: "had", 181: "hsd", 182: "jwd", 183: "mad", 184: "msd", 185: "phd",
-    186: "sgd", 187: "tld", 188: "tad", 189: "vgd", 190: "wad", 191: "snw", 192: "snd", 193: "hvo", 194: "hvd",
-    195: "mpo", 196: "mpd", 197: "bop", 198: "bdp", 199: "sop", 200: "sdp", 201: "bpo", 202: "bpd", 203: "wto",
-    204: "wtd", 205: "tro", 206: "trb", 208: "avo", 209: "avd",
-}
-# sapi image ids become thumbnails at this size, as the site's own result list shows them.
-SAPI_IMAGE_URL = "https://images.craigslist.org/{image_id}_300x300.jpg"
-# sapi items: [id offset, posted offset, category, price, "loc:desc[:hood]~lat~lon", tagged extras..., title].
-_SAPI_IMAGES_TAG = 4
-_SAPI_NO_PRICE = -1
 
 _RESULTS_LIST = "ol.cl-static-search-results"
 _RESULT_ROWS = "ol.cl-static-search-results > li.cl-static-search-result"
@@ -137,31 +113,6 @@ def parse_static_page(body: bytes | str, *, base_url: str = "", encoding: str | 
     raise ParseError("no Craigslist results list and no recognisable no-results or block page")
 
 
-def parse_sapi(data: bytes | str | dict[str, Any], *, currency: str = DEFAULT_CURRENCY) -> ScrapeResult:
-    """The JSON search API (sapi v7/v8): positional item arrays decoded against data.decode."""
-    if isinstance(data, dict):
-        payload = data
-    else:
-        try:
-            payload = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ParseError(f"Craigslist search API answer is not JSON: {err}") from err
-    try:
-        result = payload["data"]
-        items = result["items"]
-        decode = result["decode"]
-    except (KeyError, TypeError) as err:
-        errors = payload.get("errors") if isinstance(payload, dict) else None
-        raise ParseError(f"Craigslist search API answer has no data.items/decode (errors: {errors!r})") from err
-    if not isinstance(items, list):
-        raise ParseError("Craigslist search API data.items is not a list")
-    places: dict[str, tuple[str, str, str | None]] = {}  # items repeat a handful of locations
-    listings = _dedupe(_parse_sapi_item(item, decode, currency, places) for item in items)
-    if items and not listings:
-        raise ParseError(f"{len(items)} Craigslist API items but none decoded: the format changed")
-    return ScrapeResult.of(listings)
-
-
 def _utf8(body: bytes | str, encoding: str | None) -> bytes:
     """The page as UTF-8 bytes, which is what lexbor reads; a page in another declared charset is decoded first."""
     if isinstance(body, str):
@@ -192,16 +143,6 @@ def _cut_ld_results(html: bytes) -> tuple[bytes, bytes | None]:
     if close_end < 0:
         return html, None
     return html[:start] + html[close_end + 1 :], html[open_end + 1 : close]
-
-
-def _dedupe(candidates: Any) -> list[Listing]:
-    listings: list[Listing] = []
-    seen: set[str] = set()
-    for listing in candidates:
-        if listing is not None and listing.external_id not in seen:
-            seen.add(listing.external_id)
-            listings.append(listing)
-    return listings
 
 
 def _ld_items(text: bytes) -> list[_LdItem] | None:
@@ -325,61 +266,3 @@ def _blocked_reason(tree: LexborHTMLParser) -> str | None:
         if marker in text:
             return f"Craigslist refused the request ({marker!r})"
     return None
-
-
-def _parse_sapi_item(item: Any, decode: dict[str, Any], currency: str,
-                     places: dict[str, tuple[str, str, str | None]]) -> Listing | None:
-    try:
-        posting_id = int(decode["minPostingId"]) + int(item[0])
-        posted = int(decode["minPostedDate"]) + int(item[1])
-        category = item[2]
-        price = item[3]
-        where = str(item[4])
-    except (KeyError, IndexError, TypeError, ValueError):
-        log.debug("undecodable Craigslist API item %r", item)
-        return None
-    title = None
-    image_id: str | None = None
-    for extra in item[5:]:
-        if isinstance(extra, str):
-            title = extra
-        elif isinstance(extra, list) and len(extra) > 1 and extra[0] == _SAPI_IMAGES_TAG:
-            image_id = str(extra[1]).split(":", 1)[-1].strip()  # only the first picture is shown
-    if not title:
-        return None
-    place_key = where.split("~", 1)[0]
-    place = places.get(place_key)
-    if place is None:
-        place = places[place_key] = _sapi_location(place_key, decode)
-    hostname, subarea, description = place
-    path = "/".join(p for p in (subarea, SSS_CATEGORIES.get(category, "sss"), f"{posting_id}.html") if p)
-    has_price = isinstance(price, int) and price != _SAPI_NO_PRICE
-    return Listing(
-        marketplace=MARKETPLACE,
-        external_id=str(posting_id),
-        title=title,
-        url=f"https://{hostname}.craigslist.org/{path}",
-        price=Money(Decimal(price), currency) if has_price else None,
-        location=description,
-        image_url=SAPI_IMAGE_URL.format(image_id=image_id) if image_id else None,
-        posted_at=datetime.fromtimestamp(posted, tz=UTC),
-    )
-
-
-def _sapi_location(where: str, decode: dict[str, Any]) -> tuple[str, str, str | None]:
-    """(hostname, subarea, description) from "locIdx:descIdx[:hoodIdx]~lat~lon" and the decode tables."""
-    indexes = [part.strip() for part in where.split("~")[0].split(":")]
-    locations = decode.get("locations") or []
-    descriptions = decode.get("locationDescriptions") or []
-    hostname, subarea, description = "www", "", None
-    try:
-        area = locations[int(indexes[0])]
-        if isinstance(area, list) and len(area) >= 2:
-            hostname = str(area[1])
-            subarea = str(area[2]) if len(area) > 2 else ""
-        if len(indexes) > 1:
-            found = descriptions[int(indexes[1])]
-            description = found if isinstance(found, str) and found else None
-    except (IndexError, ValueError):
-        log.debug("Craigslist API location %r is outside the decode tables", where)
-    return hostname, subarea, description or (hostname if hostname != "www" else None)

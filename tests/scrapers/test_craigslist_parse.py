@@ -210,11 +210,33 @@ def test_sapi_with_no_items_is_empty() -> None:
     assert parse_sapi(json.dumps(payload)).status is ScrapeStatus.EMPTY
 
 
+def test_a_sapi_item_that_cannot_be_decoded_makes_the_fetch_partial() -> None:
+    """Regression: an undecodable item used to vanish, so a changed format showed only as fewer alerts."""
+    payload = json.loads(_page("craigslist_sapi.json"))
+    items = payload["data"]["items"]
+    items.insert(1, [4, "not an offset", 7, 10, "1:1", "Broken row"])
+    items.append(list(items[0]))  # the same posting twice is one row
+
+    result = parse_sapi(json.dumps(payload).encode())
+
+    assert result.status is ScrapeStatus.PARTIAL
+    assert (result.rows, len(result.listings), result.rows_lost) == (4, 3, 1)
+    assert [listing.external_id for listing in result.listings] == ["7500000001", "7500000002", "7500000003"]
+
+
+def test_sapi_answers_given_as_objects_parse_alike() -> None:
+    payload = json.loads(_page("craigslist_sapi.json"))
+    assert parse_sapi(payload) == parse_sapi(_page("craigslist_sapi.json"))
+
+
 @pytest.mark.parametrize(
     "body",
     [b"{not json", b'{"errors": ["rate limited"]}', b'{"data": {"items": "nope", "decode": {}}}',
-     b'{"data": {"items": [[1]], "decode": {"minPostingId": 1, "minPostedDate": 1}}}'],
-    ids=["bad-json", "no-data", "items-not-list", "undecodable-items"],
+     b'{"data": {"items": [[1]], "decode": {"minPostingId": 1, "minPostedDate": 1}}}',
+     b'{"data": {"items": [[1, 1, 7, 5, "1:1", "Desk"]], "decode": []}}', b"[]",
+     b'{"data": {"items": [[1, 1, 7, 5, "1:1", "Desk"]], "decode": {"minPostingId": "x", "minPostedDate": 1}}}'],
+    ids=["bad-json", "no-data", "items-not-list", "undecodable-items", "decode-not-object", "not-an-object",
+         "unreadable-bases"],
 )
 def test_sapi_unrecognised_answers_raise_parse_error(body: bytes) -> None:
     with pytest.raises(ParseError):
