@@ -54,7 +54,7 @@ def test_live_deals_become_listings_and_expired_ones_are_left_out() -> None:
     assert gpu.image_url == "https://external-preview.redd.it/rtx.jpg?width=640&s=abc"
     assert (gpu.location, gpu.seller) == ("r/buildapcsales", "dealfinder")
     # r/bapcsalescanada's "$" is the Canadian dollar; a deleted author is nobody.
-    assert ssd.price == Money(Decimal("179"), "CAD")
+    assert ssd.price == Money(Decimal(179), "CAD")
     assert (ssd.seller, ssd.image_url) == (None, None)
     assert witcher.price == Money(Decimal("9.99"), "EUR")
 
@@ -62,10 +62,10 @@ def test_live_deals_become_listings_and_expired_ones_are_left_out() -> None:
 @pytest.mark.parametrize(
     ("title", "price"),
     [
-        ("[GPU] RTX 3080 - $499", Money(Decimal("499"), "USD")),
+        ("[GPU] RTX 3080 - $499", Money(Decimal(499), "USD")),
         ("[Monitor] Dell S2721DGF 27\" 1440p 165Hz - $279.99 + $5 shipping", Money(Decimal("279.99"), "USD")),
-        ("[Case] $20 off Fractal North, now $109", Money(Decimal("109"), "USD")),
-        ("[RAM] 32GB DDR5 6000 CL30 (2x16) -$40 instant rebate, $89", Money(Decimal("89"), "USD")),
+        ("[Case] $20 off Fractal North, now $109", Money(Decimal(109), "USD")),
+        ("[RAM] 32GB DDR5 6000 CL30 (2x16) -$40 instant rebate, $89", Money(Decimal(89), "USD")),
         ("[PSU] Corsair RM850x £89.99", Money(Decimal("89.99"), "GBP")),
         ("[Steam] Hades (75% off)", None),
         ("[CPU] Ryzen 5 7600", None),
@@ -84,6 +84,35 @@ def test_price_is_read_from_the_title(title: str, price: Money | None) -> None:
 def test_over_deals_are_left_out(fields: dict[str, object]) -> None:
     fields = {"title": "[GPU] RTX 4090 - $1599", **fields}
     assert parse_listing(listing_of(post(1, **fields))).status is ScrapeStatus.EMPTY
+
+
+def test_a_post_that_cannot_be_read_makes_the_fetch_partial() -> None:
+    """Regression: a post without a permalink used to vanish, so a changed format showed only as fewer alerts.
+    A deal that is over is left out on purpose and is no lost row; a post repeated is one row."""
+    body = listing_of(post(1, "[GPU] RTX 4090 - $1599"), post(1, "[GPU] RTX 4090 - $1599"),
+                      post(2, "[CPU] 7800X3D - $350", link_flair_text="Expired"),
+                      {"id": "p3", "title": "[SSD] 2TB - $99"}, post(4, "[RAM] 32GB - $80"))
+
+    result = parse_listing(body)
+
+    assert result.status is ScrapeStatus.PARTIAL
+    assert (result.rows, len(result.listings), result.rows_lost) == (3, 2, 1)
+    assert [listing.external_id for listing in result.listings] == ["p1", "p4"]
+
+
+@pytest.mark.parametrize(
+    "preview",
+    [{"images": "none"}, {"images": [{"source": ["x"]}]}, "gone"],
+    ids=["images-not-a-list", "source-not-an-object", "preview-not-an-object"],
+)
+def test_a_preview_of_another_shape_falls_back_to_the_thumbnail(preview: object) -> None:
+    thumbnail = "https://b.thumbs.redditmedia.com/x.jpg"
+    body = listing_of(post(1, "[GPU] RTX 4090 - $1599", preview=preview, thumbnail=thumbnail), post(2, "[CPU] x"))
+
+    result = parse_listing(body)
+
+    assert [listing.image_url for listing in result.listings] == [thumbnail, None]
+    assert parse_listing(json.loads(body)) == result
 
 
 @pytest.mark.parametrize(
