@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import html
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
@@ -29,6 +30,12 @@ RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 MEDIA = "http://search.yahoo.com/mrss/"
 DC = "http://purl.org/dc/elements/1.1/"
 _DC_DATE, _DC_CREATOR, _RDF_ABOUT = f"{{{DC}}}date", f"{{{DC}}}creator", f"{{{RDF}}}about"
+# The fields an RSS item is read for, in order, and their element names in RSS 2.0 (no namespace) and RSS 1.0.
+_RSS_FIELDS = ("title", "link", "guid", "pubDate", _DC_DATE, _DC_CREATOR, "description")
+_RSS_NAMES = {
+    ns: {(name if name.startswith("{") or not ns else f"{{{ns}}}{name}"): at for at, name in enumerate(_RSS_FIELDS)}
+    for ns in ("", RSS1)
+}
 # listings.external_id is VARCHAR(128); longer or feed-local ids are hashed to fit and to stay unique across feeds.
 MAX_EXTERNAL_ID = 128
 # The first <img src> of an item's HTML description: many deal feeds (Slickdeals among them) put the picture there.
@@ -172,7 +179,11 @@ def _zone(text: str | None) -> tzinfo:
 
 
 def parse_feed(body: bytes, *, feed_url: str = "") -> ScrapeResult:
-    """Classify and parse any RSS or Atom deal feed: its items become listings, their price read from the title."""
+    """Classify and parse any RSS or Atom deal feed: its items become listings, their price read from the title.
+
+    Every item counts as a result row (an item repeating an earlier id, once; an item whose only links are not
+    web addresses, none), so an item without a title or a link makes the fetch partial.
+    """
     try:
         items = list(feed_items(parse_xml(body, what="feed")))
     except ParseError:
@@ -181,10 +192,21 @@ def parse_feed(body: bytes, *, feed_url: str = "") -> ScrapeResult:
         if blocked:
             return ScrapeResult.blocked(blocked)
         raise
-    listings = _dedupe(_item_listing(item, feed_url) for item in items)
+    listings: list[Listing] = []
+    seen: set[str] = set()
+    left_out = 0
+    for item in items:
+        listing = _item_listing(item, feed_url)
+        if listing is None:
+            continue
+        if listing is _UNSAFE_LINK or listing.external_id in seen:
+            left_out += 1
+        else:
+            seen.add(listing.external_id)
+            listings.append(listing)
     if items and not listings:
         raise ParseError(f"{len(items)} feed items but none had a link or id and a title")
-    return ScrapeResult.of(listings)
+    return ScrapeResult.of(listings, rows=len(items) - left_out)
 
 
 def feed_items(root: etree._Element) -> Iterator[etree._Element]:
@@ -204,25 +226,18 @@ def feed_items(root: etree._Element) -> Iterator[etree._Element]:
     raise ParseError(f"not an RSS or Atom feed: the document element is <{kind or root.tag}>")
 
 
-def _dedupe(candidates: Iterable[Listing | None]) -> list[Listing]:
-    seen: set[str] = set()
-    listings = []
-    for listing in candidates:
-        if listing is not None and listing.external_id not in seen:
-            seen.add(listing.external_id)
-            listings.append(listing)
-    return listings
-
-
-def _item_listing(item: etree._Element, feed_url: str) -> Listing | None:
+def _item_listing(item: etree._Element, feed_url: str) -> Listing | _Refused | None:
+    """The item's listing; None when it has no title or no link; _UNSAFE_LINK when its links are refused."""
     if item.tag == f"{{{ATOM}}}entry":
         fields = _atom_fields(item)
     else:
         fields = _rss_fields(item, RSS1 if item.tag == f"{{{RSS1}}}item" else "")
     title, link, guid, posted, image, seller, description = fields
     url = _absolute(link, feed_url) or _absolute(guid, feed_url)
-    if not title or not url:
+    if not title or not (link or guid):
         return None
+    if not url:
+        return _UNSAFE_LINK
     found = find_price(title)
     return Listing(
         marketplace=MARKETPLACE,
@@ -237,22 +252,40 @@ def _item_listing(item: etree._Element, feed_url: str) -> Listing | None:
     )
 
 
+class _Refused(enum.Enum):
+    """An item left out on purpose: it is read, but is no listing to show."""
+
+    UNSAFE_LINK = "its links are not web addresses (javascript:, data:)"
+
+
+_UNSAFE_LINK = _Refused.UNSAFE_LINK
 _Fields = tuple[str | None, str | None, str | None, datetime | None, str | None, str | None, str | None]
 
 
 def _rss_fields(item: etree._Element, ns: str) -> _Fields:
-    # One pass over the item's children: an lxml find() per field costs more than the rest of the parse.
-    fields = {child.tag: child for child in item}
-    prefix = f"{{{ns}}}" if ns else ""
+    # One pass over the item's children, keeping the last of each name: an lxml find() per field costs more than
+    # the rest of the parse.
+    names = _RSS_NAMES[ns]
+    found: list[etree._Element | None] = [None] * len(_RSS_FIELDS)
+    image = None
+    for child in item:
+        tag = child.tag
+        at = names.get(tag)
+        if at is not None:
+            found[at] = child
+        elif tag == "enclosure" and image is None:
+            kind = child.get("type")
+            if not kind or kind.startswith("image/"):
+                image = child.get("url") or None
+    title, link, guid, pub_date, dc_date, creator, description = found
     # Titles are HTML-escaped text in practice, often escaped twice ("&amp;amp;"): unescaping plain text is harmless.
-    title = _clean_title(text_of(fields.get(prefix + "title")))
-    posted = parse_date(text_of(fields.get(prefix + "pubDate"))) or parse_date(text_of(fields.get(_DC_DATE)))
-    guid = text_of(fields.get(prefix + "guid")) or item.get(_RDF_ABOUT)
-    image = _rss_image(item)
+    title_text = _clean_title(text_of(title))
+    posted = parse_date(text_of(pub_date)) or parse_date(text_of(dc_date))
+    guid_text = text_of(guid) or item.get(_RDF_ABOUT)
+    image = image or _media_image(item)
     # The description is read only for its picture, so only when the item names none itself.
-    description = text_of(fields.get(prefix + "description")) if image is None else None
-    link = text_of(fields.get(prefix + "link"))
-    return title, link, guid, posted, image, text_of(fields.get(_DC_CREATOR)), description
+    description_text = text_of(description) if image is None else None
+    return title_text, text_of(link), guid_text, posted, image, text_of(creator), description_text
 
 
 def _atom_fields(entry: etree._Element) -> _Fields:
@@ -275,14 +308,6 @@ def _atom_fields(entry: etree._Element) -> _Fields:
     image = image or _media_image(entry)
     description = None if image else text_of(child("summary")) or text_of(child("content"))
     return title, link, text_of(child("id")), posted, image, text_of(author), description
-
-
-def _rss_image(item: etree._Element) -> str | None:
-    for enclosure in item.iterchildren("enclosure"):
-        kind = enclosure.get("type") or ""
-        if enclosure.get("url") and (not kind or kind.startswith("image/")):
-            return enclosure.get("url")
-    return _media_image(item)
 
 
 def _media_image(item: etree._Element) -> str | None:

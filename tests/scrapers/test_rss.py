@@ -82,7 +82,7 @@ def test_atom_entries_become_listings() -> None:
     deck, kindle = result.listings
     assert deck.external_id == hashed("https://deals.example/atom.xml", "tag:deals.example,2023:entry-2001")
     assert deck.title == "Steam Deck OLED 512GB – £479"  # type="html": entities and tags undone
-    assert deck.price == Money(Decimal("479"), "GBP")
+    assert deck.price == Money(Decimal(479), "GBP")
     assert deck.url == "https://deals.example/d/2001"
     assert deck.image_url == "https://img.deals.example/2001.png"
     assert deck.posted_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone(timedelta(hours=1)))
@@ -103,7 +103,23 @@ def test_rss_1_items_become_listings() -> None:
     </rdf:RDF>"""
     [item] = parse_feed(body, feed_url="https://d.example/index.rdf").listings
     assert (item.external_id, item.price, item.posted_at) == (
-        "https://d.example/3001", Money(Decimal("299"), "USD"), datetime(2023, 11, 14, 9, 0, tzinfo=UTC))
+        "https://d.example/3001", Money(Decimal(299), "USD"), datetime(2023, 11, 14, 9, 0, tzinfo=UTC))
+
+
+def test_an_item_that_cannot_be_read_makes_the_fetch_partial() -> None:
+    """Regression: an item without a title used to vanish, so a changed feed showed only as fewer alerts. An item
+    whose only link is refused (javascript:) is left out on purpose, and an item repeated is one row."""
+    good = b"<item><title>Desk lamp $15</title><link>https://deals.example/f/1</link></item>"
+    body = (b'<rss version="2.0"><channel><title>x</title>' + good + good
+            + b"<item><link>https://deals.example/f/2</link><description>no title</description></item>"
+            + b"<item><title>Script</title><link>javascript:alert(1)</link></item>"
+            + good.replace(b"f/1", b"f/3") + b"</channel></rss>")
+
+    result = parse_feed(body, feed_url=FEED_URL)
+
+    assert result.status is ScrapeStatus.PARTIAL
+    assert (result.rows, len(result.listings), result.rows_lost) == (3, 2, 1)
+    assert [listing.url for listing in result.listings] == ["https://deals.example/f/1", "https://deals.example/f/3"]
 
 
 def test_the_same_guid_in_two_feeds_is_two_listings() -> None:
