@@ -11,7 +11,16 @@ from typing import Any
 
 from bot.buttons import existed_by
 from scout.errors import InputError, NotFoundError
-from scout.models import Destination, Listing, SavedSearch, SearchSpec, SearchStatus, StoredAlert, UnpricedRule
+from scout.models import (
+    Destination,
+    Listing,
+    SavedSearch,
+    SearchSpec,
+    SearchStatus,
+    SponsoredRule,
+    StoredAlert,
+    UnpricedRule,
+)
 from scrapers.base import Adapter, SearchQuery
 from storage.repo import Repository
 
@@ -134,6 +143,7 @@ def build_spec(
     location: str | None = None,
     radius_km: int | str | None = None,
     unpriced: str | UnpricedRule | None = None,
+    sponsored: str | SponsoredRule | None = None,
     default_unpriced: UnpricedRule = UnpricedRule.INCLUDE,
     default_marketplaces: Iterable[str] = (),
 ) -> SearchSpec:
@@ -215,9 +225,14 @@ def build_spec(
         rule = UnpricedRule(unpriced.lower()) if isinstance(unpriced, str) else (unpriced or default_unpriced)
     except ValueError:
         raise InputError("Listings without a price can be 'include'd or 'exclude'd.", field="unpriced") from None
+    try:
+        paid = SponsoredRule(sponsored.lower()) if isinstance(sponsored, str) else (sponsored or SponsoredRule.INCLUDE)
+    except ValueError:
+        raise InputError("Sponsored listings can be 'include'd or 'exclude'd.", field="sponsored") from None
 
     return SearchSpec(query=text, marketplaces=chosen, check_interval_minutes=interval, exclude=words,
-                      min_price=low, max_price=high, currency=code, location=place, radius_km=radius, unpriced=rule)
+                      min_price=low, max_price=high, currency=code, location=place, radius_km=radius, unpriced=rule,
+                      sponsored=paid)
 
 
 def _market_name(key: str, adapters: Mapping[str, Adapter] | None) -> str:
@@ -246,6 +261,8 @@ def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None 
         parts.append(f"price {low}\u2013{high}{' ' + spec.currency if spec.currency else ''}")
     if spec.location:
         parts.append(f"near {spec.location}" + (f" ({spec.radius_km} km)" if spec.radius_km else ""))
+    if spec.sponsored is SponsoredRule.EXCLUDE:
+        parts.append("no sponsored listings")
     parts.append(describe_state(search))
     for key in spec.marketplaces:
         if paused_marketplaces and key in paused_marketplaces:
@@ -415,7 +432,7 @@ class Commands:
             "query": spec.query, "marketplaces": spec.marketplaces, "interval_minutes": spec.check_interval_minutes,
             "exclude": spec.exclude, "min_price": spec.min_price, "max_price": spec.max_price,
             "currency": spec.currency, "location": spec.location, "radius_km": spec.radius_km,
-            "unpriced": spec.unpriced,
+            "unpriced": spec.unpriced, "sponsored": spec.sponsored,
         }
         unknown = set(changes) - set(current)
         if unknown:

@@ -185,7 +185,7 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
                 actor, parse_destination(args.to), query=args.query, marketplaces=args.marketplaces,
                 interval_minutes=args.every, exclude=args.exclude, min_price=args.min_price,
                 max_price=args.max_price, currency=args.currency, location=args.location, radius_km=args.radius,
-                unpriced=args.unpriced,
+                unpriced=args.unpriced, sponsored=args.sponsored,
             )
             print(f"saved {describe_search(search, adapters)}")
             print("the first scan runs within seconds of `dealscout run`; it records what is listed now, "
@@ -423,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--location", help="where the marketplace supports it, e.g. a Craigslist site like sfbay")
     add.add_argument("--radius", help="kilometres around --location")
     add.add_argument("--unpriced", choices=["include", "exclude"], help="listings without a comparable price")
+    add.add_argument("--sponsored", choices=["include", "exclude"],
+                     help="listings a marketplace marks as paid placements (default include)")
     add.add_argument("--to", default="console", help="console (default), discord:<channel id>, telegram:<chat id>")
     listing = actions.add_parser("list", help="list saved searches, a page at a time, oldest first")
     listing.add_argument("--page", type=bounded(1, 10**9), default=1, help="which page (default 1)")

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 
-from scout.models import Listing, SearchSpec, UnpricedRule
+from scout.models import Listing, SearchSpec, SponsoredRule, UnpricedRule
 
 _WORD = re.compile(r"\w+")
 
@@ -39,14 +39,16 @@ class Matcher:
     max_price: Decimal | None
     currency: str | None
     unpriced: UnpricedRule
+    sponsored: SponsoredRule = SponsoredRule.INCLUDE
 
     def matches(self, listing: Listing) -> bool:
         return self.matches_folded(fold(listing.title), listing)
 
     def matches_folded(self, title: str, listing: Listing) -> bool:
         """`matches` for a title already folded, so one fetch's titles are folded once for all its searches. A sold
-        listing is no deal to be had: it is kept (its price is a price seen) but never matches."""
-        if listing.sold:
+        listing is no deal to be had: it is kept (its price is a price seen) but never matches; nor does a paid
+        placement for a search that leaves those out."""
+        if listing.sold or (listing.sponsored and self.sponsored is SponsoredRule.EXCLUDE):
             return False
         if not all(pattern.search(title) for pattern in self.required):
             return False
@@ -76,6 +78,7 @@ def build_matcher(spec: SearchSpec) -> Matcher:
         max_price=spec.max_price,
         currency=spec.currency,
         unpriced=spec.unpriced,
+        sponsored=spec.sponsored,
     )
 
 

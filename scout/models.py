@@ -62,6 +62,13 @@ class UnpricedRule(enum.StrEnum):
     EXCLUDE = "exclude"
 
 
+class SponsoredRule(enum.StrEnum):
+    """What a search does with listings a marketplace marks as paid placements (Kleinanzeigen's top ads)."""
+
+    INCLUDE = "include"
+    EXCLUDE = "exclude"
+
+
 @dataclass(frozen=True, slots=True)
 class Destination:
     """Where alerts go: a platform and a channel or chat id on it."""
@@ -87,6 +94,7 @@ class SearchSpec:
     location: str | None = None
     radius_km: int | None = None
     unpriced: UnpricedRule = UnpricedRule.INCLUDE
+    sponsored: SponsoredRule = SponsoredRule.INCLUDE
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from scout.models import (
     SavedSearch,
     SearchSpec,
     SearchStatus,
+    SponsoredRule,
     UnpricedRule,
 )
 from storage.tables import ListingRow, SearchRow
@@ -43,6 +44,7 @@ def search_from_row(row: SearchRow) -> SavedSearch:
         location=row.location,
         radius_km=row.radius_km,
         unpriced=UnpricedRule(row.unpriced),
+        sponsored=SponsoredRule(row.sponsored),
     )
     return SavedSearch(
         id=row.id,
@@ -130,4 +132,5 @@ def spec_values(spec: SearchSpec) -> dict[str, Any]:
         "location": spec.location,
         "radius_km": spec.radius_km,
         "unpriced": spec.unpriced.value,
+        "sponsored": spec.sponsored.value,
     }

@@ -42,6 +42,7 @@ class SearchRow(Base):
     location: Mapped[str | None] = mapped_column(sa.String(500))
     radius_km: Mapped[int | None] = mapped_column(sa.Integer)
     unpriced: Mapped[str] = mapped_column(sa.String(16), default="include")
+    sponsored: Mapped[str] = mapped_column(sa.String(16), default="include", server_default="include")
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     paused_reason: Mapped[str | None] = mapped_column(sa.String(300))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

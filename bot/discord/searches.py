@@ -121,6 +121,11 @@ async def _check_bot_can_post(client: DealScoutClient, interaction: discord.Inte
             f"Give me those in the channel's settings, or pick another channel.")
 
 
+def _sponsored(no_ads: bool) -> str:
+    """The no_ads option as the search's rule for listings marked sponsored."""
+    return "exclude" if no_ads else "include"
+
+
 class SearchGroup(app_commands.Group, name="search", description="Your saved deal searches in this server",
                   guild_only=True):
     @app_commands.command(name="add", description="Save a search; new listings that match are posted here")
@@ -130,13 +135,13 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         marketplaces="Where to look, separated by commas (empty: the usual set)",
         interval="Minutes between checks (default: the slowest marketplace's minimum)",
         channel="Where alerts go (default: this channel)", location="Where to look, for marketplaces that can",
-        currency="Currency of the price range, e.g. USD")
+        currency="Currency of the price range, e.g. USD", no_ads="Leave out listings marked sponsored")
     @app_commands.autocomplete(marketplaces=_marketplace_choices)
     async def add(self, interaction: discord.Interaction, query: str, max_price: str | None = None,
                   min_price: str | None = None, exclude: str | None = None, marketplaces: str | None = None,
                   interval: int | None = None,
                   channel: app_commands.Transform[app_commands.AppCommandChannel, AlertChannel] | None = None,
-                  location: str | None = None, currency: str | None = None) -> None:
+                  location: str | None = None, currency: str | None = None, no_ads: bool = False) -> None:
         client = _client(interaction)
         services = client.services
         actor = await client.access.actor(interaction)
@@ -147,7 +152,7 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         search = await services.commands.add_search(
             actor, Destination(PLATFORM, str(channel_id)), scope=_scope(interaction), query=query,
             marketplaces=marketplaces, interval_minutes=interval, exclude=exclude, min_price=min_price,
-            max_price=max_price, location=location, currency=currency)
+            max_price=max_price, location=location, currency=currency, sponsored=_sponsored(no_ads))
         first_scan = search.next_run_at + timedelta(seconds=services.scan_tick_seconds)
         await send_ephemeral(interaction, render_saved(search, describe_search(search, services.commands.adapters),
                                                        first_scan_at=first_scan,
@@ -177,19 +182,21 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         max_price=f"New highest price ('{CLEAR}' removes it)", min_price=f"New lowest price ('{CLEAR}' removes it)",
         exclude=f"New excluded words ('{CLEAR}' removes them)", marketplaces="New marketplaces, separated by commas",
         interval="New minutes between checks", location=f"New location ('{CLEAR}' removes it)",
-        currency=f"New currency of the price range ('{CLEAR}' removes it)")
+        currency=f"New currency of the price range ('{CLEAR}' removes it)",
+        no_ads="Leave out listings marked sponsored (False takes them back)")
     @app_commands.autocomplete(search=_search_choices, marketplaces=_marketplace_choices)
     async def edit(self, interaction: discord.Interaction, search: str, query: str | None = None,
                    max_price: str | None = None, min_price: str | None = None, exclude: str | None = None,
                    marketplaces: str | None = None, interval: int | None = None, location: str | None = None,
-                   currency: str | None = None) -> None:
+                   currency: str | None = None, no_ads: bool | None = None) -> None:
         client = _client(interaction)
         actor = await client.access.actor(interaction)
         commands = client.services.commands
         before = await commands.show_search(actor, search, scope=_scope(interaction))
         changes = {"query": query, "max_price": _cleared(max_price), "min_price": _cleared(min_price),
                    "exclude": _cleared(exclude), "marketplaces": marketplaces, "interval_minutes": interval,
-                   "location": _cleared(location), "currency": _cleared(currency)}
+                   "location": _cleared(location), "currency": _cleared(currency),
+                   "sponsored": None if no_ads is None else _sponsored(no_ads)}
         after = await commands.edit_search(actor, before.id, scope=_scope(interaction), **changes)
         text = escape_markdown(describe_search(after, commands.adapters))
         verb = "Nothing to change in" if after == before else "Updated"

@@ -21,6 +21,8 @@ _UNITS = {
 _INTERVAL = re.compile(r"^(\d{1,6})([a-z]*)$")
 _RADIUS = re.compile(r"^(\d{1,6})\s*km$")
 _PRICE_OP = re.compile(r"^(<=?|>=?)(.*)$")
+# The words after `no` / `with` that speak of paid placements: `no ads` leaves them out.
+_ADS = ("ads", "sponsored")
 
 
 @dataclass
@@ -35,6 +37,7 @@ class SearchLine:
     interval_minutes: int | str | None = None
     location: str | None = None
     radius_km: str | None = None
+    sponsored: str | None = None  # "exclude" for `no ads`, "include" for `with ads`
 
     @property
     def query(self) -> str | None:
@@ -45,7 +48,7 @@ class SearchLine:
         values = {
             "query": self.query, "exclude": self.exclude, "min_price": self.min_price, "max_price": self.max_price,
             "marketplaces": self.marketplaces, "interval_minutes": self.interval_minutes,
-            "location": self.location, "radius_km": self.radius_km,
+            "location": self.location, "radius_km": self.radius_km, "sponsored": self.sponsored,
         }
         return {key: value for key, value in values.items() if value is not None}
 
@@ -54,7 +57,8 @@ def parse_search_line(text: str) -> SearchLine:
     """Read `rtx 3080 -broken <500 >100 @ebay,craigslist every 10m near sfbay within 25km`.
 
     Words are the query; `-word` excludes; `<N` / `>N` bound the price; `@a,b` picks marketplaces;
-    `every 10m|2h|1d` sets the interval; `near PLACE` and `within N km` set a location. Values are checked by
+    `every 10m|2h|1d` sets the interval; `near PLACE` and `within N km` set a location; `no ads` leaves out
+    listings a marketplace marks as sponsored (`with ads` takes them back). Values are checked by
     bot.commands.build_spec, so the messages match the other front ends; this only refuses a line it cannot read.
     """
     if len(text) > MAX_LINE_LENGTH:
@@ -79,6 +83,9 @@ def parse_search_line(text: str) -> SearchLine:
             index += 1
         elif lowered == "within":
             index = _take_radius(line, tokens, index)
+        elif lowered in ("no", "with") and index < len(tokens) and tokens[index].lower() in _ADS:
+            _set_once(line, "sponsored", "exclude" if lowered == "no" else "include", "choice of sponsored ads")
+            index += 1
         elif token.startswith("@"):
             names = [name for name in token[1:].replace(",", " ").split() if name]
             if not names:

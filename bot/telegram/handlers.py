@@ -63,6 +63,7 @@ def help_text(marketplaces: Collection[str]) -> str:
         f"• <code>@ebay,craigslist</code>: where to look (default: all of {', '.join(sorted(marketplaces))})\n"
         "• <code>every 10m</code>, <code>every 2h</code>: how often (default: as often as allowed)\n"
         "• <code>near sfbay</code>: a Craigslist area\n"
+        "• <code>no ads</code>: leave out listings marked sponsored\n"
         "Or send /add alone and I will ask step by step.\n\n"
         "<b>Then</b>\n/list: the searches in this chat\n/show 12: one search\n"
         "/edit 12 &lt;400 every 30m: change it (what you give replaces what was there)\n"

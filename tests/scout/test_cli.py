@@ -57,6 +57,8 @@ def test_search_lifecycle(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "search", "resume", "1")[1].startswith("resumed #1")
     assert run(capsys, "search", "remove", "1")[1].startswith("removed #1")
     assert "no saved searches" in run(capsys, "search", "list")[1]
+    code, out, _ = run(capsys, "search", "add", "bike", "-m", "ebay", "--sponsored", "exclude")
+    assert code == 0 and "; no sponsored listings; active" in out
 
 
 def test_search_list_goes_a_page_at_a_time(capsys: pytest.CaptureFixture[str]) -> None:

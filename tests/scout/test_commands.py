@@ -19,7 +19,7 @@ from bot.commands import (
     render_held_summary,
 )
 from scout.errors import InputError, NotFoundError
-from scout.models import Destination, MarketplaceOutcome, SavedSearch, SearchStatus, UnpricedRule
+from scout.models import Destination, MarketplaceOutcome, SavedSearch, SearchStatus, SponsoredRule, UnpricedRule
 from scrapers.base import Request, SearchQuery
 from storage.db import create_engine
 from storage.repo import Repository
@@ -35,13 +35,14 @@ DEST = Destination("console", "main")
 def test_a_full_spec() -> None:
     spec = build_spec(ADAPTERS, query="  RTX   3080 ", marketplaces="fakebay, slowlist", interval_minutes="45",
                       exclude="-broken, parts", min_price="100", max_price="499.99", currency="usd",
-                      location="sfbay", radius_km="25", unpriced="exclude")
+                      location="sfbay", radius_km="25", unpriced="exclude", sponsored="Exclude")
     assert spec.query == "RTX 3080"
     assert spec.marketplaces == ("fakebay", "slowlist")
     assert spec.check_interval_minutes == 45
     assert spec.exclude == ("broken", "parts")
     assert (spec.min_price, spec.max_price, spec.currency) == (Decimal("100"), Decimal("499.99"), "USD")
     assert (spec.location, spec.radius_km, spec.unpriced) == ("sfbay", 25, UnpricedRule.EXCLUDE)
+    assert spec.sponsored is SponsoredRule.EXCLUDE
 
 
 def test_defaults_are_all_marketplaces_at_their_slowest_minimum() -> None:
@@ -76,6 +77,7 @@ def test_defaults_are_all_marketplaces_at_their_slowest_minimum() -> None:
         ({"location": "sfbay", "radius_km": "-3"}, "from 1 to"),
         ({"exclude": " ".join(f"w{i}" for i in range(30))}, "At most 20"),
         ({"unpriced": "maybe"}, "include"),
+        ({"sponsored": "sometimes"}, "Sponsored listings can be 'include'd or 'exclude'd."),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(fields: dict[str, str], message: str) -> None:

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from scout.matching import build_matcher, fold
-from scout.models import SearchSpec, UnpricedRule
+from scout.models import SearchSpec, SponsoredRule, UnpricedRule
 from tests.fakes.adapters import make_listing
 
 
@@ -90,3 +90,10 @@ def test_a_sold_listing_never_matches() -> None:
     listing = make_listing(1, "lego castle", "20")
     matcher = build_matcher(SearchSpec(query="lego", marketplaces=("ebay",), check_interval_minutes=5))
     assert matcher.matches(listing) and not matcher.matches(msgspec.structs.replace(listing, sold=True))
+
+
+def test_a_search_can_leave_sponsored_listings_out() -> None:
+    ad = msgspec.structs.replace(make_listing(1, "lego castle", "20"), sponsored=True)
+    assert build_matcher(spec("lego")).matches(ad)
+    assert not build_matcher(spec("lego", sponsored=SponsoredRule.EXCLUDE)).matches(ad)
+    assert build_matcher(spec("lego", sponsored=SponsoredRule.EXCLUDE)).matches(make_listing(2, "lego ship", "20"))

@@ -19,6 +19,7 @@ from scout.models import (
     SearchRun,
     SearchSpec,
     SearchStatus,
+    SponsoredRule,
 )
 from storage.repo import Repository
 from storage.tables import SearchRow
@@ -59,11 +60,12 @@ def run(search_id: int, ok: bool = True) -> SearchRun:
 
 async def test_search_round_trip_keeps_every_field(repo: Repository) -> None:
     saved = await add(repo, exclude=("broken", "parts"), min_price=Decimal("100"), max_price=Decimal("499.99"),
-                      currency="USD", location="sfbay", radius_km=25)
+                      currency="USD", location="sfbay", radius_km=25, sponsored=SponsoredRule.EXCLUDE)
     loaded = await repo.load_search(saved.id)
     assert loaded == saved
     assert loaded.spec.max_price == Decimal("499.99")
     assert loaded.spec.exclude == ("broken", "parts")
+    assert loaded.spec.sponsored is SponsoredRule.EXCLUDE
     assert loaded.status is SearchStatus.ACTIVE
     assert loaded.created_at.tzinfo is not None
 

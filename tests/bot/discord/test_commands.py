@@ -58,6 +58,15 @@ async def test_search_add_saves_and_says_what_and_when(bot: Interactions, repo: 
     first_scan = int(search.next_run_at.timestamp()) + 15  # the next scan tick after it became due
     assert f"The first scan runs <t:{first_scan}:R>" in text
     assert "records what is listed now" in text
+    assert search.spec.sponsored == "include"
+
+
+async def test_search_add_and_edit_can_leave_sponsored_listings_out(bot: Interactions, repo: Repository) -> None:
+    await bot.send(bot.slash("search add", {"query": "bike", "marketplaces": "fakebay", "no_ads": True}))
+    [search] = await repo.load_searches(platform="discord")
+    assert search.spec.sponsored == "exclude"
+    await bot.send(bot.slash("search edit", {"search": str(search.id), "no_ads": False}))
+    assert (await repo.load_search(search.id)).spec.sponsored == "include"
 
 
 async def test_search_add_to_another_channel(bot: Interactions, repo: Repository) -> None:

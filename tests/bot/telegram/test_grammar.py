@@ -34,6 +34,9 @@ from tests.bot.telegram.helpers import ADAPTERS
     ("wi-fi router -5ghz", {"query": "wi-fi router", "exclude": ["5ghz"]}),
     ("  spaced   out  ", {"query": "spaced out"}),
     ("<500 @ebay", {"max_price": "500", "marketplaces": ["ebay"]}),  # no query: build_spec refuses it, see below
+    ("bike no ads @kleinanzeigen", {"query": "bike", "sponsored": "exclude", "marketplaces": ["kleinanzeigen"]}),
+    ("bike with Sponsored", {"query": "bike", "sponsored": "include"}),
+    ("no man's sky", {"query": "no man's sky"}),
 ])
 def test_good_lines(line: str, fields: dict) -> None:
     assert parse_search_line(line).fields() == fields
@@ -55,6 +58,7 @@ def test_good_lines(line: str, fields: dict) -> None:
     ("lego near a near b", "Give the place once."),
     ("lego within", "After 'within', give a distance such as 25km."),
     ("lego within far", "'far' is not a distance; write it like 25km."),
+    ("lego no ads with ads", "Give the choice of sponsored ads once."),
     ("x" * 1001, "That line is 1001 characters long; keep it under 1000."),
 ])
 def test_lines_that_cannot_be_read_say_why(line: str, message: str) -> None:
