@@ -72,7 +72,11 @@ def parse_search_response(body: bytes) -> ScrapeResult:
 
 
 def parse_browse_page(body: bytes) -> BrowsePage:
-    """parse_search_response, plus the answer's `total` (all matches, of which one page is returned)."""
+    """parse_search_response, plus the answer's `total` (all matches, of which one page is returned).
+
+    Every item summary counts as a result row (the variations of one listing, once), so a summary without an id
+    or a title makes the fetch partial.
+    """
     data = _load(body, "Browse API answer")
     if not isinstance(data, dict):
         raise ParseError("eBay Browse API answer is not a JSON object")
@@ -90,15 +94,20 @@ def parse_browse_page(body: bytes) -> BrowsePage:
         raise ParseError("eBay Browse API itemSummaries is not a list")
     listings: list[Listing] = []
     seen: set[str] = set()
+    repeats = 0  # the variations of one listing: one row
     for item in items:
         listing = _parse_item(item) if isinstance(item, dict) else None
-        if listing is not None and listing.external_id not in seen:
+        if listing is None:
+            continue
+        if listing.external_id in seen:
+            repeats += 1
+        else:
             seen.add(listing.external_id)
             listings.append(listing)
     if items and not listings:
         raise ParseError(f"{len(items)} eBay item summaries but none had an id and title: the format changed")
     total = data.get("total")
-    return BrowsePage(ScrapeResult.of(listings), total if isinstance(total, int) else None)
+    return BrowsePage(ScrapeResult.of(listings, rows=len(items) - repeats), total if isinstance(total, int) else None)
 
 
 def _load(body: bytes, what: str) -> Any:

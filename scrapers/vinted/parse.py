@@ -35,7 +35,11 @@ def currency_for_domain(domain: str) -> str | None:
 
 
 def parse_catalog(body: bytes, *, domain: str = "www.vinted.fr", content_type: str = "") -> ScrapeResult:
-    """Classify and parse one catalog answer: listings, a real zero, or blocked; ParseError when the format changed."""
+    """Classify and parse one catalog answer: listings, a real zero, or blocked; ParseError when the format changed.
+
+    Every item counts as a result row (an item repeating an earlier id, or hidden, none), so an item without an
+    id or a title makes the fetch partial.
+    """
     if not body.strip():
         raise ParseError("empty Vinted answer")
     try:
@@ -58,14 +62,22 @@ def parse_catalog(body: bytes, *, domain: str = "www.vinted.fr", content_type: s
     fallback = currency_for_domain(domain)
     listings: list[Listing] = []
     seen: set[str] = set()
+    left_out = 0  # hidden items and repeats: no lost rows
     for item in items:
+        if isinstance(item, dict) and item.get("is_visible") is False:
+            left_out += 1
+            continue
         listing = _parse_item(item, domain, fallback) if isinstance(item, dict) else None
-        if listing is not None and listing.external_id not in seen:
+        if listing is None:
+            continue
+        if listing.external_id in seen:
+            left_out += 1
+        else:
             seen.add(listing.external_id)
             listings.append(listing)
     if items and not listings:
         raise ParseError(f"{len(items)} Vinted items but none had an id and title: the format changed")
-    return ScrapeResult.of(listings)
+    return ScrapeResult.of(listings, rows=len(items) - left_out)
 
 
 def _parse_item(item: dict[str, Any], domain: str, fallback_currency: str | None) -> Listing | None:

@@ -73,6 +73,8 @@ def test_synthetic_answer_reads_prices_bids_hosts_and_drops_variations_and_bad_i
     result = parse_search_response((PAGES / "ebay_api_search.json").read_bytes())
 
     assert [item.external_id for item in result.listings] == ["110000000001", "110000000002"]
+    # The variation is the same listing (one row); the item without an item number is a row lost.
+    assert (result.status, result.rows, result.rows_lost) == (ScrapeStatus.PARTIAL, 3, 1)
     fixed, auction = result.listings
     assert fixed.title == "Lego Technic 42100 Liebherr"
     assert (fixed.price, fixed.price_text) == (Money(Decimal("250.00"), "USD"), "250.00 USD")
@@ -196,7 +198,7 @@ async def test_a_search_gets_a_token_then_calls_the_api_with_it(fake_market: Fak
 
     result = await adapter.search(SearchQuery.build("lego"), fetcher)
 
-    assert result.status is ScrapeStatus.SUCCESS and len(result.listings) == 2
+    assert result.ok and len(result.listings) == 2
     assert fake_market.paths == [TOKEN_PATH, SEARCH_PATH]  # no robots.txt for the API
     [token_call] = fake_market.requests_to(TOKEN_PATH)
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
@@ -244,7 +246,7 @@ async def test_a_401_renews_the_token_once_and_retries(fake_market: FakeMarketpl
 
     result = await adapter.search(SearchQuery.build("lego"), fetcher)
 
-    assert result.status is ScrapeStatus.SUCCESS, result.detail
+    assert result.ok, result.detail
     assert [r.headers["Authorization"] for r in fake_market.requests_to(SEARCH_PATH)] == ["Bearer tok-1", "Bearer tok-2"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -64,6 +65,20 @@ def test_both_price_shapes_hidden_items_and_duplicates() -> None:
     assert (sweat.price, sweat.price_text, sweat.image_url) == (Money(Decimal("12.5"), "EUR"), "12.5 EUR", None)
     assert cap.price == Money(Decimal("7.00"), "EUR")  # a formatted string, in the site's currency
     assert cap.url == "https://www.vinted.fr/items/5000000003"
+    # The hidden item and the repeat are left out on purpose: no row is lost.
+    assert (result.status, result.rows_lost) == (ScrapeStatus.SUCCESS, 0)
+
+
+def test_an_item_that_cannot_be_read_makes_the_fetch_partial() -> None:
+    """Regression: an item without an id used to vanish, so a changed format showed only as fewer alerts."""
+    items = [{"id": 1, "title": "Sweat"}, {"id": 1, "title": "Sweat"}, {"title": "no id"}, "garbage",
+             {"id": 2, "title": "Cap", "is_visible": False}, {"id": 3, "title": "Shoes"}]
+
+    result = parse_catalog(json.dumps({"items": items}).encode(), domain="www.vinted.fr")
+
+    assert result.status is ScrapeStatus.PARTIAL
+    assert (result.rows, len(result.listings), result.rows_lost) == (4, 2, 2)
+    assert [item.external_id for item in result.listings] == ["1", "3"]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +87,7 @@ def test_both_price_shapes_hidden_items_and_duplicates() -> None:
         ({"amount": "20.0", "currency_code": "PLN"}, None, "EUR", Money(Decimal("20.0"), "PLN")),
         ("15.00", "GBP", "EUR", Money(Decimal("15.00"), "GBP")),
         ("15.00", None, "CZK", Money(Decimal("15.00"), "CZK")),
-        ({"amount": "3", "currency_code": None}, "SEK", None, Money(Decimal("3"), "SEK")),
+        ({"amount": "3", "currency_code": None}, "SEK", None, Money(Decimal(3), "SEK")),
         ("15.00", None, None, None),
         (None, "EUR", "EUR", None),
         ({"amount": None}, None, "EUR", None),
