@@ -346,19 +346,24 @@ class Repository(OutboxQueries):
     async def _load_known(
         self, session: AsyncSession, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], tuple[int, Any, Any]]:
-        """The stored listings among `keys`: (marketplace, external id) -> (id, price, currency). One statement per
-        marketplace, `marketplace = ? AND external_id` among one array parameter: an index lookup per key."""
-        by_marketplace: dict[str, list[str]] = {}
-        for marketplace, external_id in keys:
-            by_marketplace.setdefault(marketplace, []).append(external_id)
+        """The stored listings among `keys`: (marketplace, external id) -> (id, price, currency), an index lookup per
+        key. PostgreSQL: the keys joined to the table (`= ANY` on the index's second column would be a filter in a
+        generic plan, over every listing of the marketplace). SQLite: per marketplace, `marketplace = ? AND
+        external_id` among one JSON array."""
+        columns = (ListingRow.id, ListingRow.marketplace, ListingRow.external_id, ListingRow.price, ListingRow.currency)
+        if self.dialect == POSTGRESQL:
+            statements = [select_by_keys(self.dialect, columns, (ListingRow.marketplace, ListingRow.external_id),
+                                         list(keys))] if keys else []
+        else:
+            by_marketplace: dict[str, list[str]] = {}
+            for marketplace, external_id in keys:
+                by_marketplace.setdefault(marketplace, []).append(external_id)
+            statements = [sa.select(*columns).where(ListingRow.marketplace == marketplace,
+                                                    one_of(self.dialect, ListingRow.external_id, external_ids))
+                          for marketplace, external_ids in by_marketplace.items()]
         known: dict[tuple[str, str], tuple[int, Any, Any]] = {}
-        for marketplace, external_ids in by_marketplace.items():
-            rows = await session.execute(
-                sa.select(ListingRow.id, ListingRow.external_id, ListingRow.price, ListingRow.currency)
-                .where(ListingRow.marketplace == marketplace,
-                       one_of(self.dialect, ListingRow.external_id, external_ids))
-            )
-            for row_id, external_id, price, currency in rows:
+        for statement in statements:
+            for row_id, marketplace, external_id, price, currency in await session.execute(statement):
                 known[(marketplace, external_id)] = (row_id, price, currency)
         return known
 
