@@ -150,6 +150,25 @@ class ScrapeStatus(enum.StrEnum):
 BROKEN_SHARE_LOST = 0.5
 
 
+class Distinct:
+    """A page's listings in page order, each external id once. `repeats` counts the ones that repeated an earlier
+    id: a page may show an item twice (variations of one listing, a repost), which is no lost row."""
+
+    __slots__ = ("_seen", "listings", "repeats")
+
+    def __init__(self) -> None:
+        self.listings: list[Listing] = []
+        self.repeats = 0
+        self._seen: set[str] = set()
+
+    def add(self, listing: Listing) -> None:
+        if listing.external_id in self._seen:
+            self.repeats += 1
+        else:
+            self._seen.add(listing.external_id)
+            self.listings.append(listing)
+
+
 @dataclass(frozen=True, slots=True)
 class ScrapeResult:
     status: ScrapeStatus

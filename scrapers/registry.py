@@ -8,11 +8,11 @@ from scrapers.craigslist.adapter import CraigslistAdapter
 from scrapers.ebay.adapter import EbayAdapter
 from scrapers.ebay_api.adapter import EbayApiAdapter
 from scrapers.facebook.adapter import FacebookAdapter
-from scrapers.vinted.adapter import VintedAdapter
 from scrapers.kijiji.adapter import KijijiAdapter
 from scrapers.kleinanzeigen.adapter import KleinanzeigenAdapter
 from scrapers.reddit.adapter import RedditAdapter
 from scrapers.rss.adapter import RssAdapter
+from scrapers.vinted.adapter import VintedAdapter
 
 
 def build_adapters(settings: Settings) -> dict[str, Adapter]:

@@ -13,7 +13,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from scout.errors import ParseError
 from scout.models import Listing, Money
-from scrapers.base import ScrapeResult
+from scrapers.base import Distinct, ScrapeResult
 from scrapers.craigslist.sapi import DEFAULT_CURRENCY, MARKETPLACE, parse_sapi
 from scrapers.money import parse_money
 
@@ -83,20 +83,13 @@ def parse_static_page(body: bytes | str, *, base_url: str = "", encoding: str | 
         ld_text = script.text().encode() if script is not None else None
     ld_items = _ld_items(ld_text) if ld_text is not None else None
     rows = tree.css(_RESULT_ROWS)
-    listings: list[Listing] = []
-    seen: set[str] = set()
-    repeats = 0
+    found = Distinct()
     for index, row in enumerate(rows):
         listing = _parse_static_row(row, ld_items, index, base_url)
-        if listing is None:
-            continue
-        if listing.external_id in seen:
-            repeats += 1
-        else:
-            seen.add(listing.external_id)
-            listings.append(listing)
-    if listings:
-        return ScrapeResult.of(listings, rows=len(rows) - repeats)
+        if listing is not None:
+            found.add(listing)
+    if found.listings:
+        return ScrapeResult.of(found.listings, rows=len(rows) - found.repeats)
     if rows:
         raise ParseError(f"{len(rows)} Craigslist result rows but none had a posting link and title")
     # No-results first: the page repeats the query, which may say "blocked". With nothing found the static page

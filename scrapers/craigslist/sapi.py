@@ -11,7 +11,7 @@ import msgspec
 
 from scout.errors import ParseError
 from scout.models import Listing, Money
-from scrapers.base import ScrapeResult
+from scrapers.base import Distinct, ScrapeResult
 
 log = logging.getLogger(__name__)
 
@@ -78,23 +78,16 @@ def parse_sapi(data: bytes | str | dict[str, Any], *, currency: str = DEFAULT_CU
         bases = (int(decode.minPostingId), int(decode.minPostedDate))
     except (TypeError, ValueError):
         bases = None  # every item is undecodable
-    listings: list[Listing] = []
-    seen: set[str] = set()
-    repeats = 0
+    found = Distinct()
     if bases is not None:
         places = _Places(decode)
         for item in items:
             listing = _sapi_listing(item, bases, currency, places)
-            if listing is None:
-                continue
-            if listing.external_id in seen:
-                repeats += 1
-            else:
-                seen.add(listing.external_id)
-                listings.append(listing)
-    if items and not listings:
+            if listing is not None:
+                found.add(listing)
+    if items and not found.listings:
         raise ParseError(f"{len(items)} Craigslist API items but none decoded: the format changed")
-    return ScrapeResult.of(listings, rows=len(items) - repeats)
+    return ScrapeResult.of(found.listings, rows=len(items) - found.repeats)
 
 
 def _answer(data: bytes | str | dict[str, Any]) -> _Answer:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from scout.errors import BlockedError, ParseError
 from scout.models import Listing, Money
-from scrapers.base import ScrapeResult
+from scrapers.base import Distinct, ScrapeResult
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +92,12 @@ def parse_browse_page(body: bytes) -> BrowsePage:
         raise ParseError("eBay Browse API answer has neither itemSummaries nor total 0: the format changed")
     if not isinstance(items, list):
         raise ParseError("eBay Browse API itemSummaries is not a list")
-    listings: list[Listing] = []
-    seen: set[str] = set()
-    repeats = 0  # the variations of one listing: one row
+    found = Distinct()  # the variations of one listing repeat its id: one row
     for item in items:
         listing = _parse_item(item) if isinstance(item, dict) else None
-        if listing is None:
-            continue
-        if listing.external_id in seen:
-            repeats += 1
-        else:
-            seen.add(listing.external_id)
-            listings.append(listing)
+        if listing is not None:
+            found.add(listing)
+    listings, repeats = found.listings, found.repeats
     if items and not listings:
         raise ParseError(f"{len(items)} eBay item summaries but none had an id and title: the format changed")
     total = data.get("total")

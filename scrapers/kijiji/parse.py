@@ -10,7 +10,7 @@ from lxml import etree
 
 from scout.errors import ParseError
 from scout.models import Listing, Money
-from scrapers.base import ScrapeResult
+from scrapers.base import Distinct, ScrapeResult
 from scrapers.rss.parse import block_reason, local_name, parse_date, parse_xml
 
 log = logging.getLogger(__name__)
@@ -39,21 +39,14 @@ def parse_feed(body: bytes) -> ScrapeResult:
         if blocked:
             return ScrapeResult.blocked(blocked)
         raise
-    listings: list[Listing] = []
-    seen: set[str] = set()
-    repeats = 0
+    found = Distinct()
     for item in items:
         listing = _item_listing(item)
-        if listing is None:
-            continue
-        if listing.external_id in seen:
-            repeats += 1
-        else:
-            seen.add(listing.external_id)
-            listings.append(listing)
-    if items and not listings:
+        if listing is not None:
+            found.add(listing)
+    if items and not found.listings:
         raise ParseError(f"{len(items)} Kijiji feed items but none had an ad link and a title")
-    return ScrapeResult.of(listings, rows=len(items) - repeats)
+    return ScrapeResult.of(found.listings, rows=len(items) - found.repeats)
 
 
 def _feed_items(root: etree._Element) -> list[etree._Element]:

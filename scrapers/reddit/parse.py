@@ -11,7 +11,7 @@ import msgspec
 
 from scout.errors import ParseError
 from scout.models import Listing
-from scrapers.base import ScrapeResult
+from scrapers.base import Distinct, ScrapeResult
 from scrapers.pricetext import find_price
 
 log = logging.getLogger(__name__)
@@ -107,24 +107,19 @@ def parse_listing(body: bytes | str | dict[str, Any]) -> ScrapeResult:
             # Reddit redirects a subreddit that does not exist to a search for subreddits with similar names.
             raise ParseError("no such subreddit: Reddit answered with a list of subreddits")
         raise ParseError(f"{len(children)} Reddit children but no posts (t3) among them")
-    listings: list[Listing] = []
-    seen: set[str] = set()
-    undecoded = left_out = 0
+    found = Distinct()
+    undecoded = over = 0  # over: expired deals, left out on purpose
     for post in posts:
         listing = _post_listing(post) if post is not None else None
-        if listing is None:
-            if post is not None and _is_over(post):
-                left_out += 1
-            else:
-                undecoded += 1
-        elif listing.external_id in seen:
-            left_out += 1
+        if listing is not None:
+            found.add(listing)
+        elif post is not None and _is_over(post):
+            over += 1
         else:
-            seen.add(listing.external_id)
-            listings.append(listing)
+            undecoded += 1
     if posts and undecoded == len(posts):
         raise ParseError(f"{len(posts)} Reddit posts but none had an id, a title and a permalink")
-    return ScrapeResult.of(listings, rows=len(posts) - left_out)
+    return ScrapeResult.of(found.listings, rows=len(posts) - over - found.repeats)
 
 
 def _decode(body: bytes | str) -> _Answer | ScrapeResult:

@@ -18,7 +18,7 @@ from lxml import etree
 
 from scout.errors import ParseError
 from scout.models import Listing
-from scrapers.base import ScrapeResult
+from scrapers.base import Distinct, ScrapeResult
 from scrapers.pricetext import find_price
 
 log = logging.getLogger(__name__)
@@ -192,21 +192,17 @@ def parse_feed(body: bytes, *, feed_url: str = "") -> ScrapeResult:
         if blocked:
             return ScrapeResult.blocked(blocked)
         raise
-    listings: list[Listing] = []
-    seen: set[str] = set()
-    left_out = 0
+    found = Distinct()
+    unsafe = 0  # items whose only links are not web pages: left out on purpose, no lost rows
     for item in items:
         listing = _item_listing(item, feed_url)
-        if listing is None:
-            continue
-        if listing is _UNSAFE_LINK or listing.external_id in seen:
-            left_out += 1
-        else:
-            seen.add(listing.external_id)
-            listings.append(listing)
-    if items and not listings:
+        if listing is _UNSAFE_LINK:
+            unsafe += 1
+        elif listing is not None:
+            found.add(listing)
+    if items and not found.listings:
         raise ParseError(f"{len(items)} feed items but none had a link or id and a title")
-    return ScrapeResult.of(listings, rows=len(items) - left_out)
+    return ScrapeResult.of(found.listings, rows=len(items) - unsafe - found.repeats)
 
 
 def feed_items(root: etree._Element) -> Iterator[etree._Element]:

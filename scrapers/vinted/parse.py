@@ -8,7 +8,7 @@ from typing import Any
 
 from scout.errors import ParseError
 from scout.models import Listing, Money
-from scrapers.base import ScrapeResult
+from scrapers.base import Distinct, ScrapeResult
 from scrapers.money import parse_money
 
 MARKETPLACE = "vinted"
@@ -60,24 +60,18 @@ def parse_catalog(body: bytes, *, domain: str = "www.vinted.fr", content_type: s
             raise ParseError(f"Vinted API error {data.get('code')}: {str(data.get('message'))[:160]}")
         raise ParseError("Vinted answer has no items list: the format changed")
     fallback = currency_for_domain(domain)
-    listings: list[Listing] = []
-    seen: set[str] = set()
-    left_out = 0  # hidden items and repeats: no lost rows
+    found = Distinct()
+    left_out = 0  # hidden items: no lost rows, nor are repeats
     for item in items:
         if isinstance(item, dict) and item.get("is_visible") is False:
             left_out += 1
             continue
         listing = _parse_item(item, domain, fallback) if isinstance(item, dict) else None
-        if listing is None:
-            continue
-        if listing.external_id in seen:
-            left_out += 1
-        else:
-            seen.add(listing.external_id)
-            listings.append(listing)
-    if items and not listings:
+        if listing is not None:
+            found.add(listing)
+    if items and not found.listings:
         raise ParseError(f"{len(items)} Vinted items but none had an id and title: the format changed")
-    return ScrapeResult.of(listings, rows=len(items) - left_out)
+    return ScrapeResult.of(found.listings, rows=len(items) - left_out - found.repeats)
 
 
 def _parse_item(item: dict[str, Any], domain: str, fallback_currency: str | None) -> Listing | None:
