@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 
-from scrapers.base import SearchQuery, normalise_location
+from scrapers.base import INLINE_PARSE_MAX_BYTES, Page, ScrapeResult, SearchQuery, normalise_location
+from tests.fakes.adapters import TableAdapter
 
 
 @pytest.mark.parametrize(
@@ -27,3 +31,26 @@ def test_places_are_casefolded_and_urls_keep_their_path_and_query(location: str 
 
 def test_searches_that_differ_only_in_case_and_spacing_share_a_query() -> None:
     assert SearchQuery.build(" Lego  Castle ", "SFBay", 10) == SearchQuery.build("lego castle", "sfbay", 10)
+
+
+class _ThreadNoting(TableAdapter):
+    """Parses nothing, and notes the thread each parse ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    def parse(self, page: Page) -> ScrapeResult:
+        self.threads.append(threading.current_thread().name)
+        return ScrapeResult.of([])
+
+
+async def test_big_pages_are_parsed_by_one_thread_in_turn_and_small_ones_inline() -> None:
+    adapter = _ThreadNoting()
+    big = Page(url="https://fakebay.test/", status=200, body=b"x" * (INLINE_PARSE_MAX_BYTES + 1))
+    small = Page(url="https://fakebay.test/", status=200, body=b"<html></html>")
+    await asyncio.gather(*(adapter.parse_off_loop(big) for _ in range(8)))
+    await adapter.parse_off_loop(small)
+    parsers, inline = set(adapter.threads[:-1]), adapter.threads[-1]
+    assert len(parsers) == 1 and parsers.pop().startswith("parse")
+    assert inline == threading.current_thread().name
