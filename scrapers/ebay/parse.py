@@ -12,7 +12,7 @@ from selectolax.lexbor import LexborDocumentOptions, LexborHTMLParser, LexborNod
 
 from scout.errors import BlockedError, ParseError
 from scout.models import Listing
-from scrapers.base import ScrapeResult, ScrapeStatus
+from scrapers.base import Distinct, ScrapeResult, ScrapeStatus
 from scrapers.ebay.locations import is_location_line
 from scrapers.ebay.span import RESULT_LISTS, results_span, results_start, span_was_closed
 from scrapers.money import parse_money
@@ -204,8 +204,7 @@ def _parse_cards(rows: list[LexborNode], domain: str) -> tuple[list[Listing], in
     """The listings among a results list's children, once each, and how many result rows could not be read.
     Modules, carousels and eBay's hidden template cards are no result rows."""
     currency = currency_for_domain(domain)
-    listings: list[Listing] = []
-    seen: set[str] = set()
+    found = Distinct()
     lost = 0
     for row in rows:
         selector = _card_selector(row)
@@ -217,12 +216,11 @@ def _parse_cards(rows: list[LexborNode], domain: str) -> tuple[list[Listing], in
         listing = fields.listing(domain, currency)
         if listing is None:
             lost += 1
-        elif listing.external_id not in seen:
-            seen.add(listing.external_id)
-            listings.append(listing)
+        else:
+            found.add(listing)
     if lost:
         log.debug("%d eBay result rows without an item link, id or title", lost)
-    return listings, lost
+    return found.listings, lost
 
 
 class _Fields:
