@@ -46,7 +46,7 @@ REFERENCES: list[tuple[str, list[str]]] = [
     ("python (bare interpreter)", ["-c", "pass"]),
     (FLOOR, ["-c", "import sqlalchemy.ext.asyncio, sqlalchemy.orm, aiosqlite"]),
     ("import storage modules", ["-c", "import storage.repo, storage.db"]),
-    ("import scout.cli", ["-c", "import scout.cli"]),
+    ("import dealscout.cli", ["-c", "import dealscout.cli"]),
 ]
 COMMANDS: list[tuple[str, list[str]]] = [
     ("dealscout --help", ["--help"]),
@@ -128,14 +128,14 @@ def main() -> None:
         cwd = Path(tmp)
         env = environment(cwd / "data")
         base_env = environment(cwd / "base-data", args.baseline) if args.baseline else None
-        run_once(["-m", "scout.cli", "db", "upgrade"], env, cwd)  # the database every command reads
+        run_once(["-m", "dealscout.cli", "db", "upgrade"], env, cwd)  # the database every command reads
         seed(cwd / "data" / "dealscout.db", args.searches, args.listings)
         if base_env is not None:
-            run_once(["-m", "scout.cli", "db", "upgrade"], base_env, cwd)
+            run_once(["-m", "dealscout.cli", "db", "upgrade"], base_env, cwd)
             seed(cwd / "base-data" / "dealscout.db", args.searches, args.listings)
         commands = COMMANDS + ([("dealscout search show 1", ["search", "show", "1"])] if args.searches else [])
         measured = []
-        for label, argv in REFERENCES + [(label, ["-m", "scout.cli", *argv]) for label, argv in commands]:
+        for label, argv in REFERENCES + [(label, ["-m", "dealscout.cli", *argv]) for label, argv in commands]:
             base = measure(argv, base_env, cwd, args.runs)[0] if base_env is not None else None
             measured.append((label, *measure(argv, env, cwd, args.runs), base))
     floor = next(row[1] for row in measured if row[0] == FLOOR)

@@ -19,7 +19,7 @@ from bot.commands import Commands
 from bot.discord.client import DiscordRest
 from bot.discord.frontend import build_discord_front_end
 from bot.discord.notifier import DiscordLimits, DiscordNotifier
-from scout.app import open_store
+from dealscout.app import open_store
 from scout.config import load_settings
 from scout.delivery import Dispatcher
 from scout.models import Alert, Destination, FetchOutcome, Listing, Money, SearchRun, SearchSpec

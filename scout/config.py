@@ -243,6 +243,23 @@ SETTINGS: dict[str, Setting] = {
     "reddit_subreddits": Setting(
         "REDDIT_SUBREDDITS", "buildapcsales+gamedeals", str,
         "Subreddits the reddit marketplace reads when a search names none, joined by '+'."),
+    "celery_broker_url": Setting(
+        "CELERY_BROKER_URL", "", _optional,
+        "Celery broker for `dealscout leader` and `dealscout worker` (redis://host:6379/0, or amqp:// for "
+        "RabbitMQ). Not used by `dealscout run`.", secret=True),
+    "redis_url": Setting(
+        "REDIS_URL", "", _optional,
+        "Redis that holds the request budgets of marketplaces and chat platforms shared by every process. Empty: "
+        "the broker's URL when it is Redis; `dealscout run` alone keeps its budgets in memory.", secret=True),
+    "worker_concurrency": Setting(
+        "WORKER_CONCURRENCY", "4", whole_number(1, 64),
+        "Tasks a `dealscout worker` runs at once (one process each, each with its own event loop)."),
+    "worker_metrics_port": Setting(
+        "WORKER_METRICS_PORT", "9100", whole_number(0, 65535),
+        "Port a `dealscout worker` serves its Prometheus metrics on; 0: none."),
+    "leader_poll_seconds": Setting(
+        "LEADER_POLL_SECONDS", "5", _positive(HOUR_SECONDS),
+        "How often a standby `dealscout leader` tries to take over the leadership."),
     "discord_token": Setting("DISCORD_TOKEN", "", _optional, "Discord bot token; empty: no Discord.", secret=True),
     "discord_guild_id": Setting(
         "DISCORD_GUILD_ID", "", _optional_id,
@@ -311,6 +328,11 @@ class Settings:
     vinted_domain: str
     craigslist_site: str
     reddit_subreddits: str
+    celery_broker_url: str | None
+    redis_url: str | None
+    worker_concurrency: int
+    worker_metrics_port: int
+    leader_poll_seconds: float
     discord_token: str | None
     discord_guild_id: int | None
     discord_manager_role: str | None

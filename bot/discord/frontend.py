@@ -40,7 +40,7 @@ NETWORK_TROUBLE = (OSError, aiohttp.ClientError, TimeoutError, discord.DiscordEx
 
 
 class DiscordFrontEnd:
-    """Implements scout.app.FrontEnd for Discord."""
+    """Implements dealscout.app.FrontEnd for Discord."""
 
     platform = "discord"
 

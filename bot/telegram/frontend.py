@@ -105,7 +105,7 @@ class PollingRequest(HTTPXRequest):
 
 
 class TelegramFrontEnd:
-    """scout.app.FrontEnd for Telegram. `routes` holds the webhook endpoint in webhook mode (empty when polling)."""
+    """dealscout.app.FrontEnd for Telegram. `routes` holds the webhook endpoint in webhook mode (empty when polling)."""
 
     platform = PLATFORM
 
@@ -255,5 +255,5 @@ def _reported_by_polling_request(error: TelegramError) -> None:
 
 def build_telegram_front_end(settings: Settings, commands: Commands, *, clock: Callable[[], datetime],
                              admin: AdminCommands | None = None) -> TelegramFrontEnd:
-    """What scout.app.build_front_ends calls when TELEGRAM_TOKEN is set."""
+    """What dealscout.app.build_front_ends calls when TELEGRAM_TOKEN is set."""
     return TelegramFrontEnd(settings, commands, clock=clock, admin=admin)

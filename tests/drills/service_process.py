@@ -17,8 +17,8 @@ import sys
 
 import discord
 
-from scout.app import run_service
-from scout.cli import configure_logging
+from dealscout.app import run_service
+from dealscout.cli import configure_logging
 from scout.config import load_settings
 from scout.errors import ConfigError, DealScoutError
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from bot.commands import Actor, Commands
-from scout.app import Store, open_store
+from dealscout.app import Store, open_store
 from scout.config import Settings, load_settings
 from scout.models import SavedSearch
 from scrapers.registry import build_adapters

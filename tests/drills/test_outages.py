@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from bot.commands import Actor, Commands
-from scout.app import Store, open_store
+from dealscout.app import Store, open_store
 from scout.config import load_settings
 from scout.models import Destination
 from scrapers.registry import build_adapters

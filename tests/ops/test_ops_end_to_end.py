@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.commands import Actor
-from scout import cli
-from scout.app import build_service, start_service
+from dealscout import cli
+from dealscout.app import build_service, start_service
 from scout.config import load_settings
 from scout.models import Destination
 from scout.pacing import Rate

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.commands import Actor
-from scout.app import Service, build_service, start_service
+from dealscout.app import Service, build_service, start_service
 from scout.config import load_settings
 from scout.models import Destination
 from storage.db import create_engine, session_factory

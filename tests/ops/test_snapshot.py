@@ -13,7 +13,7 @@ from sqlalchemy import event
 
 from bot.commands import Actor
 from ops.health import SNAPSHOT_SECONDS, Snapshot
-from scout.app import Service, build_service, start_service
+from dealscout.app import Service, build_service, start_service
 from scout.config import load_settings
 from scout.models import Destination
 from tests.fakes.notifier import RecordingNotifier

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scout import cli
+from dealscout import cli
 from scrapers.base import Adapter, ScrapeResult, ScrapeStatus, SearchQuery
 from scrapers.http import HttpFetcher
 from tests.fakes.marketplace import FakeMarketplace

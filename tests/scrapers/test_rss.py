@@ -318,7 +318,7 @@ async def test_a_public_redirect_is_followed(fake_market: FakeMarketplace, make_
 
 def test_the_service_registers_every_new_adapter_and_builds_its_fetcher() -> None:
     """Regression: the composition root probes build_request for a rate-limit domain; the rss adapter needs none."""
-    from scout.app import build_fetcher
+    from dealscout.app import build_fetcher
     from scout.config import load_settings
     from scrapers.registry import build_adapters
 

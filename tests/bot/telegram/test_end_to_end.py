@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.telegram.frontend import TelegramFrontEnd
-from scout.app import build_service
+from dealscout.app import build_service
 from scout.config import load_settings
 from scout.models import SearchStatus
 from scout.pacing import Rate

@@ -17,7 +17,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from yarl import URL
 
-from scout import cli
+from dealscout import cli
 from scout.errors import InputError
 from scrapers.http import HttpFetcher
 from storage import db
@@ -126,7 +126,7 @@ def test_parse_garbage_is_broken_not_empty(capsys: pytest.CaptureFixture[str], t
 def test_scrape_prints_a_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
-    from scout import app
+    from dealscout import app
 
     async def scenario() -> int:
         async with FakeMarketplace() as market:
@@ -195,7 +195,7 @@ def test_doctor_without_a_running_service_checks_the_database(capsys: pytest.Cap
 
 
 async def test_doctor_reads_the_running_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from scout.app import build_service, start_service
+    from dealscout.app import build_service, start_service
     from scout.config import load_settings
 
     settings = load_settings({"DEALSCOUT_DATA_DIR": str(tmp_path / "svc"), "OPS_HTTP_PORT": "0"}, env_file=None)
@@ -270,7 +270,7 @@ def run_unprivileged(argv: list[str], data_dir: Path) -> subprocess.CompletedPro
         prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     env["DEALSCOUT_DATA_DIR"] = str(data_dir)
-    return subprocess.run([*prefix, sys.executable, "-m", "scout.cli", *argv], env=env, cwd=data_dir.parent,
+    return subprocess.run([*prefix, sys.executable, "-m", "dealscout.cli", *argv], env=env, cwd=data_dir.parent,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -343,7 +343,7 @@ def run_cli(argv: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]
     """The CLI in a child process, as a user runs it (its logging set up from scratch)."""
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "LOG_LEVEL")}
     env["DEALSCOUT_DATA_DIR"] = str(data_dir)
-    return subprocess.run([sys.executable, "-m", "scout.cli", *argv], env=env, cwd=data_dir.parent,
+    return subprocess.run([sys.executable, "-m", "dealscout.cli", *argv], env=env, cwd=data_dir.parent,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -377,7 +377,7 @@ async def test_marketplaces_and_doctor_tell_a_failing_marketplace(tmp_path: Path
     """Pins `dealscout marketplaces` showing only paused/active, and `doctor` saying OK while a marketplace's
     fetches were failing, until its circuit opened five failures later."""
     from bot.commands import Actor
-    from scout.app import build_service, start_service
+    from dealscout.app import build_service, start_service
     from scout.config import load_settings
     from scout.models import Destination
 

@@ -1,6 +1,6 @@
 """The pieces every front end builds from settings: the clock, the user commands and the operator commands.
 
-Kept apart from scout.app so that a CLI command builds them without importing the whole service (aiohttp, the
+Kept apart from dealscout.app so that a CLI command builds them without importing the whole service (aiohttp, the
 scheduler, the ops server, the chat platforms).
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bot.commands import Actor
 from bot.console import ConsoleNotifier
-from scout.app import Service, build_service, start_service
+from dealscout.app import Service, build_service, start_service
 from scout.config import load_settings
 from scout.models import Destination
 from tests.fakes.ebay_pages import ebay_results_page

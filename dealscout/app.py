@@ -27,7 +27,7 @@ from scout.config import Settings
 from scout.delivery import Dispatcher, Notifier
 from scout.errors import InputError
 from scout.models import Destination, SavedSearch
-from scout.parts import build_commands, utc_now
+from dealscout.parts import build_commands, utc_now
 from scout.scan import Scanner
 from scout.scheduler import DELIVERY_JOB, ScoutScheduler
 from scrapers.base import Adapter, SearchQuery

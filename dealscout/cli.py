@@ -65,7 +65,7 @@ def cli_actor(*, operator: bool = False) -> Actor:
 
 @contextlib.asynccontextmanager
 async def open_repository(settings: Settings) -> AsyncIterator[Repository]:
-    """The migrated database's repository, built from the storage modules alone (scout.app's open_store would
+    """The migrated database's repository, built from the storage modules alone (dealscout.app's open_store would
     import the whole service first)."""
     from storage import db
     from storage.repo import Repository
@@ -145,7 +145,7 @@ async def cmd_parse(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_scrape(settings: Settings, args: argparse.Namespace) -> int:
-    from scout.app import build_fetcher
+    from dealscout.app import build_fetcher
     from scrapers.base import SearchQuery
 
     adapter = _adapter(settings, args.marketplace)
@@ -171,7 +171,7 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     from bot.commands import describe_outcomes, describe_search, parse_destination
-    from scout.parts import build_commands, utc_now
+    from dealscout.parts import build_commands, utc_now
     from scrapers.registry import build_adapters
     from storage.db import describe_location
 
@@ -266,7 +266,7 @@ def describe_health(state: MarketplaceState | None) -> str:
 
 async def cmd_marketplace(settings: Settings, args: argparse.Namespace) -> int:
     # The operator's actions are announced to the ops chats through the outbox, as the service's own are.
-    from scout.parts import build_admin
+    from dealscout.parts import build_admin
     from scrapers.registry import build_adapters
 
     operator = cli_actor(operator=True)
@@ -314,7 +314,7 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace, *,
 async def check_robots(settings: Settings, resolve: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """Per marketplace: whether its robots.txt lets the adapter's request for an ordinary search through for our
     user agent, read as the scans read it; allowed is None where there is nothing fixed to ask."""
-    from scout.app import build_fetcher
+    from dealscout.app import build_fetcher
     from scrapers.base import SearchQuery
     from scrapers.registry import build_adapters
 
@@ -343,8 +343,8 @@ async def check_robots(settings: Settings, resolve: Mapping[str, str] | None = N
 async def _check_database(settings: Settings) -> dict[str, Any]:
     """The detailed health as far as the database tells it, without the service (its scheduler reads as stopped)."""
     from ops.health import HealthChecker
-    from scout.app import open_store
-    from scout.parts import utc_now
+    from dealscout.app import open_store
+    from dealscout.parts import utc_now
     from scrapers.registry import build_adapters
 
     async with open_store(settings, migrate=False) as store:
@@ -396,7 +396,7 @@ def render_health(report: dict[str, Any]) -> str:
 
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from scout.app import run_service
+    from dealscout.app import run_service
 
     await run_service(settings)
     return 0
