@@ -34,6 +34,7 @@ from scrapers.base import Adapter, SearchQuery
 from scrapers.http import HttpFetcher
 from scrapers.registry import build_adapters
 from storage import db
+from storage.leadership import LockHeld, SchedulerLock
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class Service:
     notifiers: dict[str, Notifier]
     front_ends: list[FrontEnd]
     ops: Ops
+    lock: SchedulerLock
 
 
 class FrontEnd(Protocol):
@@ -197,8 +199,9 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
             ),
             on_circuit_change=ops.reporter.circuit_changed, observer=ops.metrics,
         )
+        lock = SchedulerLock(store.engine, settings.resolved_database_url, role="dealscout run")
         service = Service(settings, store, adapters, fetcher, scanner, dispatcher, scheduler, commands, admin,
-                          chosen, ends, ops)
+                          chosen, ends, ops, lock)
         try:
             yield service
         finally:
@@ -210,11 +213,15 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
                     log.exception("stopping %s failed", end.platform)
             await ops.stop_server()
             await fetcher.close()
+            await lock.release()
 
 
 async def start_service(service: Service) -> None:
-    """Start the scheduled scan and delivery jobs."""
-    # One scheduler per database: leases and delivery claims left by a previous process that died are void now.
+    """Start the scheduled scan and delivery jobs; LockHeld when another scheduler holds the database."""
+    if not await service.lock.acquire():
+        raise LockHeld(await service.lock.holder())
+    # The lock says no other scheduler lives: the leases and delivery claims a scheduler left when it died are
+    # void. Leases of worker tasks are not a scheduler's: they hold until their tasks commit or they expire.
     await service.store.repo.release_all_leases()
     await service.dispatcher.recover()
     service.scheduler.add_scan(service.scanner.run_until_idle)
