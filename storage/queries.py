@@ -1,0 +1,59 @@
+"""The repository's shared floor: the session factory, the dialect, the inserts every aggregate uses, the database's
+own words for a refusal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from scout.errors import StorageError
+from storage.bulk import POSTGRESQL, unnest_insert
+
+# A database's refusal, as a task log, a search's last outcome and the scan log show it.
+DATABASE_ERROR_LENGTH = 300
+
+
+def describe_database_error(err: SQLAlchemyError) -> str:
+    """The driver's own words for a refused statement ("DataError: numeric field overflow"), without the SQL and
+    parameters SQLAlchemy adds (they can hold a whole page of listings)."""
+    cause = getattr(err, "orig", None) or err
+    words = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {words[0] if words else 'no detail'}"[:DATABASE_ERROR_LENGTH]
+
+
+class Queries:
+    """What every aggregate of storage.repo.Repository works with; each public method is one transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        bind = sessions.kw["bind"]
+        self.dialect: str = bind.dialect.name
+
+    def _insert(self, table: type[Any]) -> Any:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert  # loaded only where it is used
+
+            return pg_insert(table)
+        return sqlite_insert(table)
+
+    async def _insert_rows(self, session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]], *,
+                           skip_conflicts: bool = False) -> None:
+        """Insert many rows (each naming the same columns) in one statement of fixed text: an INSERT ... SELECT
+        from one array per column on PostgreSQL, executed once; one INSERT stepped for each row on SQLite."""
+        if self.dialect == POSTGRESQL:
+            stmt = unnest_insert(table, rows)
+            await session.execute(stmt.on_conflict_do_nothing() if skip_conflicts else stmt)
+            return
+        stmt = self._insert(table)
+        await session.execute(stmt.on_conflict_do_nothing() if skip_conflicts else stmt, rows)
+
+    async def ping(self) -> None:
+        try:
+            async with self._sessions() as session:
+                await session.execute(sa.text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as err:
+            raise StorageError(f"database unreachable: {type(err).__name__}") from err

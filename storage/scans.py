@@ -1,0 +1,349 @@
+"""One scan's results in one transaction: listings and prices, matches, alerts queued, each search's outcome and
+schedule, the fetches' task logs, and each marketplace's health and circuit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scout.circuit import Circuit, CircuitState, Transition
+from scout.errors import StorageError
+from scout.models import FetchOutcome, Listing, MarketplaceOutcome, SavedSearch, ScanSaved, SearchRun, SearchStatus
+from storage.bulk import POSTGRESQL, one_of, select_by_keys, unnest_insert
+from storage.convert import listing_values, outcome_value
+from storage.queries import Queries, describe_database_error
+from storage.tables import (
+    ListingRow,
+    MarketplaceStateRow,
+    OutboxRow,
+    PriceHistoryRow,
+    SearchMatchRow,
+    SearchRow,
+    TaskLogRow,
+)
+from storage.types import text_list
+
+SCAN_TASK_NAME = "run_search_task"  # the name the operations runbook queries task_logs by
+CIRCUIT_TASK_NAME = "scrape_circuit"
+# Marketplace outcomes that count as a failure for health and circuit purposes.
+FAILING_STATUSES = ("blocked", "broken", "failed")
+PAUSED_REASON_LENGTH = 300  # searches.paused_reason
+
+
+@dataclass(slots=True)
+class _SearchState:
+    """What a scan's transaction reads of a search before it adds to it."""
+
+    baselined: set[str]
+    outcomes: dict[str, Any]  # searches.last_outcomes, as stored
+
+
+async def marketplace_row(session: AsyncSession, key: str) -> MarketplaceStateRow:
+    """A marketplace's (or a host's) health row, added when it has none yet."""
+    row = await session.get(MarketplaceStateRow, key)
+    if row is None:
+        row = MarketplaceStateRow(marketplace=key, status="active", consecutive_failures=0, total_successes=0,
+                                  total_failures=0, total_blocked=0, circuit_state="closed", circuit_openings=0)
+        session.add(row)
+    return row
+
+
+class ScanQueries(Queries):
+    """The scan part of storage.repo.Repository."""
+
+    async def save_scan(
+        self, *, now: datetime, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],
+        searches: Mapping[int, SavedSearch], baseline_first_scan: bool = True,
+        circuits: Mapping[str, Circuit] | None = None, transitions: Sequence[Transition] = (),
+    ) -> ScanSaved:
+        """Record fetches of a scan in one transaction: listings, price changes, matches, outbox rows, each search's
+        last outcome and baseline per marketplace, the runs they finish, task logs, marketplace health, circuits.
+
+        The scanner saves each fetch as soon as it completes (with those done while the save before it was being
+        written), never waiting for the rest of its batch. `searches` holds the searches the fetches and runs name;
+        `circuits` is keyed as scout.circuit.circuit_key says.
+        Raises StorageError when the database refused the write; then nothing of it is kept.
+        """
+        try:
+            async with self._sessions.begin() as session:
+                listings = {listing.key: listing for fetch in fetches for listing in fetch.listings}
+                ids, new_keys, price_changes = await self._upsert_listings(session, list(listings.values()), now)
+                # Searches removed while the scan ran get neither matches nor outcomes nor schedule updates.
+                live = await self._lock_searches(session, searches)
+                new_matches, queued = await self._record_matches(session, fetches, searches, live, ids, now,
+                                                                 baseline_first_scan)
+                await self._update_searches(session, fetches, runs, searches, live, now)
+                await self._log_fetches(session, fetches, new_keys, queued, now)
+                await self._update_marketplace_health(session, fetches, circuits or {}, now)
+                self._log_transitions(session, transitions, now)
+        except SQLAlchemyError as err:
+            raise StorageError(f"the database refused the results: {describe_database_error(err)}") from err
+        return ScanSaved(len(new_keys), price_changes, sum(new_matches.values()), sum(queued.values()))
+
+    async def _upsert_listings(
+        self, session: AsyncSession, listings: list[Listing], now: datetime
+    ) -> tuple[dict[tuple[str, str], int], set[tuple[str, str]], int]:
+        """Store the listings not seen before, mark the rest seen and record the prices that changed, in a fixed
+        number of statements however many listings there are. Returns each listing's id, the keys that were new,
+        and how many prices changed."""
+        known = await self._load_known(session, [listing.key for listing in listings])
+        ids = {key: row_id for key, (row_id, _, _) in known.items()}
+        fresh = [listing for listing in listings if listing.key not in known]
+        if fresh:
+            ids.update(await self._insert_listings(session, fresh, now))
+        new_keys = {listing.key for listing in fresh}
+        history: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        for listing in listings:
+            price = listing.price.amount if listing.price else None
+            currency = listing.price.currency if listing.price else None
+            if listing.key in new_keys:
+                if price is not None:
+                    history.append({"listing_id": ids[listing.key], "price": price, "currency": currency,
+                                    "observed_at": now})
+                continue
+            _, old_price, old_currency = known[listing.key]
+            if price is not None and (old_price is None or old_price != price or old_currency != currency):
+                history.append({"listing_id": ids[listing.key], "price": price, "currency": currency,
+                                "observed_at": now})
+                changed.append({"row_id": ids[listing.key], "price": price, "currency": currency,
+                                "price_text": listing.price_text, "last_seen_at": now})
+        if changed:
+            table = ListingRow.__table__
+            await session.execute(sa.update(table).where(table.c.id == sa.bindparam("row_id")), changed)
+        repriced = {row["row_id"] for row in changed}
+        seen = [row_id for key, (row_id, _, _) in known.items() if row_id not in repriced]
+        if seen:
+            await session.execute(
+                sa.update(ListingRow).where(one_of(self.dialect, ListingRow.id, seen)).values(last_seen_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        if history:
+            await self._insert_rows(session, PriceHistoryRow.__table__, history)
+        return ids, new_keys, len(changed)
+
+    async def _load_known(
+        self, session: AsyncSession, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, Any, Any]]:
+        """The stored listings among `keys`: (marketplace, external id) -> (id, price, currency), an index lookup per
+        key. PostgreSQL: the keys joined to the table (`= ANY` on the index's second column would be a filter in a
+        generic plan, over every listing of the marketplace). SQLite: per marketplace, `marketplace = ? AND
+        external_id` among one JSON array."""
+        columns = (ListingRow.id, ListingRow.marketplace, ListingRow.external_id, ListingRow.price, ListingRow.currency)
+        if self.dialect == POSTGRESQL:
+            statements = [select_by_keys(self.dialect, columns, (ListingRow.marketplace, ListingRow.external_id),
+                                         list(keys))] if keys else []
+        else:
+            by_marketplace: dict[str, list[str]] = {}
+            for marketplace, external_id in keys:
+                by_marketplace.setdefault(marketplace, []).append(external_id)
+            statements = [sa.select(*columns).where(ListingRow.marketplace == marketplace,
+                                                    one_of(self.dialect, ListingRow.external_id, external_ids))
+                          for marketplace, external_ids in by_marketplace.items()]
+        known: dict[tuple[str, str], tuple[int, Any, Any]] = {}
+        for statement in statements:
+            for row_id, marketplace, external_id, price, currency in await session.execute(statement):
+                known[(marketplace, external_id)] = (row_id, price, currency)
+        return known
+
+    async def _insert_listings(
+        self, session: AsyncSession, fresh: list[Listing], now: datetime
+    ) -> dict[tuple[str, str], int]:
+        """Insert listings not stored yet (idempotent on the unique key) in one statement; returns their ids."""
+        table = ListingRow.__table__
+        values = [listing_values(listing, now) for listing in fresh]
+        ids: dict[tuple[str, str], int] = {}
+        if self.dialect == POSTGRESQL:
+            stmt = unnest_insert(table, values).on_conflict_do_nothing(
+                index_elements=["marketplace", "external_id"]
+            ).returning(table.c.id, table.c.marketplace, table.c.external_id)
+            ids = {(marketplace, external_id): row_id
+                   for row_id, marketplace, external_id in await session.execute(stmt)}
+        else:
+            # One statement prepared once and stepped for every row (sqlite3's executemany).
+            await session.execute(
+                self._insert(table).on_conflict_do_nothing(index_elements=["marketplace", "external_id"]), values)
+        # On SQLite all of them; on PostgreSQL only those another writer stored in the meantime.
+        missing = [listing.key for listing in fresh if listing.key not in ids]
+        if missing:
+            ids.update({key: row_id for key, (row_id, _, _) in (await self._load_known(session, missing)).items()})
+        return ids
+
+    async def _lock_searches(
+        self, session: AsyncSession, searches: Mapping[int, SavedSearch]
+    ) -> dict[int, _SearchState]:
+        """The baseline and last outcomes of the searches still there, read for update."""
+        live: dict[int, _SearchState] = {}
+        if not searches:
+            return live
+        rows = await session.execute(
+            sa.select(SearchRow.id, SearchRow.baselined, SearchRow.last_outcomes)
+            .where(one_of(self.dialect, SearchRow.id, list(searches))).with_for_update()
+        )
+        for search_id, baselined, outcomes in rows:
+            live[search_id] = _SearchState(set(text_list(baselined)), dict(outcomes or {}))
+        return live
+
+    async def _record_matches(
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], searches: Mapping[int, SavedSearch],
+        live: Mapping[int, _SearchState], ids: dict[tuple[str, str], int], now: datetime, baseline_first_scan: bool,
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        """Insert the new (search, listing) matches and one outbox row per new match past the baseline."""
+        wanted: dict[tuple[int, int], tuple[int, str]] = {}  # (search, listing) -> (fetch index, marketplace)
+        for index, fetch in enumerate(fetches):
+            for search_id, matched in fetch.matches.items():
+                if search_id in live:
+                    for listing in matched:
+                        wanted.setdefault((search_id, ids[listing.key]), (index, fetch.marketplace))
+        already: set[tuple[int, int]] = set()
+        if wanted:
+            keys = (SearchMatchRow.search_id, SearchMatchRow.listing_id)
+            rows = await session.execute(select_by_keys(self.dialect, keys, keys, list(wanted)))
+            already.update((s, lst) for s, lst in rows)
+        new_matches: dict[int, int] = {}
+        queued: dict[int, int] = {}
+        match_rows: list[dict[str, Any]] = []
+        outbox_rows: list[dict[str, Any]] = []
+        queued_keys: set[tuple[str, str, int]] = set()  # one alert per destination, however many searches matched
+        for (search_id, listing_id), (index, marketplace) in wanted.items():
+            if (search_id, listing_id) in already:
+                continue
+            search = searches[search_id]
+            baseline = baseline_first_scan and marketplace not in live[search_id].baselined
+            match_rows.append({"search_id": search_id, "listing_id": listing_id, "matched_at": now,
+                               "baseline": baseline})
+            new_matches[index] = new_matches.get(index, 0) + 1
+            destination_key = (search.destination.platform, search.destination.target, listing_id)
+            if not baseline and destination_key not in queued_keys:
+                queued_keys.add(destination_key)
+                outbox_rows.append({
+                    "platform": search.destination.platform, "target": search.destination.target,
+                    "listing_id": listing_id, "search_id": search_id, "status": "pending", "attempts": 0,
+                    "next_attempt_at": now, "created_at": now, "_index": index,
+                })
+        if match_rows:
+            await self._insert_rows(session, SearchMatchRow.__table__, match_rows, skip_conflicts=True)
+        if outbox_rows:
+            inserted = await self._queue_alerts(session, [{k: v for k, v in row.items() if k != "_index"}
+                                                          for row in outbox_rows])
+            for row in outbox_rows:
+                if (row["listing_id"], row["platform"], row["target"]) in inserted:
+                    queued[row["_index"]] = queued.get(row["_index"], 0) + 1
+        return new_matches, queued
+
+    async def _queue_alerts(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[int, str, str]]:
+        """Insert outbox rows, one per destination and listing at most, in one statement; returns the
+        (listing id, platform, target) of those inserted (the others were queued before)."""
+        table = OutboxRow.__table__
+        conflict = {"index_elements": ["platform", "target", "listing_id"]}
+        if self.dialect == POSTGRESQL:
+            stmt = unnest_insert(table, rows).on_conflict_do_nothing(**conflict).returning(
+                table.c.listing_id, table.c.platform, table.c.target)
+            return set((await session.execute(stmt)).all())
+        # SQLite: RETURNING would need a VALUES list as long as the rows, so the rows queued before are read first
+        # (this transaction already holds SQLite's one write lock, so nobody queues any in between).
+        keys = [(row["platform"], row["target"], row["listing_id"]) for row in rows]
+        columns = (table.c.platform, table.c.target, table.c.listing_id)
+        before = await session.execute(select_by_keys(self.dialect, columns, columns, keys))
+        queued_before = set(before.all())
+        new_rows = [row for row, key in zip(rows, keys, strict=True) if key not in queued_before]
+        if new_rows:
+            await session.execute(self._insert(table).on_conflict_do_nothing(**conflict), new_rows)
+        return {(row["listing_id"], row["platform"], row["target"]) for row in new_rows}
+
+    async def _update_searches(
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],
+        searches: Mapping[int, SavedSearch], live: Mapping[int, _SearchState], now: datetime,
+    ) -> None:
+        """Each search's last outcome on the fetches' marketplaces and its baseline, a pause where its address was
+        refused, and the schedule of the searches whose runs end here: one row of values per search."""
+        rows: dict[int, dict[str, Any]] = {}
+        for fetch in fetches:
+            outcome = outcome_value(MarketplaceOutcome(fetch.status, now, fetch.error, len(fetch.listings)))
+            for search_id in fetch.matches:
+                state = live.get(search_id)
+                if state is None:
+                    continue
+                state.outcomes[fetch.marketplace] = outcome
+                if fetch.ok:
+                    state.baselined.add(fetch.marketplace)
+                row = rows.setdefault(search_id, {"id": search_id})
+                row.update(baselined=sorted(state.baselined), last_outcomes=state.outcomes)
+                if fetch.refused:
+                    reason = (fetch.error or "its address was refused")[:PAUSED_REASON_LENGTH]
+                    row.update(status=SearchStatus.PAUSED.value, paused_reason=reason, updated_at=now)
+        for run in runs:
+            if run.search_id in live:
+                succeeded = run.succeeded and not run.failed
+                rows.setdefault(run.search_id, {"id": run.search_id}).update(
+                    next_run_at=run.next_run_at, last_run_at=now, lease_until=None,
+                    last_success_at=now if succeeded else searches[run.search_id].last_success_at,
+                )
+        if rows:
+            # Bulk UPDATE by primary key: SQLAlchemy runs one statement per set of columns, for all its rows.
+            await session.execute(sa.update(SearchRow), list(rows.values()))
+
+    async def _log_fetches(
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], new_keys: set[tuple[str, str]],
+        queued: dict[int, int], now: datetime,
+    ) -> None:
+        rows = [
+            {
+                "task_name": SCAN_TASK_NAME, "marketplace": fetch.marketplace, "status": fetch.status,
+                "error": fetch.error, "query": fetch.query[:200], "duration_ms": fetch.duration_ms,
+                "searches": len(fetch.matches), "listings_found": len(fetch.listings),
+                "new_listings": sum(1 for listing in fetch.listings if listing.key in new_keys),
+                "alerts_queued": queued.get(index, 0), "created_at": now,
+            }
+            for index, fetch in enumerate(fetches)
+        ]
+        if rows:
+            await self._insert_rows(session, TaskLogRow.__table__, rows)
+
+    async def _update_marketplace_health(
+        self, session: AsyncSession, fetches: Sequence[FetchOutcome], circuits: Mapping[str, Circuit], now: datetime
+    ) -> None:
+        """Each fetch's outcome on its marketplace's row and, for a circuit kept per host, on that host's row too;
+        failures in a row and the circuit belong to the circuit's row only. A refused fetch counts nowhere."""
+        for fetch in fetches:
+            if fetch.refused:
+                continue
+            for key in dict.fromkeys((fetch.marketplace, fetch.circuit_key)):
+                row = await marketplace_row(session, key)
+                row.last_status = fetch.status
+                if fetch.status in FAILING_STATUSES:
+                    row.total_failures += 1
+                    row.total_blocked += fetch.status == "blocked"
+                    row.last_failure_at = now
+                    row.last_error = (fetch.error or fetch.status)[:1000]
+                else:
+                    row.total_successes += 1
+                    row.last_success_at = now
+                if key == fetch.circuit_key:
+                    row.consecutive_failures = row.consecutive_failures + 1 if not fetch.ok else 0
+        for key, circuit in sorted(circuits.items()):
+            row = await marketplace_row(session, key)
+            row.consecutive_failures = circuit.failures
+            row.circuit_state = circuit.state.value
+            row.circuit_openings = circuit.openings
+            row.circuit_open_until = circuit.open_until
+
+    @staticmethod
+    def _log_transitions(session: AsyncSession, transitions: Sequence[Transition], now: datetime) -> None:
+        # The circuit's history sits beside the fetches; its task name carries 'scrape', which the runbook's
+        # section 5 error-pattern query selects on.
+        for change in transitions:
+            failing = change.after is CircuitState.OPEN
+            what = f"circuit {change.before.value} -> {change.after.value}"
+            session.add(TaskLogRow(
+                task_name=CIRCUIT_TASK_NAME, marketplace=change.marketplace,
+                status="failed" if failing else "success", error=change.reason[:1000] if failing else None,
+                query=(f"{what} for {change.host}" if change.host else what)[:200], searches=0, listings_found=0,
+                new_listings=0, alerts_queued=0, created_at=now,
+            ))
