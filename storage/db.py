@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration, so that a command can see the schema is current without loading Alembic.
 # tests/storage/test_migrations.py holds it to Alembic's own reading of the scripts.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 # How long a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 # What SQLite's result codes (https://www.sqlite.org/rescode.html) mean to whoever runs the service; extended codes

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,6 +28,9 @@ from storage.tables import (
     TaskLogRow,
 )
 from storage.types import text_list
+
+if TYPE_CHECKING:
+    from storage.claims import CommitGuard
 
 SCAN_TASK_NAME = "run_search_task"  # the name the operations runbook queries task_logs by
 CIRCUIT_TASK_NAME = "scrape_circuit"
@@ -61,17 +64,22 @@ class ScanQueries(Queries):
         self, *, now: datetime, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],
         searches: Mapping[int, SavedSearch], baseline_first_scan: bool = True,
         circuits: Mapping[str, Circuit] | None = None, transitions: Sequence[Transition] = (),
+        guard: CommitGuard | None = None,
     ) -> ScanSaved:
         """Record fetches of a scan in one transaction: listings, price changes, matches, outbox rows, each search's
         last outcome and baseline per marketplace, the runs they finish, task logs, marketplace health, circuits.
 
         The scanner saves each fetch as soon as it completes (with those done while the save before it was being
         written), never waiting for the rest of its batch. `searches` holds the searches the fetches and runs name;
-        `circuits` is keyed as scout.circuit.circuit_key says.
+        `circuits` is keyed as scout.circuit.circuit_key says. `guard` (a worker task's lease check, see
+        storage.claims) runs first in the transaction: it may refuse the whole save by raising, and gives the runs
+        of the searches the save finishes.
         Raises StorageError when the database refused the write; then nothing of it is kept.
         """
         try:
             async with self._sessions.begin() as session:
+                if guard is not None:
+                    runs = [*runs, *await guard(session)]
                 listings = {listing.key: listing for fetch in fetches for listing in fetch.listings}
                 ids, new_keys, price_changes = await self._upsert_listings(session, list(listings.values()), now)
                 # Searches removed while the scan ran get neither matches nor outcomes nor schedule updates.

@@ -135,9 +135,12 @@ class SearchQueries(Queries):
             raise StorageError(f"could not free the searches: {describe_database_error(err)}") from err
 
     async def release_all_leases(self) -> None:
+        """Free the leases of an in-process scan (its process is gone: only the scheduler lock's holder calls
+        this); a worker task's lease (it has a token) holds until its task commits or it expires."""
         async with self._sessions.begin() as session:
             await session.execute(
-                sa.update(SearchRow).where(SearchRow.lease_until.is_not(None)).values(lease_until=None)
+                sa.update(SearchRow).where(SearchRow.lease_until.is_not(None), SearchRow.lease_token.is_(None))
+                .values(lease_until=None)
             )
 
     async def scale_intervals(self, marketplace: str, *, factor: int, cap_minutes: int, now: datetime) -> int:

@@ -52,6 +52,11 @@ class SearchRow(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Held while a scan works on the search, so it never runs twice at once; expires if that scan dies.
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A lease taken for worker tasks: its token (a task commits only while it still holds), how many of the
+    # search's fetch tasks have yet to commit, and whether one of those that did failed.
+    lease_token: Mapped[str | None] = mapped_column(sa.String(32))
+    lease_pending: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    lease_failed: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     # Marketplaces whose first scan has been recorded as the baseline for this search.
     baselined: Mapped[list[str]] = mapped_column(TextList, default=list)
     # How the last fetch of each of its marketplaces went: {marketplace: {status, at, error, listings}}.
@@ -67,6 +72,31 @@ class SearchRow(Base):
         # by its id. (PostgreSQL's sequences never reuse one; SQLite needs AUTOINCREMENT for that.)
         {"sqlite_autoincrement": True},
     )
+
+
+class ScanTaskRow(Base):
+    """One fetch group a leader claimed for a worker: `run_search_task` carries only its token.
+
+    A task is sent when due (`sent_at` is None and `due_at` has come), and deleted by the commit of its results,
+    which is how a task that arrives twice is told apart: its row is gone. A worker denied a request slot makes
+    its task due again later instead of waiting.
+    """
+
+    __tablename__ = "scan_tasks"
+
+    token: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    lease_token: Mapped[str] = mapped_column(sa.String(32))
+    marketplace: Mapped[str] = mapped_column(sa.String(32))
+    query: Mapped[str] = mapped_column(sa.String(200))
+    location: Mapped[str | None] = mapped_column(sa.String(500))
+    radius_km: Mapped[int | None] = mapped_column(sa.Integer)
+    search_ids: Mapped[list[int]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    deferrals: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+
+    __table_args__ = (sa.Index("ix_scan_tasks_due", "sent_at", "due_at"),)
 
 
 class ListingRow(Base):

@@ -1,0 +1,169 @@
+"""Worker tasks' SQL: the fetch groups a leader claimed (scan_tasks), sending them when due, and the lease checks
+that let a task commit once and only while its searches are still its own."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from scout.errors import StorageError
+from scout.models import SavedSearch, SearchRun
+from storage.bulk import one_of
+from storage.convert import search_from_row
+from storage.tables import ScanTaskRow, SearchRow
+
+# Run inside the transaction that saves a task's results: the runs of the searches whose last task this was.
+CommitGuard = Callable[[AsyncSession], Awaitable[Sequence[SearchRun]]]
+
+
+class TaskVoid(StorageError):
+    """The task's row is gone (its results were committed by an earlier delivery, or it expired): nothing to save."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScanTask:
+    """One fetch group: a marketplace, what to ask it, and the searches that share the answer."""
+
+    token: str
+    lease_token: str
+    marketplace: str
+    query: str
+    location: str | None
+    radius_km: int | None
+    search_ids: tuple[int, ...]
+    deferrals: int = 0
+
+
+class ScanTasks:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        self.dialect = bind.dialect.name if bind is not None else "sqlite"
+
+    async def create(self, tasks: Sequence[ScanTask], *, pending: Mapping[int, int], now: datetime) -> None:
+        """Record the tasks of one claim and put their lease token on its searches, with how many tasks each has."""
+        if not tasks:
+            return
+        async with self._sessions.begin() as session:
+            session.add_all(ScanTaskRow(
+                token=task.token, lease_token=task.lease_token, marketplace=task.marketplace, query=task.query,
+                location=task.location, radius_km=task.radius_km, search_ids=list(task.search_ids),
+                created_at=now, due_at=now, deferrals=0) for task in tasks)
+            lease_tokens = {task.lease_token for task in tasks}
+            [lease_token] = lease_tokens
+            by_count: dict[int, list[int]] = {}
+            for search_id, count in pending.items():
+                by_count.setdefault(count, []).append(search_id)
+            for count, ids in by_count.items():
+                await session.execute(
+                    sa.update(SearchRow).where(one_of(self.dialect, SearchRow.id, ids))
+                    .values(lease_token=lease_token, lease_pending=count, lease_failed=False)
+                    .execution_options(synchronize_session=False))
+
+    async def take_due(self, *, now: datetime, limit: int) -> list[str]:
+        """Tokens of tasks due to be sent, oldest first; `mark_sent` once they are on the queue."""
+        query = (sa.select(ScanTaskRow.token).where(ScanTaskRow.sent_at.is_(None), ScanTaskRow.due_at <= now)
+                 .order_by(ScanTaskRow.due_at).limit(limit))
+        async with self._sessions() as session:
+            return list((await session.scalars(query)).all())
+
+    async def mark_sent(self, tokens: Sequence[str], *, now: datetime) -> None:
+        if tokens:
+            async with self._sessions.begin() as session:
+                await session.execute(sa.update(ScanTaskRow).where(one_of(self.dialect, ScanTaskRow.token, tokens))
+                                      .values(sent_at=now).execution_options(synchronize_session=False))
+
+    async def load(self, token: str) -> ScanTask | None:
+        async with self._sessions() as session:
+            row = await session.get(ScanTaskRow, token)
+        if row is None:
+            return None
+        return ScanTask(row.token, row.lease_token, row.marketplace, row.query, row.location, row.radius_km,
+                        tuple(row.search_ids), row.deferrals)
+
+    async def live_members(self, task: ScanTask, *, hold_until: datetime) -> list[SavedSearch]:
+        """The task's searches that are still leased to it until at least `hold_until`.
+
+        A search whose lease ends sooner is left out: its lease may pass to another claim while this task runs,
+        and a search is never scanned by two tasks at once.
+        """
+        async with self._sessions() as session:
+            rows = await session.scalars(sa.select(SearchRow).where(
+                one_of(self.dialect, SearchRow.id, list(task.search_ids)),
+                SearchRow.lease_token == task.lease_token, SearchRow.lease_until >= hold_until))
+            return [search_from_row(row) for row in rows]
+
+    async def defer(self, task: ScanTask, *, due_at: datetime, lease_until: datetime) -> bool:
+        """Make the task due again at `due_at` (a request budget said wait), its searches' leases lasting to
+        `lease_until`; False when the task is gone."""
+        async with self._sessions.begin() as session:
+            moved = await session.execute(
+                sa.update(ScanTaskRow).where(ScanTaskRow.token == task.token)
+                .values(sent_at=None, due_at=due_at, deferrals=ScanTaskRow.deferrals + 1))
+            if not moved.rowcount:
+                return False
+            await session.execute(
+                sa.update(SearchRow).where(one_of(self.dialect, SearchRow.id, list(task.search_ids)),
+                                           SearchRow.lease_token == task.lease_token)
+                .values(lease_until=lease_until).execution_options(synchronize_session=False))
+        return True
+
+    async def discard(self, token: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(sa.delete(ScanTaskRow).where(ScanTaskRow.token == token))
+
+    async def sweep(self, *, created_before: datetime) -> int:
+        """Delete tasks whose searches' leases have long expired (their message was lost): the searches were
+        claimed again since, under a new lease."""
+        try:
+            async with self._sessions.begin() as session:
+                gone = await session.execute(sa.delete(ScanTaskRow).where(ScanTaskRow.created_at < created_before))
+                return gone.rowcount or 0
+        except SQLAlchemyError as err:
+            raise StorageError(f"could not sweep old scan tasks: {err}") from err
+
+    async def count(self) -> tuple[int, int]:
+        """(tasks waiting to be sent, tasks sent and not committed)."""
+        async with self._sessions() as session:
+            rows = (await session.execute(sa.select(ScanTaskRow.sent_at.is_(None), sa.func.count())
+                                          .group_by(ScanTaskRow.sent_at.is_(None)))).all()
+        counts = {bool(unsent): n for unsent, n in rows}
+        return counts.get(True, 0), counts.get(False, 0)
+
+    def commit_guard(self, task: ScanTask, *, ok: bool, next_run: Callable[[int], datetime]) -> CommitGuard:
+        """What the task's commit checks and settles, in the saving transaction: its row must still exist (it is
+        deleted, so a second delivery commits nothing), and only searches still under its lease count it done.
+
+        `next_run(search_id)` gives when a search whose last task this is runs next.
+        """
+
+        async def guard(session: AsyncSession) -> list[SearchRun]:
+            gone = await session.execute(sa.delete(ScanTaskRow).where(ScanTaskRow.token == task.token))
+            if not gone.rowcount:
+                raise TaskVoid(f"scan task {task.token} was already committed or has expired")
+            mine = (sa.select(SearchRow.id, SearchRow.lease_pending, SearchRow.lease_failed)
+                    .where(one_of(self.dialect, SearchRow.id, list(task.search_ids)),
+                           SearchRow.lease_token == task.lease_token))
+            if self.dialect == "postgresql":
+                mine = mine.with_for_update()
+            runs: list[SearchRun] = []
+            for search_id, pending, failed in (await session.execute(mine)).all():
+                failed = bool(failed) or not ok
+                left = pending - 1
+                values: dict[str, object]
+                if left <= 0:
+                    done = frozenset({task.marketplace})
+                    runs.append(SearchRun(search_id, next_run(search_id), frozenset() if failed else done,
+                                          done if failed else frozenset()))
+                    values = {"lease_token": None, "lease_pending": 0, "lease_failed": False}
+                else:
+                    values = {"lease_pending": left, "lease_failed": failed}
+                await session.execute(sa.update(SearchRow).where(SearchRow.id == search_id).values(**values))
+            return runs
+
+        return guard
