@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from scout.errors import StorageError
 from scout.models import Alert, Delivery, Destination, Notice, NoticeKind, SavedSearch
-from storage.repo import Repository
+from scout.ports import STORAGE_ERRORS, OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +27,6 @@ CLAIM_SECONDS = 300.0
 # After the database fails, delivery pauses this long, doubling while it keeps failing.
 STORAGE_BACKOFF_SECONDS = 2.0
 STORAGE_BACKOFF_MAX_SECONDS = 60.0
-STORAGE_ERRORS = (SQLAlchemyError, StorageError, OSError)
 # While chats are being served, what became due meanwhile is looked for this often (the service passes its
 # DELIVERY_TICK_SECONDS).
 POLL_SECONDS = 2.0
@@ -133,6 +130,12 @@ class PlatformSends:
     last_error: str | None = None
 
 
+def _failure(err: BaseException) -> str:
+    """A failing database as the log names it: the storage layer's words (the driver's error, never the SQL or its
+    values), or the type of an OSError."""
+    return str(err) if isinstance(err, StorageError) and str(err) else type(err).__name__
+
+
 def backoff_delay(attempt: int, *, base: float, cap: float, rand: float) -> float:
     """Exponential backoff with equal jitter: between half and all of base * 2^(attempt-1), capped.
 
@@ -176,7 +179,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: OutboxStore,
         notifiers: Mapping[str, Notifier],
         *,
         clock: Callable[[], datetime],
@@ -436,9 +439,9 @@ class Dispatcher:
         self._storage_hold_until = self._clock() + timedelta(seconds=wait)
         if self._storage_failures == 1:
             log.error("delivery paused: the database failed (%s); nothing is sent until it works again",
-                      type(err).__name__)
+                      _failure(err))
         else:
-            log.warning("the database still fails (%s); delivery tries again in %.0f s", type(err).__name__, wait)
+            log.warning("the database still fails (%s); delivery tries again in %.0f s", _failure(err), wait)
 
     def _storage_ok(self) -> None:
         if self._storage_failures:

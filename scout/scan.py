@@ -18,9 +18,9 @@ from scout.circuit import Circuit, CircuitPolicy, CircuitState, Transition, admi
 from scout.errors import InputError, StorageError
 from scout.matching import build_matcher, fold
 from scout.models import FetchOutcome, MarketplaceState, SavedSearch, ScanSaved, SearchRun
+from scout.ports import ScanStore
 from scrapers.base import Adapter, Fetcher, ScrapeResult, ScrapeStatus, SearchQuery, normalise_query
 from scrapers.host_pacer import turn_waits
-from storage.repo import Repository
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class Scanner:
 
     def __init__(
         self,
-        repo: Repository,
+        repo: ScanStore,
         adapters: Mapping[str, Adapter],
         fetcher: Fetcher,
         *,

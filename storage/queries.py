@@ -1,9 +1,12 @@
-"""The repository's shared floor: the session factory, the dialect, the inserts every aggregate uses, the database's
-own words for a refusal."""
+"""The repository's shared floor: the session factory, the dialect, the inserts every aggregate uses, and the one
+error type (StorageError, in the database's own words) a failing database reaches the layers above as."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -16,6 +19,10 @@ from storage.bulk import POSTGRESQL, unnest_insert
 # A database's refusal, as a task log, a search's last outcome and the scan log show it.
 DATABASE_ERROR_LENGTH = 300
 
+P = ParamSpec("P")
+R = TypeVar("R")
+C = TypeVar("C", bound=type)
+
 
 def describe_database_error(err: SQLAlchemyError) -> str:
     """The driver's own words for a refused statement ("DataError: numeric field overflow"), without the SQL and
@@ -23,6 +30,28 @@ def describe_database_error(err: SQLAlchemyError) -> str:
     cause = getattr(err, "orig", None) or err
     words = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {words[0] if words else 'no detail'}"[:DATABASE_ERROR_LENGTH]
+
+
+def raise_storage_errors(cls: C) -> C:
+    """Make every public coroutine method of `cls`, its own or its bases', raise StorageError where SQLAlchemy raises:
+    the core catches one error type for a failing database and imports no storage engine to do it. OSError (a
+    connection that cannot be opened) passes as it is, as does a StorageError a method raises in words of its own."""
+    for name in dir(cls):
+        method = inspect.getattr_static(cls, name)
+        if not name.startswith("_") and inspect.iscoroutinefunction(method):
+            setattr(cls, name, _storage_errors(method))
+    return cls
+
+
+def _storage_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    @functools.wraps(method)
+    async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except SQLAlchemyError as err:
+            raise StorageError(describe_database_error(err)) from err
+
+    return translated
 
 
 class Queries:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from storage.ops_queries import FailureSummary, OpsQueries, OpsSnapshot, TaskLog
 from storage.outbox import OutboxQueries
-from storage.queries import DATABASE_ERROR_LENGTH, describe_database_error
+from storage.queries import DATABASE_ERROR_LENGTH, describe_database_error, raise_storage_errors
 from storage.scans import CIRCUIT_TASK_NAME, FAILING_STATUSES, PAUSED_REASON_LENGTH, SCAN_TASK_NAME, ScanQueries
 from storage.searches import SearchQueries
 
@@ -22,7 +22,8 @@ __all__ = [
 ]
 
 
+@raise_storage_errors
 class Repository(SearchQueries, ScanQueries, OpsQueries, OutboxQueries):
     """All reads and writes: saved searches (storage.searches), a scan's results (storage.scans), marketplaces,
     task logs and the audit log (storage.ops_queries), the outbox (storage.outbox). Each public method is one
-    transaction."""
+    transaction, and raises StorageError (or OSError, for a connection it cannot open) when the database fails."""

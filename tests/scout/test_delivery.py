@@ -11,10 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from bot.commands import Actor, Commands
 from scout.delivery import DeliveryResult, Dispatcher, DrainReport, backoff_delay
+from scout.errors import StorageError
 from scout.models import Destination, FetchOutcome, NoticeKind, SearchRun, SearchSpec
 from storage.db import create_engine, session_factory, upgrade
 from storage.repo import Repository
@@ -43,7 +43,7 @@ class SimulatedCancel(asyncio.CancelledError):
 
 
 class FailingRepository(Repository):
-    """Raises the error a full disk gives on the named methods; counts every call."""
+    """Raises the error the repository gives for a full disk on the named methods; counts every call."""
 
     fail_on: set[str] = set()
 
@@ -55,7 +55,7 @@ class FailingRepository(Repository):
         calls[name] += 1
         if name in super().__getattribute__("fail_on"):
             async def fail(*args: Any, **kwargs: Any) -> Any:
-                raise OperationalError("UPDATE alert_outbox", {}, Exception("database or disk is full"))
+                raise StorageError("OperationalError: database or disk is full")
             return fail
         return attribute
 
