@@ -3,6 +3,7 @@ verdict; pure."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Any
@@ -22,11 +23,18 @@ log = logging.getLogger(__name__)
 _RESULTS_LIST = "ol.cl-static-search-results"
 _RESULT_ROWS = "ol.cl-static-search-results > li.cl-static-search-result"
 _OTHER_ROWS = "ol.cl-static-search-results > li:not(.cl-static-hub-links)"
+# The list as the server writes it: where the rows start in the bytes, so that only they need parsing.
+_RESULTS_LIST_OPEN = b'<ol class="cl-static-search-results"'
+_RESULTS_LIST_CLOSE = b"</ol>"
 _LD_RESULTS_ID = b'id="ld_searchpage_results"'
 # Posting links: ".../<slug>/<numeric id>.html", or the newer "https://www.craigslist.org/view/d/<slug>/<token>",
 # whose opaque token is the posting's only id.
 _POSTING_ID = re.compile(r"/(\d+)\.html(?:[?#]|$)")
 _POSTING_TOKEN = re.compile(r"/view/d/[^/?#]+/([A-Za-z0-9]{8,40})/?(?:[?#]|$)")
+# A row's fields by the class tokens of the div or span holding them; a node with several is the first named here.
+_ROW_FIELDS = ("title", "price", "location")
+_TITLE, _PRICE, _LOCATION = range(len(_ROW_FIELDS))
+_EXACT_FIELDS = {name: field for field, name in enumerate(_ROW_FIELDS)}
 # What Craigslist answers a client it has rate limited, and the interstitials of the CDNs in front of it.
 _BLOCK_MARKERS = ("this ip has been automatically blocked", "your ip has been blocked", "access denied",
                   "just a moment...", "attention required", "captcha")
@@ -35,7 +43,8 @@ _BLOCK_MARKERS = ("this ip has been automatically blocked", "your ip has been bl
 class _LdOffer(msgspec.Struct):
     price: Any = None
     priceCurrency: Any = None
-    availableAtOrFrom: Any = None
+    # Raw JSON too: the place (an address and coordinates) is read only for a row that shows no location.
+    availableAtOrFrom: msgspec.Raw = msgspec.Raw()
 
 
 class _LdItem(msgspec.Struct):
@@ -52,9 +61,28 @@ class _LdList(msgspec.Struct):
     itemListElement: list[_LdElement] | None = None
 
 
+class _LdBareItem(msgspec.Struct):
+    """An item whose offers do not fit _LdOffer: its name and pictures are still merged."""
+
+    name: Any = None
+    image: Any = None
+
+
+class _LdBareElement(msgspec.Struct):
+    item: _LdBareItem | None = None
+
+
+class _LdRawList(msgspec.Struct):
+    itemListElement: list[msgspec.Raw] | None = None
+
+
 # Typed decoding reads only the fields above and skips the rest (geo, descriptions) without building them:
-# a fifth of the cost of json.loads on the 60 KB block of a full page.
+# a tenth of the cost of json.loads on the 60 KB block of a full page.
 _LD_DECODER = msgspec.json.Decoder(_LdList)
+_LD_RAW_DECODER = msgspec.json.Decoder(_LdRawList)
+_LD_ELEMENT_DECODER = msgspec.json.Decoder(_LdElement)
+_LD_BARE_DECODER = msgspec.json.Decoder(_LdBareElement)
+_JSON = msgspec.json.Decoder()
 _NO_ITEM = _LdItem()
 
 
@@ -76,22 +104,39 @@ def parse_static_page(body: bytes | str, *, base_url: str = "", encoding: str | 
     html = _utf8(body, encoding)
     if not html or html.isspace():
         raise ParseError("empty Craigslist page")
-    html, ld_text = _cut_ld_results(html)
+    ld_span = _ld_results_span(html)
+    # The server writes the list after the ld+json block (in the head): the search starts past the block.
+    rows_at = html.find(_RESULTS_LIST_OPEN, ld_span[3]) if ld_span is not None else -1
+    if rows_at >= 0 and ld_span is not None:
+        # Only the result list is parsed: the head, scripts and styles before it are two thirds of the rest of the
+        # page, and none of them is read when there are rows. The list runs to the page's last "</ol>" (to its
+        # end on a page cut short), so a list nested in a row stays inside it.
+        rows_end = html.rfind(_RESULTS_LIST_CLOSE, rows_at)
+        fragment = html[rows_at : rows_end + len(_RESULTS_LIST_CLOSE)] if rows_end >= 0 else html[rows_at:]
+        rows = LexborHTMLParser(fragment).css(_RESULT_ROWS)
+        if rows:
+            return _rows_result(rows, _ld_items(html[ld_span[1] : ld_span[2]]), base_url)
+    # No rows in the list, or no list or ld+json block where the server writes them: the whole page decides
+    # between results, no results, a block and a changed layout.
+    return _parse_whole_page(html, ld_span, base_url)
+
+
+def _parse_whole_page(html: bytes, ld_span: tuple[int, int, int, int] | None, base_url: str) -> ScrapeResult:
+    ld_text = None
+    if ld_span is not None:
+        # The ld+json list is 60% of a full page and no element of it is needed from the tree: it is read straight
+        # from the bytes and left out of the HTML parse.
+        start, open_end, close, close_end = ld_span
+        ld_text = html[open_end:close]
+        html = html[:start] + html[close_end:]
     tree = LexborHTMLParser(html)
     if ld_text is None:
         script = tree.css_first("script#ld_searchpage_results")
         ld_text = script.text().encode() if script is not None else None
     ld_items = _ld_items(ld_text) if ld_text is not None else None
     rows = tree.css(_RESULT_ROWS)
-    found = Distinct()
-    for index, row in enumerate(rows):
-        listing = _parse_static_row(row, ld_items, index, base_url)
-        if listing is not None:
-            found.add(listing)
-    if found.listings:
-        return ScrapeResult.of(found.listings, rows=len(rows) - found.repeats)
     if rows:
-        raise ParseError(f"{len(rows)} Craigslist result rows but none had a posting link and title")
+        return _rows_result(rows, ld_items, base_url)
     # No-results first: the page repeats the query, which may say "blocked". With nothing found the static page
     # keeps its list, holding only the "see also" links, and an empty ld+json list; a page cut short has no
     # ld+json block at all, so it cannot pass for empty.
@@ -106,6 +151,17 @@ def parse_static_page(body: bytes | str, *, base_url: str = "", encoding: str | 
     raise ParseError("no Craigslist results list and no recognisable no-results or block page")
 
 
+def _rows_result(rows: list[LexborNode], ld_items: list[_LdItem] | None, base_url: str) -> ScrapeResult:
+    found = Distinct()
+    for index, row in enumerate(rows):
+        listing = _parse_static_row(row, ld_items, index, base_url)
+        if listing is not None:
+            found.add(listing)
+    if not found.listings:
+        raise ParseError(f"{len(rows)} Craigslist result rows but none had a posting link and title")
+    return ScrapeResult.of(found.listings, rows=len(rows) - found.repeats)
+
+
 def _utf8(body: bytes | str, encoding: str | None) -> bytes:
     """The page as UTF-8 bytes, which is what lexbor reads; a page in another declared charset is decoded first."""
     if isinstance(body, str):
@@ -118,24 +174,33 @@ def _utf8(body: bytes | str, encoding: str | None) -> bytes:
         return body
 
 
-def _cut_ld_results(html: bytes) -> tuple[bytes, bytes | None]:
-    """The page without its ld+json result list, and the list's JSON text (None when it is not found).
-
-    The list is 60% of a full page and no element of it is needed from the tree: it is read straight from the
-    bytes (a script ends at the first "</script", as HTML says) and left out of the HTML parse.
-    """
+def _ld_results_span(html: bytes) -> tuple[int, int, int, int] | None:
+    """Where the ld+json result list's script is in the bytes: (its start, the JSON's start, the JSON's end, its
+    end), or None when it is not found."""
     at = html.find(_LD_RESULTS_ID)
     if at < 0:
-        return html, None
+        return None
     start = html.rfind(b"<script", 0, at)
     open_end = html.find(b">", at)
     if start < 0 or open_end < 0 or html.find(b">", start, at) >= 0:
-        return html, None
-    close = html.find(b"</script", open_end)
+        return None
+    close = _script_end(html, open_end)
     close_end = html.find(b">", close) if close >= 0 else -1
     if close_end < 0:
-        return html, None
-    return html[:start] + html[close_end + 1 :], html[open_end + 1 : close]
+        return None
+    return start, open_end + 1, close, close_end + 1
+
+
+def _script_end(html: bytes, start: int) -> int:
+    """Where the script's text ends: at the first "</script", as HTML says; -1 when it never does.
+
+    JSON holds few "<": stepping from one to the next scans the 60 KB block at a fifth of the cost of a search
+    for the whole word, whose letters are everywhere in it.
+    """
+    at = html.find(b"<", start)
+    while at >= 0 and not html.startswith(b"</script", at):
+        at = html.find(b"<", at + 1)
+    return at
 
 
 def _ld_items(text: bytes) -> list[_LdItem] | None:
@@ -154,18 +219,22 @@ def _ld_items(text: bytes) -> list[_LdItem] | None:
 
 def _tolerant_ld_elements(text: bytes) -> list[_LdElement] | None:
     """The elements of a block that does not fit the schema everywhere: each odd element becomes an empty one."""
-    elements = msgspec.json.decode(text)
-    elements = elements.get("itemListElement") if isinstance(elements, dict) else None
-    if not isinstance(elements, list):
+    try:
+        raw_elements = _LD_RAW_DECODER.decode(text).itemListElement
+    except msgspec.ValidationError:
+        return None
+    if raw_elements is None:
         return None
     found = []
-    for element in elements:
+    for raw in raw_elements:
         try:
-            found.append(msgspec.convert(element, _LdElement))
+            found.append(_LD_ELEMENT_DECODER.decode(raw))
         except msgspec.ValidationError:
-            item = element.get("item") if isinstance(element, dict) else None
-            found.append(_LdElement(_LdItem(name=item.get("name"), image=item.get("image")))
-                         if isinstance(item, dict) else _LdElement())
+            try:
+                bare = _LD_BARE_DECODER.decode(raw).item
+            except msgspec.ValidationError:
+                bare = None
+            found.append(_LdElement(_LdItem(name=bare.name, image=bare.image)) if bare else _LdElement())
     return found
 
 
@@ -179,19 +248,15 @@ def _parse_static_row(row: LexborNode, ld_items: list[_LdItem] | None, index: in
                 href = node.attrs.get("href")
         elif tag == "div" or tag == "span":
             classes = node.attrs.get("class")
-            if not classes:
-                continue
-            if title is None and classes == "title":
-                title = _text(node)
-            elif price_text is None and classes == "price":
-                price_text = _text(node)
-            elif location is None and classes == "location":
-                location = _text(node)
-            elif "title" in classes.split():
+            # The server writes each field's class alone: compared whole, it needs no splitting into tokens.
+            field = _EXACT_FIELDS.get(classes) if classes else None
+            if field is None and classes:
+                field = _row_field(classes)
+            if field == _TITLE:
                 title = title or _text(node)
-            elif "price" in classes.split():
+            elif field == _PRICE:
                 price_text = price_text or _text(node)
-            elif "location" in classes.split():
+            elif field == _LOCATION:
                 location = location or _text(node)
     title = title or " ".join((row.attrs.get("title") or "").split())
     posting_id = _posting_id(href) if href else None
@@ -200,10 +265,6 @@ def _parse_static_row(row: LexborNode, ld_items: list[_LdItem] | None, index: in
     ld = _matching_ld_item(ld_items, index, title)
     offers = ld.offers
     currency = (offers.priceCurrency if offers and isinstance(offers.priceCurrency, str) else None) or DEFAULT_CURRENCY
-    images = ld.image or []
-    if isinstance(images, str):
-        images = [images]
-    image = images[0] if isinstance(images, list) and images and isinstance(images[0], str) else None
     return Listing(
         marketplace=MARKETPLACE,
         external_id=posting_id,
@@ -212,18 +273,31 @@ def _parse_static_row(row: LexborNode, ld_items: list[_LdItem] | None, index: in
         price=parse_money(price_text, currency) if price_text else _ld_price(offers, currency),
         price_text=price_text,
         location=location or _ld_locality(offers),
-        image_url=image,
+        image_url=_first_image(ld.image) if ld.image else None,
     )
+
+
+def _text(node: LexborNode) -> str | None:
+    # lexbor's own textContent: the same text as node.text(), read in half the time.
+    return " ".join(node.text_lexbor().split()) or None
+
+
+@functools.lru_cache(maxsize=256)  # a page's rows share a handful of class attributes
+def _row_field(classes: str | None) -> int | None:
+    """Which of a row's fields a div or span of these classes holds, or None."""
+    tokens = classes.split() if classes else ()
+    return next((field for field, name in enumerate(_ROW_FIELDS) if name in tokens), None)
 
 
 def _posting_id(href: str) -> str | None:
     """The posting id of a link: the number of ".../<id>.html", or the token of ".../view/d/<slug>/<token>"."""
+    if href.endswith(".html") and "?" not in href and "#" not in href:
+        # Nearly every link: read by position at a fraction of the expressions' cost (\d is what isdecimal tells).
+        number = href[href.rfind("/") + 1 : -len(".html")]
+        if number.isdecimal():
+            return number
     found = _POSTING_ID.search(href) or _POSTING_TOKEN.search(href)
     return found.group(1) if found else None
-
-
-def _text(node: LexborNode) -> str | None:
-    return " ".join(node.text().split()) or None
 
 
 def _matching_ld_item(ld_items: list[_LdItem] | None, index: int, title: str) -> _LdItem:
@@ -238,6 +312,13 @@ def _matching_ld_item(ld_items: list[_LdItem] | None, index: int, title: str) ->
     return item
 
 
+def _first_image(images: Any) -> str | None:
+    """The first picture of an item's "image": one address or a list of them."""
+    if isinstance(images, str):
+        return images or None
+    return images[0] if isinstance(images, list) and images and isinstance(images[0], str) else None
+
+
 def _ld_price(offers: _LdOffer | None, currency: str) -> Money | None:
     price = offers.price if offers else None
     if price in (None, "") or isinstance(price, (dict, list, bool)):
@@ -246,7 +327,7 @@ def _ld_price(offers: _LdOffer | None, currency: str) -> Money | None:
 
 
 def _ld_locality(offers: _LdOffer | None) -> str | None:
-    place = offers.availableAtOrFrom if offers else None
+    place = _JSON.decode(offers.availableAtOrFrom) if offers and offers.availableAtOrFrom else None
     address = place.get("address") if isinstance(place, dict) else None
     locality = address.get("addressLocality") if isinstance(address, dict) else None
     return locality if isinstance(locality, str) and locality else None

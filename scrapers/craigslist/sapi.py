@@ -148,7 +148,8 @@ class _Places:
 def _sapi_listing(item: Any, bases: tuple[int, int], currency: str, places: _Places) -> Listing | None:
     try:
         posting_id = bases[0] + int(item[0])
-        posted = datetime.fromtimestamp(bases[1] + int(item[1]), tz=UTC)
+        # tz passed by position: CPython parses a keyword argument here at the cost of the call itself.
+        posted = datetime.fromtimestamp(bases[1] + int(item[1]), UTC)
         category, price, where = item[2], item[3], str(item[4])
         category = category if isinstance(category, int) else None  # a key of SSS_CATEGORIES or none
     except (KeyError, IndexError, TypeError, ValueError, OverflowError, OSError):

@@ -315,3 +315,46 @@ def test_malformed_ld_json_entries_are_ignored_not_fatal() -> None:
     road = parse_static_page(body, base_url=BASE).listings[0]
     assert road.price == Money(Decimal(250), "USD")
     assert road.image_url == "https://images.craigslist.org/00a0a_one_600x450.jpg"
+
+
+# --- the result list read on its own ----------------------------------------------------------------------------
+
+
+def test_a_list_written_another_way_is_read_from_the_whole_page_alike() -> None:
+    """Rows are parsed from the list's bytes alone when it starts as the server writes it; any other spelling of
+    the list falls back to the whole page, with the same listings."""
+    page = _page("craigslist_static.html")
+    respelled = page.replace(b'<ol class="cl-static-search-results">',
+                             b'<ol id="results" class="cl-static-search-results">')
+    assert respelled != page
+    assert parse_static_page(respelled, base_url=BASE) == parse_static_page(page, base_url=BASE)
+
+
+def test_an_ld_json_block_after_the_list_is_still_merged() -> None:
+    page = _page("craigslist_static.html")
+    start, end = page.index(b"<script"), page.index(b"</script>") + len(b"</script>")
+    moved = page[:start] + page[end:].replace(b"</body>", page[start:end] + b"</body>")
+    result = parse_static_page(moved, base_url=BASE)
+    assert result == parse_static_page(page, base_url=BASE)
+    assert result.listings[0].image_url == "https://images.craigslist.org/00a0a_one_600x450.jpg"
+
+
+def test_markup_inside_the_ld_json_text_does_not_end_the_block() -> None:
+    page = _page("craigslist_static.html")
+    body = page.replace(b'"name":"Road bike, 56cm",', b'"name":"Road bike, 56cm","description":"<b>fast</b> <3",')
+    road = parse_static_page(body, base_url=BASE).listings[0]
+    assert road.image_url == "https://images.craigslist.org/00a0a_one_600x450.jpg"
+
+
+def test_a_list_without_its_end_tag_keeps_every_row() -> None:
+    page = _page("craigslist_static.html")
+    body = page.replace(b"</ol>", b"")
+    assert [listing.external_id for listing in parse_static_page(body, base_url=BASE).listings] == [
+        "7800000001", "7800000002", "7800000003"]
+
+
+def test_a_row_field_named_among_other_classes_is_read() -> None:
+    page = _page("craigslist_static.html")
+    body = page.replace(b'<div class="price">$250</div>', b'<span class="price cl-price">$260</span>')
+    road = parse_static_page(body, base_url=BASE).listings[0]
+    assert (road.price_text, road.price) == ("$260", Money(Decimal(260), "USD"))
