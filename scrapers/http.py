@@ -16,7 +16,7 @@ from yarl import URL
 
 from scout.errors import BlockedError, FetchError, InputError
 from scrapers.base import Page, Request, UrlGuard
-from scrapers.host_pacer import Clock, HostPacer, Sleep
+from scrapers.host_pacer import Clock, HostPacer, LaneBudget, Sleep
 from scrapers.http_rules import (
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
@@ -31,6 +31,7 @@ from scrapers.http_rules import (
     redirect_target,
 )
 from scrapers.netguard import Resolver, answers_problem, resolve_host
+from scrapers.shared_budget import BudgetMode, SharedBudgetError
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,11 @@ class HttpFetcher:
     reached at all (no DNS answer, connection refused) gets `timeout_seconds` for all its attempts together, and
     their retries do not wait for its request budget, which they did not spend.
 
+    `shared_budget` (scrapers.shared_budget.SharedBudget) makes each host's rate a budget of all the processes that
+    share it, robots.txt fetches included; `budget_mode` says what a request does when it is spent: "wait" for a
+    slot, or "deny": fetch() raises BudgetDenied, whose `retry_after` says when to ask again. When the budget's
+    Redis cannot answer, fetch() raises BudgetUnavailable and sends nothing. Both are FetchErrors.
+
     A POST is retried like a GET (429, 5xx, broken connections): the only POSTs adapters send are token requests
     and search queries, which are safe to repeat.
 
@@ -110,6 +116,8 @@ class HttpFetcher:
         wall_clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         random: Callable[[], float] = _random.random,
+        shared_budget: LaneBudget | None = None,
+        budget_mode: BudgetMode = "wait",
     ) -> None:
         if max_retries < 0 or timeout_seconds <= 0 or max_body_bytes <= 0:
             raise ValueError("max_retries must be >= 0; timeout_seconds and max_body_bytes must be > 0")
@@ -124,7 +132,8 @@ class HttpFetcher:
         self._proxy, self._secrets = check_proxy(proxy)
         self._respect_robots = respect_robots
         self._robots_ttl = robots_ttl_seconds
-        self._pacer = HostPacer(default_rate_per_minute, clock, sleep, max_in_flight)
+        self._pacer = HostPacer(default_rate_per_minute, clock, sleep, max_in_flight, shared=shared_budget,
+                                mode=budget_mode)
         for host, per_minute in (host_rates or {}).items():
             self.set_host_rate(host, per_minute)
         self._max_body_bytes = max_body_bytes
@@ -263,6 +272,8 @@ class HttpFetcher:
                     break
             else:
                 status, body = 404, b""  # RFC 9309 §2.3.1.2: too many redirects means "unavailable", i.e. no rules
+        except SharedBudgetError:
+            raise  # the budget, not the site, stopped it: its robots.txt is not missing, only not read yet
         except (aiohttp.ClientError, TimeoutError, FetchError) as err:
             log.warning("robots.txt of %s unreachable (%s); allowing for now", host, self._describe(err))
             return build_robots_rules(str(target), None, b""), min(self._robots_ttl, ROBOTS_RETRY_SECONDS)
