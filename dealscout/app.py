@@ -25,16 +25,19 @@ from scout import __version__
 from scout.circuit import CircuitPolicy
 from scout.config import Settings
 from scout.delivery import Dispatcher, Notifier
-from scout.errors import InputError
+from scout.errors import ConfigError, InputError
 from scout.models import Destination, SavedSearch
 from dealscout.parts import build_commands, utc_now
 from scout.scan import Scanner
+from dealscout.leader import TaskScanner
 from scout.scheduler import DELIVERY_JOB, ScoutScheduler
 from scrapers.base import Adapter, SearchQuery
 from scrapers.http import HttpFetcher
+from scrapers.shared_budget import BudgetMode, SharedBudget
 from scrapers.registry import build_adapters
 from storage import db
-from storage.leadership import LockHeld, SchedulerLock
+from storage.claims import ScanTasks
+from storage.leadership import LockHeld, SchedulerLock, describe_self
 from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -42,15 +45,32 @@ log = logging.getLogger(__name__)
 OPS_JOB = "ops"
 # At shutdown, delivery goes on this long for what is due, the stopping message among it.
 STOP_DRAIN_SECONDS = 5.0
+# A leader claims no more searches while this many tasks wait on the queue: they stay due in the database, and a
+# backlog never outgrows the leases of the tasks in it. Under the runbook's queue-depth warning (1,000).
+MAX_QUEUE_BACKLOG = 500
 SUMMARY_JOB = "daily-summary"
 
 
+def shared_redis_url(settings: Settings) -> str | None:
+    """The Redis that holds the budgets every process shares: REDIS_URL, else the broker's when it is Redis."""
+    if settings.redis_url:
+        return settings.redis_url
+    broker = settings.celery_broker_url or ""
+    return broker if broker.startswith(("redis://", "rediss://")) else None
+
+
 def build_fetcher(settings: Settings, adapters: Mapping[str, Adapter],
-                  resolve: Mapping[str, str] | None = None) -> HttpFetcher:
+                  resolve: Mapping[str, str] | None = None, *, shared: bool = False,
+                  budget_mode: BudgetMode = "wait") -> HttpFetcher:
+    """The polite fetcher; with `shared`, each host's budget is kept in Redis for every process together."""
+    url = shared_redis_url(settings) if shared else None
+    if shared and url is None:
+        raise ConfigError("REDIS_URL (or a redis:// CELERY_BROKER_URL): required to share request budgets")
     fetcher = HttpFetcher(
         user_agent=settings.http_user_agent, timeout_seconds=settings.http_timeout_seconds,
         max_retries=settings.http_max_retries, proxy=settings.http_proxy, respect_robots=settings.respect_robots,
         max_in_flight=settings.scan_concurrency, resolve=resolve,
+        shared_budget=SharedBudget(url) if url else None, budget_mode=budget_mode,
     )
     for adapter in adapters.values():
         # Each adapter's request budget becomes its domain's rate limit in the shared fetcher. An adapter with no
@@ -148,8 +168,11 @@ def connections(notifiers: Mapping[str, Notifier],
 @contextlib.asynccontextmanager
 async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None = None,
                         notifiers: Mapping[str, Notifier] | None = None,
-                        front_ends: list[FrontEnd] | None = None) -> AsyncIterator[Service]:
-    """Assemble the service. `front_ends` replaces the configured chat platforms (tests pass fakes-backed ones)."""
+                        front_ends: list[FrontEnd] | None = None, role: str = "run") -> AsyncIterator[Service]:
+    """Assemble the service. `front_ends` replaces the configured chat platforms (tests pass fakes-backed ones).
+
+    `role` "run" scans in process; "leader" hands each fetch to the workers through the broker instead.
+    """
     rng = random.Random()
     async with open_store(settings) as store:
         adapters = build_adapters(settings)
@@ -187,9 +210,8 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         for end in ends:
             ops.extra_routes.extend(getattr(end, "routes", ()))
         admin.set_announcer(ops.reporter.say)
-        scanner = Scanner(
-            store.repo, adapters, fetcher, clock=utc_now, batch_size=settings.scan_batch_size,
-            lease_seconds=settings.scan_lease_seconds,
+        scan_options = dict(
+            clock=utc_now, batch_size=settings.scan_batch_size, lease_seconds=settings.scan_lease_seconds,
             jitter=settings.schedule_jitter, baseline_first_scan=settings.baseline_first_scan,
             on_alerts_queued=lambda: scheduler.wake(DELIVERY_JOB),
             circuit_policy=CircuitPolicy(
@@ -199,7 +221,21 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
             ),
             on_circuit_change=ops.reporter.circuit_changed, observer=ops.metrics,
         )
-        lock = SchedulerLock(store.engine, settings.resolved_database_url, role="dealscout run")
+        scanner: Scanner
+        if role == "leader":
+            from dealscout.broker import Broker, build_celery  # Celery is the leader's and the workers' alone
+
+            broker = Broker(build_celery(settings))
+            scanner = TaskScanner(store.repo, adapters, fetcher, tasks=ScanTasks(db.session_factory(store.engine)),
+                                  send=broker.send, backlog=broker.depth, max_backlog=MAX_QUEUE_BACKLOG,
+                                  on_broker=lambda news: ops.reporter.say(
+                                      news or "The task queue takes tasks again: scans go on."),
+                                  **scan_options)
+            ops.health.queue_depth = broker.depth
+            ops.health.workers_alive = broker.workers_alive
+        else:
+            scanner = Scanner(store.repo, adapters, fetcher, **scan_options)  # type: ignore[arg-type]
+        lock = SchedulerLock(store.engine, settings.resolved_database_url, role=f"dealscout {role}")
         service = Service(settings, store, adapters, fetcher, scanner, dispatcher, scheduler, commands, admin,
                           chosen, ends, ops, lock)
         try:
@@ -216,8 +252,9 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
             await lock.release()
 
 
-async def start_service(service: Service) -> None:
-    """Start the scheduled scan and delivery jobs; LockHeld when another scheduler holds the database."""
+async def start_service(service: Service, *, serve: bool = True) -> None:
+    """Start the scheduled scan and delivery jobs, and the ops server unless `serve` is False (it runs already);
+    LockHeld when another scheduler holds the database."""
     if not await service.lock.acquire():
         raise LockHeld(await service.lock.holder())
     # The lock says no other scheduler lives: the leases and delivery claims a scheduler left when it died are
@@ -228,7 +265,8 @@ async def start_service(service: Service) -> None:
     service.scheduler.add_delivery(service.dispatcher.drain)
     service.scheduler.add_job(OPS_JOB, service.ops.evaluate, service.settings.ops_evaluate_seconds)
     service.scheduler.add_daily(SUMMARY_JOB, service.ops.daily_summary, hour=service.settings.ops_daily_summary_hour)
-    await service.ops.start_server(service.settings)
+    if serve:
+        await service.ops.start_server(service.settings)
     service.scheduler.start()
     for end in service.front_ends:
         await end.start()  # connects in the background while the platform cannot be reached
@@ -265,6 +303,71 @@ async def run_service(settings: Settings, *, stop: asyncio.Event | None = None,
         await service.scheduler.stop()
         await service.ops.reporter.say("Deal Scout stopping.")
         await stop_delivering(service)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """True when `stop` was set within `seconds`."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
+
+
+async def run_leader(settings: Settings, *, stop: asyncio.Event | None = None,
+                     resolve: Mapping[str, str] | None = None) -> None:
+    """Lead while this process holds the database's scheduler lock; until then wait on standby, serving the ops
+    API, and take over within LEADER_POLL_SECONDS of the active leader's death. A leader that can no longer vouch
+    for its lock stops (StorageError), so an orchestrator restarts it as a standby."""
+    stop = stop or asyncio.Event()
+    _stop_on_signals(stop)
+    async with build_service(settings, resolve=resolve, role="leader") as service:
+        await service.ops.start_server(settings)
+        told = False
+        while not await service.lock.acquire():
+            if not told:
+                log.info("standby: the active leader is %s; taking over when it is gone", await service.lock.holder())
+                told = True
+            if await _wait(stop, settings.leader_poll_seconds):
+                return
+        await start_service(service, serve=False)
+        log.info("leading: claiming due searches for the workers and delivering alerts (database: %s)",
+                 db.safe_url(db.normalise_url(settings.resolved_database_url)))
+        try:
+            while not await _wait(stop, settings.leader_poll_seconds):
+                await service.lock.check()
+        finally:
+            log.info("Deal Scout leader stopping")
+            await service.scheduler.stop()
+            await service.ops.reporter.say(f"Deal Scout leader {describe_self('leader')} stopping.")
+            await stop_delivering(service)
+
+
+async def run_api(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Serve the ops API alone (health, detailed health, metrics): no scheduler, scans or chat gateways, so any
+    number of these may run beside the leader."""
+    stop = stop or asyncio.Event()
+    _stop_on_signals(stop)
+    async with open_store(settings, migrate=False) as store:
+        adapters = build_adapters(settings)
+
+        async def nowhere(_: str) -> None:
+            return None
+
+        ops = build_ops(settings, engine=store.engine, repo=store.repo, adapters=adapters, clock=utc_now,
+                        scheduler_ticks={}, platforms={}, sends={}, say=nowhere)
+        ops.health.scheduler_elsewhere = True
+        await ops.start_server(settings)
+        log.info("Deal Scout API serving the ops endpoints")
+        try:
+            await stop.wait()
+        finally:
+            await ops.stop_server()
 
 
 async def stop_delivering(service: Service) -> None:

@@ -402,6 +402,27 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_leader(settings: Settings, args: argparse.Namespace) -> int:
+    from dealscout.app import run_leader
+
+    await run_leader(settings)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Blocking: Celery's worker forks its processes, which must not inherit a running event loop."""
+    from dealscout.roles import run_worker
+
+    return run_worker(settings, concurrency=args.concurrency, name=args.name)
+
+
+async def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from dealscout.app import run_api
+
+    await run_api(settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dealscout", description="Deal alerts for second-hand marketplaces.")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -409,6 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("run", help="run the scheduler, the scans and alert delivery").set_defaults(func=cmd_run)
+    sub.add_parser("leader", help="claim due searches for the workers, deliver alerts, run the chat gateways "
+                   "(one active per database; others wait on standby)").set_defaults(func=cmd_leader)
+    worker = sub.add_parser("worker", help="a Celery worker that runs run_search_task (CELERY_BROKER_URL)")
+    worker.add_argument("--concurrency", type=int, default=None,
+                        help="tasks run at once (default: WORKER_CONCURRENCY)")
+    worker.add_argument("--name", default=None,
+                        help="the worker's node name (default: celery@<host>); give each worker on one host its own")
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("api", help="the ops HTTP API alone (health, metrics), stateless").set_defaults(func=cmd_api)
 
     search = sub.add_parser("search", help="manage saved searches")
     actions = search.add_subparsers(dest="search_action", required=True)
@@ -502,6 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(command_log_level(settings, args))
     note_a_left_behind_database(settings)
     try:
+        if not asyncio.iscoroutinefunction(args.func):
+            return args.func(settings, args)
         return asyncio.run(args.func(settings, args))
     except InputError as err:
         print(f"dealscout: {err}", file=sys.stderr)
@@ -525,7 +557,7 @@ def command_log_level(settings: Settings, args: argparse.Namespace) -> int | str
     database opening and migration check say nothing new each time), unless -v asks for everything."""
     if args.verbose:
         return logging.DEBUG
-    if args.func is cmd_run:
+    if args.func in (cmd_run, cmd_leader, cmd_worker, cmd_api):
         return settings.log_level
     return max(logging.WARNING, logging.getLevelName(settings.log_level))
 

@@ -76,6 +76,9 @@ class Ops:
     async def evaluate(self) -> None:
         figures = await self.health.figures()
         self.metrics.set_figures(figures)
+        if self.health.queue_depth is not None:
+            workers = self.health.workers_alive
+            self.metrics.set_queue(await self.health.queue_depth(), await workers() if workers else None)
         await self.reporter.evaluate(figures)
         await self.refresh_metrics()
 

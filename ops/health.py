@@ -105,6 +105,11 @@ class HealthChecker:
     sends: Mapping[str, PlatformSends]  # how sends to each platform went lately (scout.delivery.Dispatcher.sends)
     data_dir: Path
     requests: RequestWindow | None = None
+    # A leader's broker: tasks waiting on the Celery queue and workers that answer (None: cannot tell).
+    queue_depth: Callable[[], Awaitable[int | None]] | None = None
+    workers_alive: Callable[[], Awaitable[int | None]] | None = None
+    # The API role runs no scheduler of its own: the scheduler's health is how late the oldest due search is.
+    scheduler_elsewhere: bool = False
 
     async def database(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -169,7 +174,11 @@ class HealthChecker:
         report["outbox"] = {"pending": outbox.pending, "oldest_pending_age_seconds": round(oldest, 1),
                             "dead": outbox.dead, "sent": outbox.sent, "held": outbox.held}
         report["searches"] = {**snapshot.searches_by_status, "stale": snapshot.stale_searches}
-        scheduler_ok = tick_age is not None and tick_age < max(120.0, 4 * self.scan_tick_seconds)
+        limit = max(120.0, 4 * self.scan_tick_seconds)
+        scheduler_ok = lag < limit if self.scheduler_elsewhere else tick_age is not None and tick_age < limit
+        if self.queue_depth is not None:
+            report["queue"] = {"depth": await self.queue_depth(),
+                               "workers_alive": await self.workers_alive() if self.workers_alive else None}
         degraded = (not scheduler_ok or any(_failing(m) for m in markets.values())
                     or any(not p["connected"] or p["failing_sends"] >= FAILING_SENDS
                            for p in report["platforms"].values()))
@@ -190,6 +199,11 @@ class HealthChecker:
             "last_send_error": sends.last_error,
         }
 
+    async def _queue_depth(self, outbox_pending: int) -> int:
+        """The Celery queue's depth where there is one (a leader), else the outbox backlog (dealscout run)."""
+        depth = await self.queue_depth() if self.queue_depth is not None else None
+        return outbox_pending if depth is None else depth
+
     async def figures(self) -> dict[str, float | None]:
         """The numbers the alert thresholds judge (see ops/thresholds.py), keyed by threshold name."""
         now = self.clock()
@@ -199,7 +213,7 @@ class HealthChecker:
         figures: dict[str, float | None] = {
             "api_p95_seconds": self.requests.p95_seconds() if self.requests else None,
             "api_error_rate": self.requests.error_rate() if self.requests else None,
-            "queue_depth": float(outbox.pending),
+            "queue_depth": float(await self._queue_depth(outbox.pending)),
             "db_connections": await self._database_connections(),
             "memory": _memory_fraction(),
             "disk": _disk_fraction(self.data_dir),

@@ -71,6 +71,10 @@ class Metrics:
         self.memory_ratio = Gauge(
             "dealscout_memory_ratio", "Resident memory / the memory the process may use", registry=r)
         self.disk_ratio = Gauge("dealscout_disk_ratio", "Used / total space of the data directory's disk", registry=r)
+        # A leader's broker (dealscout leader): the Celery queue the runbook watches, and the workers that answer.
+        self.queue_depth = Gauge("dealscout_celery_queue_depth", "Tasks waiting on the Celery queue", ["queue"],
+                                 registry=r)
+        self.workers_alive = Gauge("dealscout_celery_workers_alive", "Celery workers that answer a ping", registry=r)
 
     def set_figures(self, figures: dict[str, float | None]) -> None:
         """Export the threshold figures that no other metric carries."""
@@ -79,6 +83,12 @@ class Metrics:
             value = figures.get(key)
             if value is not None:
                 gauge.set(value)
+
+    def set_queue(self, depth: int | None, workers: int | None) -> None:
+        if depth is not None:
+            self.queue_depth.labels("celery").set(depth)
+        if workers is not None:
+            self.workers_alive.set(workers)
 
     # --- the engine's observer hooks ---------------------------------------------------------------------------
 

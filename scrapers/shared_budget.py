@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
 from urllib.parse import urlsplit
 
-from scout.errors import FetchError
+from scout.errors import DealScoutError
 
 if TYPE_CHECKING:
     from limits.aio.storage import RedisStorage
@@ -31,8 +31,12 @@ BudgetMode = Literal["wait", "deny"]
 BUDGET_MODES: tuple[BudgetMode, ...] = ("wait", "deny")
 
 
-class SharedBudgetError(FetchError):
-    """The shared request budget stopped a request before it was sent."""
+class SharedBudgetError(DealScoutError):
+    """The shared request budget stopped a request before it was sent.
+
+    Not a FetchError: the host did nothing wrong, so an adapter does not turn it into a failed fetch (which would
+    count against the host's circuit); it reaches whoever scheduled the fetch, which puts the fetch off.
+    """
 
 
 class BudgetUnavailable(SharedBudgetError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shlex
 import tomllib
@@ -430,3 +431,32 @@ def test_grafana_is_provisioned_with_the_shipped_dashboard_and_prometheus() -> N
     (prometheus,) = [source for source in sources if source["type"] == "prometheus"]
     url = urlsplit(prometheus["url"])
     assert url.hostname in compose()["services"] and url.port == 9090
+
+
+# ---------------------------------------------------------------- Grafana dashboard
+
+
+def test_the_dashboard_has_a_celery_row_with_the_runbook_thresholds() -> None:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels), "panel ids are unique"
+    rows = [i for i, panel in enumerate(panels) if panel["type"] == "row"]
+    (start,) = [i for i in rows if panels[i]["title"] == "Celery"]
+    end = min([i for i in rows if i > start], default=len(panels))
+    celery = {" ".join(t["expr"] for t in panel["targets"]): panel for panel in panels[start + 1:end]}
+    exprs = " | ".join(celery)
+    for metric in ('dealscout_celery_queue_depth{queue="celery"}', "dealscout_celery_workers_alive",
+                   'dealscout_task_runs_total{task="run_search_task"}', "dealscout_task_duration_seconds_bucket"):
+        assert metric in exprs, metric
+    assert "by (status)" in exprs and "histogram_quantile(0.95" in exprs
+    (queue,) = [panel for expr, panel in celery.items() if "dealscout_celery_queue_depth" in expr]
+    steps = queue["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [step["value"] for step in steps] == [None, 1000, 5000]
+
+
+def test_dashboard_panels_do_not_overlap() -> None:
+    taken: set[tuple[int, int]] = set()
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        grid = panel["gridPos"]
+        cells = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert not cells & taken, panel["title"]
+        taken |= cells

@@ -6,8 +6,10 @@ import json
 import re
 from pathlib import Path
 
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from dealscout.worker import TaskMetrics
 from ops.metrics import Metrics
 from scout.models import FetchOutcome
 
@@ -27,8 +29,15 @@ def exported() -> set[str]:
     metrics.circuit_open.labels("ebay").set(0)
     metrics.marketplace_paused.labels("ebay").set(0)
     metrics.searches.labels("active").set(1)
+    metrics.set_queue(3, 2)
     names = set()
     for family in text_string_to_metric_families(metrics.render().decode()):
+        names.update(sample.name for sample in family.samples)
+    # The workers' own metrics (dealscout worker serves them).
+    tasks = TaskMetrics()
+    tasks.runs.labels("run_search_task", "done").inc()
+    tasks.duration.labels("run_search_task").observe(0.5)
+    for family in text_string_to_metric_families(generate_latest(tasks.registry).decode()):
         names.update(sample.name for sample in family.samples)
     return names
 
@@ -44,7 +53,7 @@ def test_the_dashboard_uses_only_exported_metrics() -> None:
     assert used, "the dashboard queries no metric"
     assert used <= exported(), sorted(used - exported())
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["API Overview", "Scraping", "Alerts", "System Resources"]
+    assert rows == ["API Overview", "Scraping", "Alerts", "System Resources", "Celery"]
 
 
 def test_the_alert_rules_use_only_exported_metrics_and_mirror_the_thresholds() -> None:

@@ -163,7 +163,7 @@ async def test_deny_mode_raises_the_wait_and_frees_its_place_and_slot() -> None:
             raise AssertionError("a denied request must not run")
 
     assert denied.value.retry_after == 37.5 and denied.value.lane == "shop.example"
-    assert isinstance(denied.value, FetchError)
+    assert not isinstance(denied.value, FetchError)  # adapters let it through to the scheduler
     assert budget.asked == [("shop.example", 2), ("shop.example", 2)]
     async with pacer.turn("other.example"):  # the only place was given back
         pass
@@ -301,7 +301,7 @@ async def test_an_unreachable_redis_grants_nothing_and_says_so(refused_port: int
     async with SharedBudget(f"redis://:hunter2@127.0.0.1:{refused_port}/11") as budget:
         with pytest.raises(BudgetUnavailable) as err:
             await budget.take("shop.example", 5)
-    assert isinstance(err.value, FetchError)
+    assert not isinstance(err.value, FetchError)
     assert f"127.0.0.1:{refused_port}" in str(err.value) and "hunter2" not in str(err.value)
     assert "hunter2" not in repr(budget)
 

@@ -1,0 +1,170 @@
+"""What one `run_search_task` does in a worker process: fetch one claimed fetch group and commit its listings,
+price history, matches, outbox rows and task log in one transaction, only while its lease holds."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from dealscout.app import build_fetcher, open_store
+from dealscout.leader import lease_margin
+from dealscout.parts import utc_now
+from scout.circuit import Circuit, CircuitPolicy, circuit_key, record
+from scout.config import Settings
+from scout.errors import InputError
+from scout.scan import Scanner, next_run
+from scrapers.base import Adapter, ScrapeResult, SearchQuery
+from scrapers.http import HttpFetcher
+from scrapers.shared_budget import BudgetDenied, SharedBudgetError
+from scrapers.registry import build_adapters
+from storage import db
+from storage.claims import ScanTasks, TaskVoid
+from storage.repo import Repository
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "run_search_task"
+# When Redis cannot say whether a request fits its budget, the task is tried again this much later.
+BUDGET_UNKNOWN_RETRY_SECONDS = 5.0
+
+
+class TaskMetrics:
+    """The worker's own metrics: tasks by outcome and their duration (the leader exports the queue's)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.runs = Counter("dealscout_task_runs", "Tasks run by workers, by outcome", ["task", "status"],
+                            registry=self.registry)
+        self.duration = Histogram("dealscout_task_duration_seconds", "Time of one task, fetch and commit",
+                                  ["task"], registry=self.registry)
+
+
+def metrics_for_process() -> TaskMetrics:
+    """This process's task metrics; under `dealscout worker` they are written for the worker's shared endpoint."""
+    return TaskMetrics()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    status: str  # done, deferred, duplicate (committed before), void (its searches are no longer its own)
+    new_listings: int = 0
+    alerts_queued: int = 0
+
+
+class TaskRunner:
+    """Runs tasks one after another on the worker process's event loop, with that process's database engine,
+    HTTP session and adapters."""
+
+    def __init__(self, settings: Settings, repo: Repository, tasks: ScanTasks, adapters: Mapping[str, Adapter],
+                 fetcher: HttpFetcher, *, clock: Callable[[], datetime] = utc_now,
+                 metrics: TaskMetrics | None = None) -> None:
+        self._settings = settings
+        self._repo = repo
+        self._tasks = tasks
+        self._clock = clock
+        self._metrics = metrics
+        self._policy = CircuitPolicy(
+            failure_threshold=settings.circuit_failure_threshold,
+            base_wait=timedelta(seconds=settings.circuit_base_wait_seconds),
+            max_wait=timedelta(seconds=settings.circuit_max_wait_seconds))
+        self._scanner = Scanner(repo, adapters, fetcher, clock=clock, lease_seconds=settings.scan_lease_seconds,
+                                jitter=settings.schedule_jitter, baseline_first_scan=settings.baseline_first_scan,
+                                circuit_policy=self._policy)
+        self._margin = lease_margin(settings.scan_lease_seconds)
+
+    async def run(self, token: str) -> TaskOutcome:
+        started = time.perf_counter()
+        outcome = await self._run(token)
+        if self._metrics is not None:
+            self._metrics.runs.labels(TASK_NAME, outcome.status).inc()
+            self._metrics.duration.labels(TASK_NAME).observe(time.perf_counter() - started)
+        return outcome
+
+    async def _run(self, token: str) -> TaskOutcome:
+        task = await self._tasks.load(token)
+        if task is None:
+            log.info("task %s: already committed or expired; nothing to do", token)
+            return TaskOutcome("duplicate")
+        now = self._clock()
+        members = await self._tasks.live_members(task, hold_until=now + self._margin)
+        if not members:
+            # Its searches' leases end too soon (or passed to a newer claim): the leader claims them again.
+            await self._tasks.discard(token)
+            return TaskOutcome("void")
+        query = SearchQuery(task.query, task.location, task.radius_km)
+        key = (task.marketplace, query)
+        started = time.perf_counter()
+        refused = False
+        try:
+            result = await self._scanner._search(task.marketplace, query)
+        except SharedBudgetError as err:
+            # Spent (BudgetDenied says for how long) or unknowable (Redis is down): the task is put off, never
+            # fetched over budget, and its worker is free for another task meanwhile.
+            wait = max(err.retry_after, 0.1) if isinstance(err, BudgetDenied) else BUDGET_UNKNOWN_RETRY_SECONDS
+            due = now + timedelta(seconds=wait)
+            await self._tasks.defer(task, due_at=due, lease_until=due + timedelta(
+                seconds=self._settings.scan_lease_seconds))
+            log.info("task %s put off %.1f s: %s", token, wait, err)
+            return TaskOutcome("deferred")
+        except InputError as err:
+            result, refused = ScrapeResult.blocked(str(err)), True
+        except Exception as err:  # noqa: BLE001 - an adapter bug fails this fetch, not the worker
+            log.exception("adapter %s raised on %r", task.marketplace, task.query)
+            result = ScrapeResult.failed(f"{type(err).__name__}: {err}")
+        ms = int((time.perf_counter() - started) * 1000)
+        fetch = self._scanner._outcome(key, members, result, ms, refused)
+        circuits: dict[str, Circuit] = {}
+        transitions = []
+        if not fetch.refused:
+            states = await self._repo.load_marketplace_states()
+            stored = states.get(fetch.circuit_key)
+            before = stored.circuit if stored else Circuit()
+            circuits[fetch.circuit_key] = record(before, ok=fetch.ok, now=self._clock(), policy=self._policy)
+            transitions = self._scanner._transitions(before.state, circuits[fetch.circuit_key], fetch, self._clock())
+        by_id = {search.id: search for search in members}
+        spread = self._scanner._spread
+
+        def next_run_of(search_id: int) -> datetime:
+            search = by_id.get(search_id)
+            interval = search.spec.check_interval_minutes if search else 60
+            return next_run(now, interval, self._settings.schedule_jitter, spread(search) if search else 0.5)
+
+        try:
+            saved = await self._repo.save_scan(
+                now=self._clock(), fetches=[fetch], runs=[], searches=by_id,
+                baseline_first_scan=self._settings.baseline_first_scan, circuits=circuits, transitions=transitions,
+                guard=self._tasks.commit_guard(task, ok=fetch.ok, next_run=next_run_of))
+        except TaskVoid:
+            log.info("task %s: committed by an earlier delivery; this one's results are dropped", token)
+            return TaskOutcome("duplicate")
+        return TaskOutcome("done", saved.new_listings, saved.alerts_queued)
+
+
+class WorkerProcess:
+    """One worker process's long-lived parts, opened after the fork on the process's own event loop."""
+
+    def __init__(self, settings: Settings, *, resolve: Mapping[str, str] | None = None,
+                 metrics: TaskMetrics | None = None) -> None:
+        self._settings = settings
+        self._resolve = resolve
+        self._metrics = metrics
+        self._stack = contextlib.AsyncExitStack()
+        self.runner: TaskRunner | None = None
+
+    async def open(self) -> TaskRunner:
+        store = await self._stack.enter_async_context(open_store(self._settings, migrate=False))
+        adapters = build_adapters(self._settings)
+        fetcher = build_fetcher(self._settings, adapters, self._resolve, shared=True, budget_mode="deny")
+        self._stack.push_async_callback(fetcher.close)
+        self.runner = TaskRunner(self._settings, store.repo, ScanTasks(db.session_factory(store.engine)), adapters, fetcher,
+                                 metrics=self._metrics)
+        return self.runner
+
+    async def close(self) -> None:
+        await self._stack.aclose()

@@ -1,0 +1,182 @@
+"""The leader's claims and the workers' run_search_task, in process: each fetch group is committed once, only while
+its lease holds, a task that arrives twice commits nothing, and a spent request budget puts a task off."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from bot.commands import Actor, Commands
+from dealscout.leader import TaskScanner
+from dealscout.worker import TaskRunner
+from scout.config import load_settings
+from scout.models import Destination
+from scrapers.base import ScrapeResult
+from scrapers.shared_budget import BudgetDenied
+from storage import db
+from storage.claims import ScanTasks
+from storage.repo import Repository
+from tests.fakes.adapters import TableAdapter, make_listing
+from tests.scout.clock import ManualClock
+
+DEST = Destination("console", "main")
+SETTINGS = load_settings({"BASELINE_FIRST_SCAN": "false", "SCAN_LEASE_SECONDS": "300"}, env_file=None)
+
+
+class Queue:
+    """The broker as the leader sees it: what was sent, in order, and whether it takes messages."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.down = False
+
+    async def send(self, tokens: Sequence[str]) -> None:
+        if self.down:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6399. Connection refused.")
+        self.sent.extend(tokens)
+
+    async def depth(self) -> int:
+        return len(self.sent)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def market() -> TableAdapter:
+    return TableAdapter()
+
+
+@pytest.fixture
+def second() -> TableAdapter:
+    return TableAdapter(key="fakeshop", name="FakeShop")
+
+
+@pytest.fixture
+def tasks(repo: Repository) -> ScanTasks:
+    return ScanTasks(repo._sessions)
+
+
+def leader(repo: Repository, adapters: dict[str, TableAdapter], clock: ManualClock, tasks: ScanTasks,
+           queue: Queue, max_backlog: int = 1000, on_broker=None) -> TaskScanner:  # type: ignore[no-untyped-def]
+    return TaskScanner(repo, adapters, None, clock=clock, jitter=0.0, baseline_first_scan=False, tasks=tasks,
+                       send=queue.send, backlog=queue.depth, max_backlog=max_backlog, on_broker=on_broker)
+
+
+def worker(repo: Repository, adapters: dict[str, TableAdapter], clock: ManualClock, tasks: ScanTasks) -> TaskRunner:
+    return TaskRunner(SETTINGS, repo, tasks, adapters, None, clock=clock)  # type: ignore[arg-type]
+
+
+async def test_each_fetch_group_is_one_task_and_commits_once(
+    repo: Repository, market: TableAdapter, second: TableAdapter, clock: ManualClock, tasks: ScanTasks,
+) -> None:
+    adapters = {market.key: market, second.key: second}
+    commands = Commands(repo, adapters, clock=clock)
+    both = await commands.add_search(Actor("a"), DEST, query="lego", marketplaces="fakebay,fakeshop")
+    same = await commands.add_search(Actor("b"), Destination("console", "b"), query="LEGO", marketplaces="fakebay")
+    market.serve("lego", make_listing(1, "Lego castle"))
+    second.serve("lego", make_listing(2, "Lego ship", marketplace="fakeshop"))
+    queue = Queue()
+    clock.advance(seconds=10)
+    report = await leader(repo, adapters, clock, tasks, queue).run_until_idle()
+    assert (report.searches, report.fetches) == (2, 2)
+    assert len(queue.sent) == 2 and not market.calls  # the leader fetches nothing itself
+    runner = worker(repo, adapters, clock, tasks)
+    first = await runner.run(queue.sent[0])
+    assert first.status == "done"
+    # The search on two marketplaces is still leased until its second task commits.
+    assert (await repo.load_search(both.id)).last_run_at is None
+    again = await runner.run(queue.sent[0])  # redelivered after the commit
+    assert again.status == "duplicate"
+    last = await runner.run(queue.sent[1])
+    assert last.status == "done"
+    for search in (both, same):
+        saved = await repo.load_search(search.id)
+        assert saved.last_run_at is not None and saved.next_run_at > clock()
+    logs = await repo.load_task_logs(since=clock().replace(year=2000))
+    assert sorted(log.marketplace for log in logs) == ["fakebay", "fakeshop"]
+    # Three alerts: "lego castle" for both searches, "lego ship" for the first only, each queued once.
+    assert first.alerts_queued + last.alerts_queued == 3
+    assert (await runner.run(queue.sent[1])).status == "duplicate"
+
+
+async def test_a_task_whose_lease_passed_to_a_newer_claim_commits_nothing(
+    repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
+) -> None:
+    adapters = {market.key: market}
+    await Commands(repo, adapters, clock=clock).add_search(Actor("a"), DEST, query="lego")
+    market.serve("lego", make_listing(1, "Lego castle"))
+    queue = Queue()
+    clock.advance(seconds=10)
+    await leader(repo, adapters, clock, tasks, queue).run_until_idle()
+    stale = queue.sent[0]
+    clock.advance(seconds=301)  # the task was lost: the lease expires and the leader claims the search again
+    await leader(repo, adapters, clock, tasks, queue).run_until_idle()
+    assert len(queue.sent) == 2
+    runner = worker(repo, adapters, clock, tasks)
+    assert (await runner.run(stale)).status == "void"
+    assert not market.calls  # a task whose searches are no longer its own does not even fetch
+    assert (await runner.run(queue.sent[1])).status == "done"
+    assert len(market.calls) == 1
+
+
+async def test_a_spent_budget_puts_the_task_off_and_the_leader_sends_it_again(
+    repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
+) -> None:
+    class Spent(TableAdapter):
+        denied = 1
+
+        async def search(self, query, fetcher):  # type: ignore[no-untyped-def]
+            if self.denied:
+                self.denied -= 1
+                raise BudgetDenied("fakebay.test", 20.0)
+            return await super().search(query, fetcher)
+
+    spent = Spent()
+    spent.serve("lego", make_listing(1, "Lego castle"))
+    adapters = {spent.key: spent}
+    await Commands(repo, adapters, clock=clock).add_search(Actor("a"), DEST, query="lego")
+    queue = Queue()
+    clock.advance(seconds=10)
+    boss = leader(repo, adapters, clock, tasks, queue)
+    await boss.run_until_idle()
+    runner = worker(repo, adapters, clock, tasks)
+    assert (await runner.run(queue.sent[0])).status == "deferred"
+    await boss.run_until_idle()
+    assert len(queue.sent) == 1  # not due again yet
+    clock.advance(seconds=21)
+    await boss.run_until_idle()
+    assert queue.sent == [queue.sent[0]] * 2  # the same task, sent again
+    assert (await runner.run(queue.sent[1])).status == "done"
+
+
+async def test_while_the_broker_is_down_nothing_new_is_claimed(
+    repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
+) -> None:
+    adapters = {market.key: market}
+    commands = Commands(repo, adapters, clock=clock)
+    await commands.add_search(Actor("a"), DEST, query="lego")
+    queue = Queue()
+    queue.down = True
+    clock.advance(seconds=10)
+    told: list[str | None] = []
+
+    async def tell(news: str | None) -> None:
+        told.append(news)
+
+    boss = leader(repo, adapters, clock, tasks, queue, on_broker=tell)
+    await boss.run_until_idle()
+    await boss.run_until_idle()
+    assert boss.broker_error and "Connection refused" in boss.broker_error
+    assert len(told) == 1 and "unreachable" in (told[0] or "")  # told once, not every tick
+    await commands.add_search(Actor("a"), DEST, query="duplo")
+    clock.advance(seconds=10)
+    report = await boss.run_until_idle()
+    assert report.searches == 0  # the duplo search waits in the database
+    queue.down = False
+    await boss.run_until_idle()
+    assert len(queue.sent) == 2 and boss.broker_error is None
+    assert told[1:] == [None]  # and told when it is back

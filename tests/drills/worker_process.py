@@ -1,0 +1,28 @@
+"""`dealscout worker` as a child process for drills, its marketplace hosts pointed at local fakes.
+
+    DEALSCOUT_DRILL_RESOLVE='{"www.ebay.com": "http://127.0.0.1:PORT"}' python -m tests.drills.worker_process NAME
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from dealscout.cli import configure_logging
+from scout.config import load_settings
+from tests.drills.service_process import RESOLVE_ENV
+
+
+def main() -> int:
+    settings = load_settings(env_file=None)
+    configure_logging(settings.log_level)
+    from dealscout import tasks
+    from dealscout.roles import run_worker
+
+    tasks.RESOLVE = json.loads(os.environ.get(RESOLVE_ENV) or "{}")
+    return run_worker(settings, name=sys.argv[1] if len(sys.argv) > 1 else None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
