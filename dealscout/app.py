@@ -348,7 +348,7 @@ async def run_leader(settings: Settings, *, stop: asyncio.Event | None = None,
             await stop_delivering(service)
 
 
-async def run_api(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+async def run_api(settings: Settings, *, stop: asyncio.Event | None = None, reuse_port: bool = False) -> None:
     """Serve the ops API alone (health, detailed health, metrics): no scheduler, scans or chat gateways, so any
     number of these may run beside the leader."""
     stop = stop or asyncio.Event()
@@ -362,7 +362,7 @@ async def run_api(settings: Settings, *, stop: asyncio.Event | None = None) -> N
         ops = build_ops(settings, engine=store.engine, repo=store.repo, adapters=adapters, clock=utc_now,
                         scheduler_ticks={}, platforms={}, sends={}, say=nowhere)
         ops.health.scheduler_elsewhere = True
-        await ops.start_server(settings)
+        await ops.start_server(settings, reuse_port=reuse_port)
         log.info("Deal Scout API serving the ops endpoints")
         try:
             await stop.wait()

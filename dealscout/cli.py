@@ -416,11 +416,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return run_worker(settings, concurrency=args.concurrency, name=args.name)
 
 
-async def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
-    from dealscout.app import run_api
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    """Blocking: with --workers above 1 it starts that many serving processes."""
+    from dealscout.roles import run_api
 
-    await run_api(settings)
-    return 0
+    return run_api(settings, workers=args.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -438,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--name", default=None,
                         help="the worker's node name (default: celery@<host>); give each worker on one host its own")
     worker.set_defaults(func=cmd_worker)
-    sub.add_parser("api", help="the ops HTTP API alone (health, metrics), stateless").set_defaults(func=cmd_api)
+    api = sub.add_parser("api", help="the ops HTTP API alone (health, metrics), stateless")
+    api.add_argument("--workers", type=int, default=1, help="processes serving the port (default 1)")
+    api.set_defaults(func=cmd_api)
 
     search = sub.add_parser("search", help="manage saved searches")
     actions = search.add_subparsers(dest="search_action", required=True)

@@ -1,9 +1,13 @@
-"""`dealscout worker`: a Celery worker whose processes share one Prometheus endpoint."""
+"""The roles that run as several processes: `dealscout worker` (a Celery worker whose processes share one
+Prometheus endpoint) and `dealscout api --workers N` (N processes serving one port)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import multiprocessing
 import os
+import signal
 import shutil
 import socket
 import tempfile
@@ -45,3 +49,35 @@ def serve_metrics(port: int) -> None:
     MultiProcessCollector(registry)
     start_http_server(port, registry=registry)
     log.info("worker metrics on :%d/metrics", port)
+
+
+def run_api(settings: Settings, *, workers: int = 1) -> int:
+    """Serve the ops API from `workers` processes sharing its port (SO_REUSEPORT); each is stateless."""
+    from dealscout import app
+
+    if workers <= 1:
+        asyncio.run(app.run_api(settings))
+        return 0
+    spawn = multiprocessing.get_context("spawn")
+    children = [spawn.Process(target=_serve_api, args=(settings,), daemon=False) for _ in range(workers)]
+    for child in children:
+        child.start()
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.join()
+    return max((child.exitcode or 0) for child in children)
+
+
+def _serve_api(settings: Settings) -> None:
+    from dealscout import app
+    from dealscout.cli import configure_logging
+
+    configure_logging(settings.log_level)
+    asyncio.run(app.run_api(settings, reuse_port=True))

@@ -85,10 +85,10 @@ class Ops:
     async def daily_summary(self) -> None:
         await self.reporter.daily_summary(await self.repo.load_activity(since=self.clock() - DAY))
 
-    async def start_server(self, settings: Settings) -> None:
+    async def start_server(self, settings: Settings, *, reuse_port: bool = False) -> None:
         app = build_app(self.health, self.metrics, self.stats, detailed=self.detailed_health.get,
                         refresh_metrics=self.scraped_gauges.get, extra_routes=self.extra_routes)
-        self.server = OpsServer(app, settings.ops_http_host, settings.ops_http_port)
+        self.server = OpsServer(app, settings.ops_http_host, settings.ops_http_port, reuse_port=reuse_port)
         await self.server.start()
 
     async def stop_server(self) -> None:

@@ -115,10 +115,11 @@ class RequestLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 class OpsServer:
     """Runs the ops application on the configured address."""
 
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(self, app: web.Application, host: str, port: int, *, reuse_port: bool = False) -> None:
         self._app = app
         self._host = host
         self._port = port
+        self._reuse_port = reuse_port  # several processes serve one port (dealscout api --workers N)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -126,7 +127,7 @@ class OpsServer:
         self._runner = web.AppRunner(self._app, access_log=None,
                                      logger=RequestLog(logging.getLogger("aiohttp.server"), {}))
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, reuse_port=self._reuse_port or None)
         try:
             await site.start()
         except OSError as err:
