@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from scout.models import SavedSearch
-from scout.scan import FetchKey, Scanner, ScanReport, _Batch
+from scout.scan import FetchKey, Scanner, ScanReport, ScanBatch
 from storage.claims import ScanTask, ScanTasks
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class TaskScanner(Scanner):
         if self._on_broker is not None:
             await self._on_broker(news)
 
-    async def _fetch_all(self, batch: _Batch, admitted: dict[FetchKey, list[SavedSearch]]) -> None:
+    async def run_fetches(self, batch: ScanBatch, admitted: dict[FetchKey, list[SavedSearch]]) -> None:
         lease_token = uuid.uuid4().hex
         tasks = [ScanTask(uuid.uuid4().hex, lease_token, marketplace, query.text, query.location, query.radius_km,
                           tuple(search.id for search in members))

@@ -102,7 +102,7 @@ class TaskRunner:
         started = time.perf_counter()
         refused = False
         try:
-            result = await self._scanner._search(task.marketplace, query)
+            result = await self._scanner.fetch(task.marketplace, query)
         except SharedBudgetError as err:
             # Spent (BudgetDenied says for how long) or unknowable (Redis is down): the task is put off, never
             # fetched over budget, and its worker is free for another task meanwhile.
@@ -118,7 +118,7 @@ class TaskRunner:
             log.exception("adapter %s raised on %r", task.marketplace, task.query)
             result = ScrapeResult.failed(f"{type(err).__name__}: {err}")
         ms = int((time.perf_counter() - started) * 1000)
-        fetch = self._scanner._outcome(key, members, result, ms, refused)
+        fetch = self._scanner.outcome(key, members, result, ms, refused)
         circuits: dict[str, Circuit] = {}
         transitions = []
         if not fetch.refused:
@@ -126,9 +126,9 @@ class TaskRunner:
             stored = states.get(fetch.circuit_key)
             before = stored.circuit if stored else Circuit()
             circuits[fetch.circuit_key] = record(before, ok=fetch.ok, now=self._clock(), policy=self._policy)
-            transitions = self._scanner._transitions(before.state, circuits[fetch.circuit_key], fetch, self._clock())
+            transitions = self._scanner.circuit_changes(before.state, circuits[fetch.circuit_key], fetch, self._clock())
         by_id = {search.id: search for search in members}
-        spread = self._scanner._spread
+        spread = self._scanner.spread
 
         def next_run_of(search_id: int) -> datetime:
             search = by_id.get(search_id)

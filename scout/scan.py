@@ -126,7 +126,7 @@ class _Deadline:
 
 
 @dataclass
-class _Batch:
+class ScanBatch:
     """The searches one scan pass claimed, and how far each has got: every fetch is saved as soon as it is done, and
     a search is finished (rescheduled, freed) with the last of its fetches."""
 
@@ -166,13 +166,13 @@ class _Batch:
                 self.finished.add(search_id)
         self.report += ScanReport(fetches=1, failed_fetches=0 if fetch.ok else 1)
 
-    def trial(self) -> _Batch:
+    def trial(self) -> ScanBatch:
         """A copy to count a save in before it is known to be written (see adopt)."""
         return replace(self, pending=dict(self.pending), finished=set(self.finished), circuits=dict(self.circuits),
                        told=dict(self.told), succeeded={key: set(value) for key, value in self.succeeded.items()},
                        failed={key: set(value) for key, value in self.failed.items()})
 
-    def adopt(self, trial: _Batch) -> None:
+    def adopt(self, trial: ScanBatch) -> None:
         self.pending, self.finished, self.circuits, self.told = trial.pending, trial.finished, trial.circuits, trial.told
         self.succeeded, self.failed, self.report = trial.succeeded, trial.failed, trial.report
 
@@ -235,12 +235,12 @@ class Scanner:
         searches = await self._repo.claim_due_searches(now=now, lease_until=now + self._lease, limit=self._batch)
         if not searches:
             return ScanReport()
-        batch = _Batch(now, {search.id: search for search in searches})
+        batch = ScanBatch(now, {search.id: search for search in searches})
         try:
             groups = self.group(searches, paused={key for key, state in states.items() if state.paused})
             admitted = self._admit(groups, states, batch)
             await self._finish_unfetched(batch)
-            await self._fetch_all(batch, admitted)
+            await self.run_fetches(batch, admitted)
         except BaseException:
             await self._release(batch)
             raise
@@ -275,7 +275,7 @@ class Scanner:
         return groups
 
     def _admit(
-        self, groups: dict[FetchKey, list[SavedSearch]], states: Mapping[str, MarketplaceState], batch: _Batch
+        self, groups: dict[FetchKey, list[SavedSearch]], states: Mapping[str, MarketplaceState], batch: ScanBatch
     ) -> dict[FetchKey, list[SavedSearch]]:
         """Drop the fetches an open circuit forbids; a half-open circuit lets its first fetch probe."""
         admitted: dict[FetchKey, list[SavedSearch]] = {}
@@ -302,7 +302,7 @@ class Scanner:
         adapter = self._adapters[marketplace]
         return adapter.circuit_host(query) if isinstance(adapter, UserHosts) else None
 
-    async def _finish_unfetched(self, batch: _Batch) -> None:
+    async def _finish_unfetched(self, batch: ScanBatch) -> None:
         """Reschedule and free at once the searches with nothing to fetch (paused or held marketplaces)."""
         idle = batch.unfetched()
         if idle:
@@ -310,7 +310,8 @@ class Scanner:
                 search_id: batch.searches[search_id] for search_id in idle})
             batch.finished.update(idle)
 
-    async def _fetch_all(self, batch: _Batch, admitted: dict[FetchKey, list[SavedSearch]]) -> None:
+    async def run_fetches(self, batch: ScanBatch, admitted: dict[FetchKey, list[SavedSearch]]) -> None:
+        """Fetch the admitted groups here, each saved as it completes (a leader hands them to workers instead)."""
         tasks = [asyncio.create_task(self._fetch_and_save(batch, key, members)) for key, members in admitted.items()]
         try:
             await asyncio.gather(*tasks)
@@ -321,21 +322,21 @@ class Scanner:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-    async def _fetch_and_save(self, batch: _Batch, key: FetchKey, members: list[SavedSearch]) -> None:
+    async def _fetch_and_save(self, batch: ScanBatch, key: FetchKey, members: list[SavedSearch]) -> None:
         marketplace, query = key
         started = time.perf_counter()
         refused = False
         try:
-            result = await self._search(marketplace, query)
+            result = await self.fetch(marketplace, query)
         except InputError as err:  # the searches' own address was refused: theirs to fix, no host's failure
             result, refused = ScrapeResult.blocked(str(err)), True
         except Exception as err:  # an adapter bug must fail this fetch, not the scan
             log.exception("adapter %s raised on %r", marketplace, query.text)
             result = ScrapeResult.failed(f"{type(err).__name__}: {err}")
         ms = int((time.perf_counter() - started) * 1000)
-        await self._save(batch, self._outcome(key, members, result, ms, refused))
+        await self._save(batch, self.outcome(key, members, result, ms, refused))
 
-    async def _search(self, marketplace: str, query: SearchQuery) -> ScrapeResult:
+    async def fetch(self, marketplace: str, query: SearchQuery) -> ScrapeResult:
         """The adapter's search, cut off once it has taken the fetch timeout (see _Deadline). InputError: the
         address the searches gave was refused."""
         adapter = self._adapters[marketplace]
@@ -350,8 +351,9 @@ class Scanner:
                 raise
             return ScrapeResult.failed(f"no result within {self._fetch_timeout:g} s, retries included")
 
-    def _outcome(self, key: FetchKey, searches: list[SavedSearch], result: ScrapeResult, ms: int,
-                 refused: bool) -> FetchOutcome:
+    def outcome(self, key: FetchKey, searches: list[SavedSearch], result: ScrapeResult, ms: int,
+                refused: bool) -> FetchOutcome:
+        """A fetch's result as its searches' own filters see it: the matches of each, and its task_logs status."""
         marketplace, query = key
         status, error = task_status(result)
         folded = [(fold(listing.title), listing) for listing in result.listings]
@@ -362,7 +364,7 @@ class Scanner:
         return FetchOutcome(marketplace, query.text, status, ms, result.listings, error, matches,
                             circuit_host=self._circuit_host(key), refused=refused, rows_lost=result.rows_lost)
 
-    async def _save(self, batch: _Batch, fetch: FetchOutcome) -> None:
+    async def _save(self, batch: ScanBatch, fetch: FetchOutcome) -> None:
         """Return once the fetch is saved. Fetches that complete while another save is being written are saved
         together next, in one transaction: a busy scan commits less often, and a lone fetch at once."""
         saved = asyncio.get_running_loop().create_future()
@@ -375,7 +377,7 @@ class Scanner:
                     waiting.set_result(None)
         await saved
 
-    async def _save_group(self, batch: _Batch, fetches: list[FetchOutcome]) -> None:
+    async def _save_group(self, batch: ScanBatch, fetches: list[FetchOutcome]) -> None:
         """Save fetches in one transaction; when the database refuses it, each on its own, and a fetch whose own
         results it refuses as failed, with the database's reason: no fetch's fault costs another its results."""
         try:
@@ -399,7 +401,7 @@ class Scanner:
             if maybe is not None:
                 await maybe
 
-    async def _write(self, batch: _Batch, fetches: list[FetchOutcome]) -> tuple[ScanSaved, list[Transition]]:
+    async def _write(self, batch: ScanBatch, fetches: list[FetchOutcome]) -> tuple[ScanSaved, list[Transition]]:
         """One transaction: the fetches, their circuits after them, and the runs of the searches they finish."""
         now = self._clock()
         trial = batch.trial()
@@ -411,7 +413,7 @@ class Scanner:
                 key = fetch.circuit_key
                 circuit = circuits[key] = record(trial.circuits[key], ok=fetch.ok, now=now,
                                                  policy=self._circuit_policy)
-                changes = self._transitions(trial.told[key], circuit, fetch, now)
+                changes = self.circuit_changes(trial.told[key], circuit, fetch, now)
                 trial.circuits[key] = circuit
                 trial.told.update((key, change.after) for change in changes)
                 transitions += changes
@@ -426,8 +428,8 @@ class Scanner:
         batch.adopt(trial)
         return saved, transitions
 
-    def _transitions(self, before: CircuitState, circuit: Circuit, fetch: FetchOutcome,
-                     now: datetime) -> list[Transition]:
+    def circuit_changes(self, before: CircuitState, circuit: Circuit, fetch: FetchOutcome,
+                        now: datetime) -> list[Transition]:
         """The change worth telling: a circuit that opened, or closed again; probing is no news."""
         if circuit.state is before or circuit.state is CircuitState.HALF_OPEN:
             return []
@@ -449,7 +451,7 @@ class Scanner:
         if ops and self._on_circuit_change is not None:
             await self._on_circuit_change(ops)
 
-    def _runs(self, batch: _Batch, search_ids: list[int], fetch: FetchOutcome | None = None) -> list[SearchRun]:
+    def _runs(self, batch: ScanBatch, search_ids: list[int], fetch: FetchOutcome | None = None) -> list[SearchRun]:
         """How the given searches' scan ends, `fetch` (their last) included."""
         runs = []
         for search_id in search_ids:
@@ -459,18 +461,18 @@ class Scanner:
             if fetch is not None:
                 (succeeded if fetch.ok else failed).add(fetch.marketplace)
             runs.append(SearchRun(
-                search_id, next_run(batch.now, search.spec.check_interval_minutes, self._jitter, self._spread(search)),
+                search_id, next_run(batch.now, search.spec.check_interval_minutes, self._jitter, self.spread(search)),
                 frozenset(succeeded), frozenset(failed),
             ))
         return runs
 
-    def _spread(self, search: SavedSearch) -> float:
+    def spread(self, search: SavedSearch) -> float:
         """The search's place within the jitter window: the same for every search asking the same thing, so
         searches that shared a fetch stay due together and keep sharing it; different questions spread out."""
         key = f"{normalise_query(search.query)}|{search.spec.location or ''}|{search.spec.check_interval_minutes}"
         return zlib.crc32(key.encode()) / 2**32
 
-    async def _release(self, batch: _Batch) -> None:
+    async def _release(self, batch: ScanBatch) -> None:
         """Free at once the searches of a scan that failed, so the next scan takes them, not one a lease later."""
         try:
             await self._repo.release_searches(batch.unfinished())

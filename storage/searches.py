@@ -102,7 +102,7 @@ class SearchQueries(Queries):
         due = (
             sa.select(SearchRow.id)
             .where(SearchRow.status == SearchStatus.ACTIVE.value, SearchRow.next_run_at <= now, free)
-            # Same-query searches are due together (see Scanner._spread); the query tie-break keeps them in one
+            # Same-query searches are due together (see Scanner.spread); the query tie-break keeps them in one
             # batch so they share one fetch.
             .order_by(SearchRow.next_run_at, SearchRow.query)
             .limit(limit)
