@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scout.config import SETTINGS, Settings, default_data_dir, load_settings, whole_number
-from scout.errors import ConfigError, DealScoutError, InputError
+from scout.errors import ConfigError, DealScoutError, InputError, StorageError
 
 if TYPE_CHECKING:
     from bot.commands import Actor
@@ -540,6 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"dealscout: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except StorageError as err:
+        print(f"dealscout: {database_failure(settings, err) or err}", file=sys.stderr)
+        return EXIT_FAILURE
     except DealScoutError as err:
         print(f"dealscout: {err}", file=sys.stderr)
         return EXIT_FAILURE
@@ -579,6 +582,8 @@ def database_failure(settings: Settings, err: Exception) -> str | None:
     server it cannot reach); None for any other error."""
     from sqlalchemy.exc import SQLAlchemyError  # already imported whenever the database was used
 
+    if isinstance(err, StorageError) and isinstance(err.__cause__, SQLAlchemyError | OSError):
+        err = err.__cause__  # the repository's words for it; the driver's error says what failed
     if not isinstance(err, SQLAlchemyError | OSError):
         return None
     from storage.db import describe_failure

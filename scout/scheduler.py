@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from scout.delivery import STORAGE_ERRORS
+from scout.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class _Failing:
 
 
 def _cause(err: BaseException) -> str:
+    if isinstance(err, StorageError) and err.__cause__ is not None:
+        err = err.__cause__  # the storage layer's wrapper: the database's own error says what failed
     cause = getattr(err, "orig", None) or err  # SQLAlchemy wraps the driver's error, whose text says what failed
     text = (str(cause).strip().splitlines() or [""])[0]
     return f"{type(cause).__name__}: {text}" if text else type(cause).__name__

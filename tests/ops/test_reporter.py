@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from ops.reporter import OpsOutbox, OpsReporter, ops_destinations
 from scout.circuit import Circuit, CircuitState, Transition
 from scout.config import load_settings
+from scout.errors import StorageError
 from scout.models import Destination
 from storage.repo import Repository
 
@@ -53,11 +53,11 @@ async def test_an_ops_message_the_database_cannot_take_is_logged(repo: Repositor
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     class Broken(Repository):
         async def queue_notices(self, *args: Any, **kwargs: Any) -> None:
-            raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+            raise StorageError("OperationalError: database or disk is full")
 
     say = OpsOutbox(Broken(repo._sessions), [Destination("console", "ops")], clock=lambda: T0)
     await say("CRITICAL disk")
-    assert "could not queue an ops message (OperationalError): CRITICAL disk" in caplog.text
+    assert "could not queue an ops message (StorageError): CRITICAL disk" in caplog.text
 
 
 async def test_circuit_transitions() -> None:
