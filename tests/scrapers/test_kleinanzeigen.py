@@ -98,6 +98,18 @@ def test_zero_results_page_is_empty_and_challenge_is_blocked() -> None:
     assert "challenge" in blocked.detail
 
 
+@pytest.mark.parametrize("where", ["top", "end"])
+def test_a_challenge_marker_anywhere_in_a_long_script_page_is_blocked(where: str) -> None:
+    """The markers are searched from the end of the page; one at its top is found as well."""
+    filler = b"      f1xx[374148] = window;\n" * 3000
+    marker = b'      window.rbzns = {seed: "x"};\n'
+    script = marker + filler if where == "top" else filler + marker
+    body = b"<html><head><script>\n" + script + b"</script></head><body></body></html>"
+    result = parse_search_page(body, now=NOW)
+    assert (result.status, result.detail) == (
+        ScrapeStatus.BLOCKED, "Kleinanzeigen answered a bot challenge ('window.rbzns')")
+
+
 @pytest.mark.parametrize(
     "body",
     [b"<html><body><h1>Wartungsarbeiten</h1></body></html>", b"\x00\x01garbage\xff" * 50, b"   "],
