@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from lxml import etree
@@ -50,10 +51,11 @@ def parse_feed(body: bytes) -> ScrapeResult:
 
 
 def _feed_items(root: etree._Element) -> list[etree._Element]:
-    channel = root.find("channel") if local_name(root) == "rss" else None
+    # iterchildren matches names as find() and findall() do, without their path machinery.
+    channel = next(root.iterchildren("channel"), None) if local_name(root) == "rss" else None
     if channel is None:
         raise ParseError(f"not a Kijiji RSS feed: the document element is <{local_name(root)}>")
-    return channel.findall("item")
+    return list(channel.iterchildren("item"))
 
 
 def _item_listing(item: etree._Element) -> Listing | None:
@@ -101,9 +103,21 @@ def _item_listing(item: etree._Element) -> Listing | None:
         price_text=price_text,
         location=_location(parts[4] if len(parts) >= _AD_PATH_PARTS else None, lat, lon),
         image_url=image,
-        # dc:date is the same time as pubDate, in ISO 8601, which reads at a quarter of the cost.
-        posted_at=parse_date(dc_date) or parse_date(pub_date),
+        posted_at=_posted(dc_date, pub_date),
     )
+
+
+def _posted(dc_date: str | None, pub_date: str | None) -> datetime | None:
+    # dc:date is the same time as pubDate, in ISO 8601, which reads at a quarter of the cost; Kijiji writes it with
+    # its zone ("2023-07-15T02:29:12Z"), which the standard reader takes as it is.
+    if dc_date:
+        try:
+            when = datetime.fromisoformat(dc_date)
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is not None:
+            return when
+    return parse_date(dc_date) or parse_date(pub_date)
 
 
 def _price(text: str) -> Money | None:

@@ -30,6 +30,7 @@ RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 MEDIA = "http://search.yahoo.com/mrss/"
 DC = "http://purl.org/dc/elements/1.1/"
 _DC_DATE, _DC_CREATOR, _RDF_ABOUT = f"{{{DC}}}date", f"{{{DC}}}creator", f"{{{RDF}}}about"
+_ATOM_ENTRY, _RSS1_ITEM = f"{{{ATOM}}}entry", f"{{{RSS1}}}item"
 # The fields an RSS item is read for, in order, and their element names in RSS 2.0 (no namespace) and RSS 1.0.
 _RSS_FIELDS = ("title", "link", "guid", "pubDate", _DC_DATE, _DC_CREATOR, "description")
 _RSS_NAMES = {
@@ -81,7 +82,8 @@ def _xml_parser(blank_text: bool) -> etree.XMLParser:
     parser = getattr(_PARSERS, name, None)
     if parser is None:
         parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                                 huge_tree=False, recover=False, remove_pis=True, remove_blank_text=not blank_text)
+                                 huge_tree=False, recover=False, remove_pis=True, remove_blank_text=not blank_text,
+                                 collect_ids=False)
         setattr(_PARSERS, name, parser)
     return parser
 
@@ -105,7 +107,7 @@ def text_of(element: etree._Element | None) -> str | None:
     if element is None:
         return None
     raw = element.text if len(element) == 0 else "".join(element.itertext())
-    return " ".join((raw or "").split()) or None
+    return (" ".join(raw.split()) or None) if raw else None
 
 
 def parse_date(text: str | None) -> datetime | None:
@@ -207,27 +209,29 @@ def parse_feed(body: bytes, *, feed_url: str = "") -> ScrapeResult:
 
 def feed_items(root: etree._Element) -> Iterator[etree._Element]:
     """The items (RSS) or entries (Atom) of a feed; ParseError when the document is not a feed at all."""
+    # iterchildren matches names as find() and findall() do, without their path machinery.
     kind = local_name(root)
     if kind == "rss":
-        channel = root.find("channel")
+        channel = next(root.iterchildren("channel"), None)
         if channel is None:
             raise ParseError("RSS document without a <channel>")
-        return iter(channel.findall("item"))
+        return channel.iterchildren("item")
     if root.tag == f"{{{RDF}}}RDF":
-        if root.find(f"{{{RSS1}}}channel") is None:
+        if next(root.iterchildren(f"{{{RSS1}}}channel"), None) is None:
             raise ParseError("RSS 1.0 document without a <channel>")
-        return iter(root.findall(f"{{{RSS1}}}item"))
+        return root.iterchildren(f"{{{RSS1}}}item")
     if root.tag == f"{{{ATOM}}}feed":
-        return iter(root.findall(f"{{{ATOM}}}entry"))
+        return root.iterchildren(f"{{{ATOM}}}entry")
     raise ParseError(f"not an RSS or Atom feed: the document element is <{kind or root.tag}>")
 
 
 def _item_listing(item: etree._Element, feed_url: str) -> Listing | _Refused | None:
     """The item's listing; None when it has no title or no link; _UNSAFE_LINK when its links are refused."""
-    if item.tag == f"{{{ATOM}}}entry":
+    tag = item.tag
+    if tag == _ATOM_ENTRY:
         fields = _atom_fields(item)
     else:
-        fields = _rss_fields(item, RSS1 if item.tag == f"{{{RSS1}}}item" else "")
+        fields = _rss_fields(item, RSS1 if tag == _RSS1_ITEM else "")
     title, link, guid, posted, image, seller, description = fields
     url = _absolute(link, feed_url) or _absolute(guid, feed_url)
     if not title or not (link or guid):

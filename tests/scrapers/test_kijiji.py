@@ -192,3 +192,24 @@ async def test_the_feed_is_asked_for_offers_only(fake_market: FakeMarketplace, m
     await check(SITE, CASES[0], fake_market, make_fetcher)
     [sent] = fake_market.requests_to(SITE.path)
     assert sent.query == {"ad": "offering"}
+
+
+@pytest.mark.parametrize(
+    ("dc_date", "posted"),
+    [
+        ("2023-07-15T02:29:12Z", datetime(2023, 7, 15, 2, 29, 12, tzinfo=UTC)),
+        ("2023-07-15T04:29:12+02:00", datetime(2023, 7, 15, 2, 29, 12, tzinfo=UTC)),
+        ("2023-07-15T02:29:12", datetime(2023, 7, 15, 2, 29, 12, tzinfo=UTC)),  # no zone: taken as UTC
+        (" 2023-07-15T02:29:12Z\n", datetime(2023, 7, 15, 2, 29, 12, tzinfo=UTC)),
+        ("15/07/2023", datetime(2023, 7, 14, 21, 54, 47, tzinfo=UTC)),  # unreadable: pubDate stands in
+    ],
+    ids=["utc", "offset", "naive", "padded", "unreadable"],
+)
+def test_the_posting_time_comes_from_dc_date_else_pub_date(dc_date: str, posted: datetime) -> None:
+    body = page("kijiji_feed.rss").replace(
+        b"<pubDate>Fri, 14 Jul 2023 21:54:47 +0000</pubDate>",
+        b"<pubDate>Fri, 14 Jul 2023 21:54:47 +0000</pubDate><dc:date>" + dc_date.encode() + b"</dc:date>",
+    )
+    wanted = parse_feed(body).listings[1]
+    assert wanted.posted_at == posted
+    assert wanted.posted_at is not None and wanted.posted_at.utcoffset() is not None
