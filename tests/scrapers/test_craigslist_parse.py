@@ -358,3 +358,11 @@ def test_a_row_field_named_among_other_classes_is_read() -> None:
     body = page.replace(b'<div class="price">$250</div>', b'<span class="price cl-price">$260</span>')
     road = parse_static_page(body, base_url=BASE).listings[0]
     assert (road.price_text, road.price) == ("$260", Money(Decimal(260), "USD"))
+
+
+def test_an_ld_json_block_full_of_markup_is_still_read_to_its_end() -> None:
+    page = _page("craigslist_static.html")
+    markup = "<b>x</b> " * 100
+    body = page.replace(b'"name":"Road bike, 56cm",', f'"name":"Road bike, 56cm","description":"{markup}",'.encode())
+    road = parse_static_page(body, base_url=BASE).listings[0]
+    assert road.image_url == "https://images.craigslist.org/00a0a_one_600x450.jpg"
