@@ -1,6 +1,8 @@
 """`dealscout worker` as a child process for drills, its marketplace hosts pointed at local fakes.
 
     DEALSCOUT_DRILL_RESOLVE='{"www.ebay.com": "http://127.0.0.1:PORT"}' python -m tests.drills.worker_process NAME
+
+DEALSCOUT_DRILL_BUDGETS sets marketplaces' request budgets as in tests.drills.leader_process.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import sys
 
 from dealscout.cli import configure_logging
 from scout.config import load_settings
+from tests.drills.leader_process import apply_budgets
 from tests.drills.service_process import RESOLVE_ENV
 
 
 def main() -> int:
     settings = load_settings(env_file=None)
     configure_logging(settings.log_level)
+    apply_budgets(settings)  # in the main process, before the pool forks: every task process inherits it
     from dealscout import tasks
     from dealscout.roles import run_worker
 

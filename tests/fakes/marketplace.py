@@ -13,7 +13,8 @@ Tests get a started one from the `fake_market` fixture (tests/scrapers/conftest.
     market.garbage("/junk", size=4096)               # random bytes labelled text/html
     market.robots("User-agent: *\\nDisallow: /private\\n")   # default: allow everything; robots(status=404) etc.
     fetcher = HttpFetcher(resolve=market.resolving("www.ebay.com", "sfbay.craigslist.org"))
-    market.requests, market.requests_to("/sch/i.html")       # RecordedRequest: method, path, query, headers, host, at
+    market.requests, market.requests_to("/sch/i.html")       # RecordedRequest: method, path, query, headers, host, at, peer
+    market.respond("/s", lambda request: Answer(body=page_for(request)))   # an answer built per request (None: 404)
     await market.wait_for_requests("/sch/i.html", count=3)   # until 3 requests to that path arrived (never sleep)
 
 `FakeTime` is the clock and sleep to hand the fetcher under test, so rate limits and backoff never really wait.
@@ -35,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -75,6 +76,7 @@ class RecordedRequest:
     headers: CIMultiDictProxy[str]
     host: str
     at: float  # the event loop's clock when the request arrived
+    peer: tuple[str, int] | None = None  # the client's address and port: which process sent it, for drills
 
     @property
     def user_agent(self) -> str:
@@ -117,6 +119,7 @@ class FakeMarketplace:
         # path -> {the required query parameters as a frozenset of (name, value): answers}
         self._query_paths: dict[str, dict[frozenset[tuple[str, str]], _PathAnswers]] = {}
         self._holds: list[asyncio.Event] = []
+        self._responders: dict[str, Callable[[RecordedRequest], Answer | None]] = {}
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -224,6 +227,10 @@ class FakeMarketplace:
     def robots(self, text: str = ALLOW_ALL_ROBOTS, *, status: int = 200) -> None:
         self.route("/robots.txt", text, status=status, content_type="text/plain; charset=utf-8")
 
+    def respond(self, path: str, responder: Callable[[RecordedRequest], Answer | None]) -> None:
+        """Answer every request to `path` with what `responder` builds from it (before any canned answer)."""
+        self._responders[path] = responder
+
     def release_all(self) -> None:
         for release in self._holds:
             release.set()
@@ -251,20 +258,22 @@ class FakeMarketplace:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                raw_query=request.query_string,
-                headers=CIMultiDictProxy(CIMultiDict(request.headers)),
-                host=request.host,
-                at=loop.time(),
-            )
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            raw_query=request.query_string,
+            headers=CIMultiDictProxy(CIMultiDict(request.headers)),
+            host=request.host,
+            at=loop.time(),
+            peer=(str(peer[0]), int(peer[1])) if peer else None,
         )
+        self.requests.append(recorded)
         async with self._arrived:
             self._arrived.notify_all()
-        answer = self._next_answer(request.path, request.query)
+        responder = self._responders.get(request.path)
+        answer = responder(recorded) if responder is not None else self._next_answer(request.path, request.query)
         if answer is None:
             return web.Response(status=404, text="not found")
         if answer.hold is not None:
