@@ -30,10 +30,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -47,7 +48,7 @@ from bench.common import percentile, print_table
 from bench.scale_site import ServedSite, serving
 from bench.scale_worker import RATE_ENV, RESOLVE_ENV
 from bench.scan import CountingNotifier
-from bench.scan_db import seed
+from bench.scan_db import StatementProfile, seed
 from bench.scan_pages import EBAY_HOST, SyntheticPages
 from dealscout.app import Service, build_service
 from dealscout.broker import QUEUE, Broker, build_celery
@@ -160,6 +161,26 @@ class Worker:
     log: Path
 
 
+class Timed:
+    """An async callable that counts its calls and sums their time: the leader's queue-depth checks and sends."""
+
+    def __init__(self, call: Callable[..., Awaitable[Any]]) -> None:
+        self.call = call
+        self.calls = 0
+        self.seconds = 0.0
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self.call(*args, **kwargs)
+        finally:
+            self.calls += 1
+            self.seconds += time.perf_counter() - started
+
+    def reset(self) -> None:
+        self.calls, self.seconds = 0, 0.0
+
+
 @dataclass
 class TaskStats:
     """Tasks the workers ran: how many, their summed time, and how each ended (done, deferred, void, duplicate)."""
@@ -179,6 +200,7 @@ class Run:
     concurrency: int
     seconds: float = 0.0
     claim_seconds: float = 0.0
+    claim_parts: dict[str, tuple[int, float]] = field(default_factory=dict)  # calls, seconds
     committed: int = 0
     depths: list[tuple[float, int]] = field(default_factory=list)
     requests: int = 0
@@ -213,6 +235,10 @@ class Bench:
         self.pages = SyntheticPages()
         self.queries = [self.pages.query(i) for i in range(args.queries)]
         self.broker = Broker(build_celery(settings))
+        # The leader's calls to the broker, timed where the TaskScanner makes them (it keeps them as attributes).
+        scanner: Any = service.scanner
+        self.depth_checks = scanner._backlog = Timed(scanner._backlog)
+        self.sends = scanner._send = Timed(scanner._send)
         self.queue = aioredis.from_url(settings.celery_broker_url or "")
         self.budget = aioredis.from_url(settings.redis_url or "")
 
@@ -281,6 +307,7 @@ class Bench:
         return {
             "leader": [psutil.Process()],
             "workers": [p for w in workers for p in tree(w.proc.pid)],
+            "worker mains": [p for w in workers for p in tree(w.proc.pid)[:1]],
             "postgres": own,
             "redis": named("redis-server"),
             "site": [psutil.Process(self.site.pid)],
@@ -315,9 +342,17 @@ class Bench:
             logged = await self.task_log_count()
             self.site.site.reset()
             meter = CpuMeter(await self.groups(workers))
+            self.depth_checks.reset()
+            self.sends.reset()
             t0 = time.perf_counter()
-            report = await self.service.scanner.run_until_idle(max_batches=10_000)
+            with StatementProfile().recording(engine) as statements:
+                report = await self.service.scanner.run_until_idle(max_batches=10_000)
             run.claim_seconds = time.perf_counter() - t0
+            run.claim_parts = {
+                "depth": (self.depth_checks.calls, self.depth_checks.seconds),
+                "sql": (sum(x.calls for x in statements.stats.values()),
+                        sum(x.seconds for x in statements.stats.values())),
+                "send": (self.sends.calls, self.sends.seconds)}
             if report.searches != self.args.searches:
                 print(f"  the leader claimed {report.searches} searches, not {self.args.searches}")
             run.committed, run.finished = await self.drain(self.args.searches, t0, run.depths, after_id=before)
@@ -449,21 +484,34 @@ def print_costs(runs: list[Run], args: argparse.Namespace) -> None:
         fetch_ms = sum(run.fetch_ms) / len(run.fetch_ms) if run.fetch_ms else 0.0
         busy = (run.tasks.seconds / (run.seconds * run.slots)) if run.seconds else 0.0
         cpu = run.cpu
-        ours = sum(v for k, v in cpu.items() if k != "other postgres")
+        ours = sum(v for k, v in cpu.items() if k not in ("other postgres", "worker mains"))
         total_busy = sum(run.cores) * run.seconds
         per_task = (cpu.get("workers", 0.0) + cpu.get("postgres", 0.0) + cpu.get("redis", 0.0)) / max(1, args.queries)
         rows.append((run.workers, f"{run.claim_seconds:.2f}", f"{args.searches / run.claim_seconds:.0f}",
                      f"{task_ms:.0f}", f"{fetch_ms:.0f}", f"{percentile(run.fetch_ms, 0.99):.0f}",
                      f"{task_ms - fetch_ms:.0f}", f"{busy:.0%}",
                      " ".join(f"{core:.0%}" for core in run.cores),
-                     f"{cpu.get('workers', 0):.1f}", f"{cpu.get('postgres', 0):.1f}", f"{cpu.get('leader', 0):.1f}",
+                     f"{cpu.get('workers', 0):.1f}", f"{cpu.get('worker mains', 0):.1f}",
+                     f"{cpu.get('postgres', 0):.1f}", f"{cpu.get('leader', 0):.1f}",
                      f"{cpu.get('redis', 0):.1f}", f"{cpu.get('site', 0):.1f}",
                      f"{max(0.0, total_busy - ours):.1f}", f"{per_task * 1000:.0f}", f"{run.start_seconds:.1f}",
                      f"{run.warm_seconds:.1f}",
                      ", ".join(f"{n} {status}" for status, n in sorted(run.tasks.statuses.items()) if n)))
     print_table(("workers", "claim s", "claimed/s", "task ms", "fetch ms", "fetch p99", "rest ms", "slots busy",
-                 "cores busy", "worker cpu s", "pg cpu s", "leader cpu s", "redis cpu s", "site cpu s",
+                 "cores busy", "worker cpu s", "of it mains", "pg cpu s", "leader cpu s", "redis cpu s", "site cpu s",
                  "other cpu s", "cpu ms/task", "start s", "warm-up s", "tasks"), rows)
+
+
+def print_claims(runs: list[Run]) -> None:
+    rows = []
+    for run in runs:
+        parts = run.claim_parts
+        spent = sum(seconds for _, seconds in parts.values())
+        rows.append((run.workers, f"{run.claim_seconds:.2f}",
+                     *(f"{parts[k][0]} / {parts[k][1]:.2f}" for k in ("depth", "sql", "send")),
+                     f"{run.claim_seconds - spent:.2f}", f"{run.cpu.get('leader', 0):.1f}"))
+    print_table(("workers", "claim s", "queue depth checks (n / s)", "SQL statements (n / s)", "sends (n / s)",
+                 "the rest s", "leader cpu s (whole run)"), rows)
 
 
 def print_depths(runs: list[Run]) -> None:
@@ -550,6 +598,9 @@ def main() -> int:
           "fetch, from task_logs; rest: loading, lease checks and the commit; slots busy: task time / (seconds x "
           "slots); cpu s over the run; other: the rest of the machine's busy time, other users' work included)")
     print_costs(runs, args)
+    print("\nthe leader's claim (run_until_idle): time in its queue-depth checks, its SQL (send to result) and its "
+          "sends to the broker; the rest is its own Python and waiting for a core")
+    print_claims(runs)
     print("\nqueue depth (LLEN celery) over each run")
     print_depths(runs)
     return 0
