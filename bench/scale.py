@@ -30,8 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bench.common import percentile, print_table
+from bench.scale_report import (
+    CpuMeter,
+    Run,
+    TaskStats,
+    Timed,
+    named,
+    print_claims,
+    print_costs,
+    print_depths,
+    print_runs,
+    tree,
+)
 from bench.scale_site import ServedSite, serving
 from bench.scale_worker import RATE_ENV, RESOLVE_ENV
 from bench.scan import CountingNotifier
@@ -68,7 +79,6 @@ DEFAULT_CONCURRENCY = 4
 FAKE_EBAY_PER_MINUTE = 60_000.0
 SEARCHES_PER_QUERY = 5  # bench.scan_db.VARIANTS: each query's searches differ in price range and excluded words
 POLL_SECONDS = 0.05  # how often the bench reads the queue depth and the committed searches while a run goes
-DEPTH_EVERY_SECONDS = 0.5  # the queue-depth timeline printed per run
 READY_TIMEOUT_SECONDS = 180.0
 QUIET_CPU_SECONDS = 0.05  # a worker's process tree that uses less than this in 0.5 s has finished starting
 METRICS_TIMEOUT_SECONDS = 10.0
@@ -110,117 +120,12 @@ async def reset_tables(engine: AsyncEngine) -> None:
         await conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
-class CpuMeter:
-    """CPU seconds of groups of processes (whole trees where a worker is concerned) and of each core."""
-
-    def __init__(self, groups: dict[str, list[psutil.Process]]) -> None:
-        self.groups = groups
-        self._start = {name: self._seconds(procs) for name, procs in groups.items()}
-        self._cores = psutil.cpu_times(percpu=True)
-
-    @staticmethod
-    def _seconds(procs: Iterable[psutil.Process]) -> dict[int, float]:
-        seen: dict[int, float] = {}
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                times = proc.cpu_times()
-                seen[proc.pid] = times.user + times.system
-        return seen
-
-    def stop(self, groups: dict[str, list[psutil.Process]]) -> tuple[dict[str, float], list[float]]:
-        """(CPU seconds per group since the start, busy fraction of each core); a process new since the start
-        counts from zero."""
-        spent: dict[str, float] = {}
-        for name, procs in groups.items():
-            before = self._start.get(name, {})
-            spent[name] = sum(now - before.get(pid, 0.0) for pid, now in self._seconds(procs).items())
-        busy = []
-        for start, end in zip(self._cores, psutil.cpu_times(percpu=True)):
-            total = sum(end) - sum(start)
-            idle = (end.idle + end.iowait) - (start.idle + start.iowait)
-            busy.append((total - idle) / total if total else 0.0)
-        return spent, busy
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    with contextlib.suppress(psutil.Error):
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    return []
-
-
-def named(name: str) -> list[psutil.Process]:
-    return [proc for proc in psutil.process_iter(["name"]) if proc.info["name"] == name]
-
-
 @dataclass
 class Worker:
     name: str
     proc: subprocess.Popen[bytes]
     metrics_port: int
     log: Path
-
-
-class Timed:
-    """An async callable that counts its calls and sums their time: the leader's queue-depth checks and sends."""
-
-    def __init__(self, call: Callable[..., Awaitable[Any]]) -> None:
-        self.call = call
-        self.calls = 0
-        self.seconds = 0.0
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self.call(*args, **kwargs)
-        finally:
-            self.calls += 1
-            self.seconds += time.perf_counter() - started
-
-    def reset(self) -> None:
-        self.calls, self.seconds = 0, 0.0
-
-
-@dataclass
-class TaskStats:
-    """Tasks the workers ran: how many, their summed time, and how each ended (done, deferred, void, duplicate)."""
-
-    count: int = 0
-    seconds: float = 0.0
-    statuses: dict[str, int] = field(default_factory=dict)
-
-    def minus(self, earlier: TaskStats) -> TaskStats:
-        return TaskStats(self.count - earlier.count, self.seconds - earlier.seconds,
-                         {k: v - earlier.statuses.get(k, 0) for k, v in self.statuses.items()})
-
-
-@dataclass
-class Run:
-    workers: int
-    concurrency: int
-    seconds: float = 0.0
-    claim_seconds: float = 0.0
-    claim_parts: dict[str, tuple[int, float]] = field(default_factory=dict)  # calls, seconds
-    committed: int = 0
-    depths: list[tuple[float, int]] = field(default_factory=list)
-    requests: int = 0
-    most_in_flight: int = 0
-    fetch_ms: list[int] = field(default_factory=list)
-    failed_logs: int = 0
-    tasks: TaskStats = field(default_factory=lambda: TaskStats())
-    cpu: dict[str, float] = field(default_factory=dict)
-    cores: list[float] = field(default_factory=list)
-    start_seconds: float = 0.0
-    warm_seconds: float = 0.0
-    task_errors: int = 0
-    warm_errors: int = 0
-    warm_lost: int = 0
-    ebay_successes: tuple[int, int] = (0, 0)
-    finished: bool = True
-
-    @property
-    def slots(self) -> int:
-        return self.workers * self.concurrency
 
 
 class Bench:
@@ -458,71 +363,6 @@ class Bench:
             except subprocess.TimeoutExpired:
                 worker.proc.kill()
                 worker.proc.wait()
-
-
-def print_runs(runs: list[Run], args: argparse.Namespace) -> None:
-    base = args.searches / runs[0].seconds if runs else 0.0
-    rows = []
-    for run in runs:
-        rate = args.searches / run.seconds
-        floor_s = args.queries * args.delay / run.slots
-        floor_rate = args.searches / floor_s
-        rows.append((run.workers, run.concurrency, run.slots, f"{run.seconds:.2f}", f"{rate:.0f}",
-                     f"{rate / base:.2f}x", f"{floor_s:.2f}", f"{floor_rate:.0f}", f"{rate / floor_rate:.0%}",
-                     max((d for _, d in run.depths), default=0), run.requests, run.most_in_flight,
-                     run.committed, run.failed_logs, run.task_errors,
-                     "{}/{}".format(*run.ebay_successes), "" if run.finished else "STUCK"))
-    print_table(("workers", "concurrency", "slots", "seconds", "searches/s", "x 1 worker", "floor s",
-                 "floor searches/s", "of floor", "queue max", "HTTP requests", "most in flight", "committed",
-                 "failed", "raised", "health count", ""), rows)
-
-
-def print_costs(runs: list[Run], args: argparse.Namespace) -> None:
-    rows = []
-    for run in runs:
-        task_ms = 1000 * run.tasks.seconds / run.tasks.count if run.tasks.count else 0.0
-        fetch_ms = sum(run.fetch_ms) / len(run.fetch_ms) if run.fetch_ms else 0.0
-        busy = (run.tasks.seconds / (run.seconds * run.slots)) if run.seconds else 0.0
-        cpu = run.cpu
-        ours = sum(v for k, v in cpu.items() if k not in ("other postgres", "worker mains"))
-        total_busy = sum(run.cores) * run.seconds
-        per_task = (cpu.get("workers", 0.0) + cpu.get("postgres", 0.0) + cpu.get("redis", 0.0)) / max(1, args.queries)
-        rows.append((run.workers, f"{run.claim_seconds:.2f}", f"{args.searches / run.claim_seconds:.0f}",
-                     f"{task_ms:.0f}", f"{fetch_ms:.0f}", f"{percentile(run.fetch_ms, 0.99):.0f}",
-                     f"{task_ms - fetch_ms:.0f}", f"{busy:.0%}",
-                     " ".join(f"{core:.0%}" for core in run.cores),
-                     f"{cpu.get('workers', 0):.1f}", f"{cpu.get('worker mains', 0):.1f}",
-                     f"{cpu.get('postgres', 0):.1f}", f"{cpu.get('leader', 0):.1f}",
-                     f"{cpu.get('redis', 0):.1f}", f"{cpu.get('site', 0):.1f}",
-                     f"{max(0.0, total_busy - ours):.1f}", f"{per_task * 1000:.0f}", f"{run.start_seconds:.1f}",
-                     f"{run.warm_seconds:.1f}",
-                     ", ".join(f"{n} {status}" for status, n in sorted(run.tasks.statuses.items()) if n)))
-    print_table(("workers", "claim s", "claimed/s", "task ms", "fetch ms", "fetch p99", "rest ms", "slots busy",
-                 "cores busy", "worker cpu s", "of it mains", "pg cpu s", "leader cpu s", "redis cpu s", "site cpu s",
-                 "other cpu s", "cpu ms/task", "start s", "warm-up s", "tasks"), rows)
-
-
-def print_claims(runs: list[Run]) -> None:
-    rows = []
-    for run in runs:
-        parts = run.claim_parts
-        spent = sum(seconds for _, seconds in parts.values())
-        rows.append((run.workers, f"{run.claim_seconds:.2f}",
-                     *(f"{parts[k][0]} / {parts[k][1]:.2f}" for k in ("depth", "sql", "send")),
-                     f"{run.claim_seconds - spent:.2f}", f"{run.cpu.get('leader', 0):.1f}"))
-    print_table(("workers", "claim s", "queue depth checks (n / s)", "SQL statements (n / s)", "sends (n / s)",
-                 "the rest s", "leader cpu s (whole run)"), rows)
-
-
-def print_depths(runs: list[Run]) -> None:
-    for run in runs:
-        marks, next_at = [], 0.0
-        for at, depth in run.depths:
-            if at >= next_at:
-                marks.append(str(depth))
-                next_at += DEPTH_EVERY_SECONDS
-        print(f"  {run.workers} worker(s): max {max((d for _, d in run.depths), default=0)}; every "
-              f"{DEPTH_EVERY_SECONDS:g} s: {' '.join(marks)}")
 
 
 async def main_async(args: argparse.Namespace, site: ServedSite) -> list[Run]:
