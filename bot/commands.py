@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bot.apprise.urls import check_apprise_url, redact_apprise_url
 from bot.buttons import existed_by
 from scout.errors import InputError, NotFoundError
 from scout.models import (
@@ -41,7 +42,7 @@ MAX_SEARCHES_PER_OWNER = 100
 MAX_KEY_LENGTH = 128
 # paused_reason and marketplace_state.reason are VARCHAR(300): a reason, with room for who gave it.
 MAX_REASON_LENGTH = 200
-PLATFORMS = ("console", "discord", "telegram")
+PLATFORMS = ("console", "discord", "telegram", "apprise")
 # Alerts held while a chat refused us that are older than this when it is resumed are summarised, not sent.
 HELD_MAX_AGE = timedelta(hours=6)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -472,7 +473,7 @@ class Commands:
 
 
 def parse_destination(text: str) -> Destination:
-    """'console', 'console:<name>', 'discord:<channel id>' or 'telegram:<chat id>'."""
+    """'console', 'console:<name>', 'discord:<channel id>', 'telegram:<chat id>' or 'apprise:<Apprise URL>'."""
     platform, _, target = text.strip().partition(":")
     platform = platform.lower()
     if platform == "console":
@@ -481,13 +482,24 @@ def parse_destination(text: str) -> Destination:
 
 
 def check_destination(destination: Destination) -> Destination:
-    """A destination this service can send to and store: a known platform and, on a chat platform, a numeric id."""
+    """A destination this service can send to and store: a known platform and, on a chat platform, a numeric id;
+    on Apprise, a URL of a service Apprise knows (see bot.apprise.urls)."""
     platform, target = destination.platform, destination.target
     if platform not in PLATFORMS:
-        raise InputError(f"Unknown destination {str(destination)[:40]!r}: use console, discord:<channel id> or "
-                         f"telegram:<chat id>.", field="destination")
-    if platform != "console" and not re.fullmatch(r"-?\d{1,20}", target):
+        # Only the platform is repeated: a mistyped 'aprise:' would otherwise echo a URL's credentials.
+        raise InputError(f"Unknown destination platform {platform[:20]!r}: use console, discord:<channel id>, "
+                         f"telegram:<chat id> or apprise:<Apprise URL>.", field="destination")
+    if platform == "apprise":
+        check_apprise_url(target)
+    elif platform != "console" and not re.fullmatch(r"-?\d{1,20}", target):
         raise InputError(f"A {platform} destination needs a numeric id, as in {platform}:123456789.",
                          field="destination")
     check_key(target, field="destination")
     return destination
+
+
+def describe_destination(destination: Destination) -> str:
+    """A destination as it may be shown or logged: an Apprise URL with its credentials and tokens hidden."""
+    if destination.platform == "apprise":
+        return f"apprise:{redact_apprise_url(destination.target)}"
+    return str(destination)

@@ -170,7 +170,7 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.commands import describe_outcomes, describe_search, parse_destination
+    from bot.commands import describe_destination, describe_outcomes, describe_search, parse_destination
     from dealscout.parts import build_commands, utc_now
     from scrapers.registry import build_adapters
     from storage.db import describe_location
@@ -201,14 +201,14 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
             searches = await repo.load_searches(limit=args.per_page, offset=(page - 1) * args.per_page)
             paused = await commands.paused_marketplaces()
             for search in searches:
-                print(f"{describe_search(search, adapters, paused)} -> {search.destination}")
+                print(f"{describe_search(search, adapters, paused)} -> {describe_destination(search.destination)}")
             if pages > 1:
                 more = f"; next: dealscout search list --page {page + 1}" if page < pages else ""
                 print(f"page {page} of {pages} ({total} searches, {args.per_page} a page){more}")
         elif action == "show":
             search = await commands.show_search(actor, args.id)
             print(describe_search(search, adapters))
-            print(f"  destination: {search.destination}  owner: {search.owner}")
+            print(f"  destination: {describe_destination(search.destination)}  owner: {search.owner}")
             print(f"  next run: {search.next_run_at:%Y-%m-%d %H:%M:%S} UTC  last success: "
                   f"{search.last_success_at.strftime('%Y-%m-%d %H:%M:%S UTC') if search.last_success_at else 'never'}")
             print("  last check per marketplace:")
@@ -457,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--unpriced", choices=["include", "exclude"], help="listings without a comparable price")
     add.add_argument("--sponsored", choices=["include", "exclude"],
                      help="listings a marketplace marks as paid placements (default include)")
-    add.add_argument("--to", default="console", help="console (default), discord:<channel id>, telegram:<chat id>")
+    add.add_argument("--to", default="console", help="console (default), discord:<channel id>, telegram:<chat id> "
+                     "or apprise:<Apprise URL> (ntfy, Slack, Matrix, Pushover, webhooks...)")
     listing = actions.add_parser("list", help="list saved searches, a page at a time, oldest first")
     listing.add_argument("--page", type=bounded(1, 10**9), default=1, help="which page (default 1)")
     listing.add_argument("--per-page", type=bounded(1, PER_PAGE_MAX), default=PER_PAGE,

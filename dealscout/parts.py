@@ -24,8 +24,9 @@ def utc_now() -> datetime:
 
 
 def configured_platforms(settings: Settings) -> list[str]:
-    """The platforms alerts can go to with these settings: the console and each platform with a token."""
-    return ["console", *(["discord"] if settings.discord_token else []),
+    """The platforms alerts can go to with these settings: the console, Apprise (its URLs carry their own
+    credentials) and each chat platform with a token."""
+    return ["console", "apprise", *(["discord"] if settings.discord_token else []),
             *(["telegram"] if settings.telegram_token else [])]
 
 

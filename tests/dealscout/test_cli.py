@@ -452,3 +452,16 @@ async def test_doctor_tells_which_marketplaces_robots_txt_refuse_our_request(
     assert robots[-2] == ("rss        not checked: its addresses are its searches' own: each one's robots.txt is "
                           "read when it is fetched")
     assert len(robots) == 8 and sum(" allowed: " in line for line in robots) == 6
+
+
+def test_an_apprise_destination_is_shown_without_its_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "search", "add", "lego", "-m", "ebay", "--to",
+                         "apprise:jsons://me:hunter2@hooks.example.com/s3cret?token=tok3n")
+    assert code == 0, err
+    shown = "apprise:jsons://***@hooks.example.com/***?token=***"
+    assert shown in run(capsys, "search", "list")[1]
+    assert f"destination: {shown}" in run(capsys, "search", "show", "1")[1]
+    code, out, err = run(capsys, "search", "add", "lego", "-m", "ebay", "--to", "apprise:json://127.0.0.1/s3cret")
+    assert code == 2 and "json://127.0.0.1/*** points at a loopback address" in err
+    everything = "".join(capsys.readouterr()) + out + err
+    assert not any(secret in everything for secret in ("hunter2", "s3cret", "tok3n"))

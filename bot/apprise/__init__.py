@@ -1,0 +1,1 @@
+"""Alerts to any notification service Apprise speaks (ntfy, Slack, Matrix, Pushover, webhooks...)."""
