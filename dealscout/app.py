@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
 from bot.admin import AdminCommands
+from bot.apprise.notifier import AppriseNotifier
 from bot.commands import Commands
 from bot.connection import Connection
 from bot.console import ConsoleNotifier
@@ -183,7 +184,9 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         # Operator actions are announced to the ops destinations, known once the platforms are: see below.
         admin = AdminCommands(store.repo, adapters, clock=utc_now)
         ends = front_ends if front_ends is not None else build_front_ends(settings, commands, admin)
-        chosen: dict[str, Notifier] = {"console": ConsoleNotifier()}
+        # Apprise needs no token: its destinations carry their own URLs.
+        chosen: dict[str, Notifier] = {"console": ConsoleNotifier(), "apprise": AppriseNotifier(
+            marketplace_names={key: adapter.name for key, adapter in adapters.items()})}
         chosen.update({end.platform: end.notifier for end in ends})
         chosen.update(notifiers or {})
         by_platform = {end.platform: end for end in ends}
