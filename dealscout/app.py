@@ -211,7 +211,7 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         )
         dispatcher.observe(ops.metrics)
         for end in ends:
-            ops.extra_routes.extend(getattr(end, "routes", ()))
+            ops.extra_routers.extend(getattr(end, "routers", ()))
         admin.set_announcer(ops.reporter.say)
         scan_options = dict(
             clock=utc_now, batch_size=settings.scan_batch_size, lease_seconds=settings.scan_lease_seconds,
@@ -351,11 +351,9 @@ async def run_leader(settings: Settings, *, stop: asyncio.Event | None = None,
             await stop_delivering(service)
 
 
-async def run_api(settings: Settings, *, stop: asyncio.Event | None = None, reuse_port: bool = False) -> None:
-    """Serve the ops API alone (health, detailed health, metrics): no scheduler, scans or chat gateways, so any
-    number of these may run beside the leader."""
-    stop = stop or asyncio.Event()
-    _stop_on_signals(stop)
+@contextlib.asynccontextmanager
+async def stateless_ops(settings: Settings) -> AsyncIterator[Ops]:
+    """The ops an API process serves: the database opened (not migrated), no scheduler, scans or chat gateways."""
     async with open_store(settings, migrate=False) as store:
         adapters = build_adapters(settings)
 
@@ -365,6 +363,15 @@ async def run_api(settings: Settings, *, stop: asyncio.Event | None = None, reus
         ops = build_ops(settings, engine=store.engine, repo=store.repo, adapters=adapters, clock=utc_now,
                         scheduler_ticks={}, platforms={}, sends={}, say=nowhere)
         ops.health.scheduler_elsewhere = True
+        yield ops
+
+
+async def run_api(settings: Settings, *, stop: asyncio.Event | None = None, reuse_port: bool = False) -> None:
+    """Serve the ops API alone (health, detailed health, metrics): no scheduler, scans or chat gateways, so any
+    number of these may run beside the leader."""
+    stop = stop or asyncio.Event()
+    _stop_on_signals(stop)
+    async with stateless_ops(settings) as ops:
         await ops.start_server(settings, reuse_port=reuse_port)
         log.info("Deal Scout API serving the ops endpoints")
         try:

@@ -1,24 +1,31 @@
 """The roles that run as several processes: `dealscout worker` (a Celery worker whose processes share one
-Prometheus endpoint) and `dealscout api --workers N` (N processes serving one port)."""
+Prometheus endpoint) and `dealscout api --workers N` (N uvicorn worker processes serving one port)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import multiprocessing
 import os
-import signal
 import shutil
 import socket
 import tempfile
+from typing import TYPE_CHECKING
 
 from scout.config import Settings
+from scout.errors import DealScoutError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
 # prometheus_client's multiprocess mode: each worker process writes its metrics to files in this folder, and the
 # main process serves their sum. It must be set before prometheus_client is first imported.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# What uvicorn imports in each process of `dealscout api --workers N` (see api_worker_app).
+API_WORKER_APP = f"{__name__}:api_worker_app"
+EXIT_FAILURE = 1
 
 
 def run_worker(settings: Settings, *, concurrency: int | None = None, name: str | None = None) -> int:
@@ -52,32 +59,65 @@ def serve_metrics(port: int) -> None:
 
 
 def run_api(settings: Settings, *, workers: int = 1) -> int:
-    """Serve the ops API from `workers` processes sharing its port (SO_REUSEPORT); each is stateless."""
+    """Serve the ops API; with `workers` above 1, from that many processes under uvicorn's supervisor, which
+    restarts a worker that dies or hangs. Each worker is stateless: it builds the API with `api_worker_app`."""
     from dealscout import app
 
     if workers <= 1:
         asyncio.run(app.run_api(settings))
         return 0
-    spawn = multiprocessing.get_context("spawn")
-    children = [spawn.Process(target=_serve_api, args=(settings,), daemon=False) for _ in range(workers)]
-    for child in children:
-        child.start()
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
 
-    def stop(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.pid is not None:
-                os.kill(child.pid, signal.SIGTERM)
+    from api.server import bind_sockets, uvicorn_config
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for child in children:
-        child.join()
-    return max((child.exitcode or 0) for child in children)
+    # Bound here, so a taken port is told as for one process; the workers inherit the listening socket.
+    sockets = bind_sockets(settings.ops_http_host, settings.ops_http_port)
+    supervisor = Multiprocess(uvicorn_config(API_WORKER_APP, factory=True, workers=workers), sockets=sockets)
+    log.info("ops API listening on http://%s:%s with %d worker processes", settings.ops_http_host,
+             sockets[0].getsockname()[1], workers)
+    supervisor.run()
+    # A worker that could not start (the database unreachable, say) made the supervisor give up.
+    return EXIT_FAILURE if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes) else 0
 
 
-def _serve_api(settings: Settings) -> None:
-    from dealscout import app
+def api_worker_app() -> ApiWorkerApp:
+    """uvicorn's app factory in each worker process: the settings come from the environment (and .env) the worker
+    inherited from `dealscout api`, as that command read them; the database opens when the worker starts serving."""
     from dealscout.cli import configure_logging
+    from scout.config import load_settings
 
+    settings = load_settings()
     configure_logging(settings.log_level)
-    asyncio.run(app.run_api(settings, reuse_port=True))
+    return ApiWorkerApp(settings)
+
+
+class ApiWorkerApp:
+    """An ASGI application whose lifespan opens the database and builds the API (dealscout.app.stateless_ops), and
+    closes them when the worker stops; requests in between go to that API."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._api: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        assert self._api is not None, "uvicorn runs the lifespan (startup) before any request"
+        await self._api(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        from dealscout import app
+
+        await receive()  # lifespan.startup
+        async with contextlib.AsyncExitStack() as opened:
+            try:
+                ops = await opened.enter_async_context(app.stateless_ops(self._settings))
+            except DealScoutError as err:
+                await send({"type": "lifespan.startup.failed", "message": str(err)})
+                return
+            self._api = ops.build_api(self._settings)
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown
+        await send({"type": "lifespan.shutdown.complete"})

@@ -1,4 +1,4 @@
-"""Builds the ops side of a service: metrics, health checks, the reporter, the HTTP server and their jobs."""
+"""Builds the ops side of a service: metrics, health checks, the reporter, the API server and their jobs."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.app import build_app
+from api.metrics import RequestStats
+from api.server import ApiServer
 from ops.health import HealthChecker, PlatformConnection, Snapshot
 from ops.metrics import Metrics
 from ops.reporter import OpsReporter
-from ops.server import OpsServer, RequestStats, build_app
 from ops.thresholds import parse_overrides
 from scout.circuit import CircuitState
 from scout.config import Settings
@@ -37,8 +39,8 @@ class Ops:
     repo: Repository
     adapters: Mapping[str, Adapter]
     clock: Callable[[], datetime]
-    extra_routes: list[web.RouteDef] = field(default_factory=list)
-    server: OpsServer | None = None
+    extra_routers: list[APIRouter] = field(default_factory=list)
+    server: ApiServer | None = None
     # What the ops API serves: readings shared by every request within a few seconds (see Snapshot).
     detailed_health: Snapshot[dict[str, Any]] = field(init=False)
     scraped_gauges: Snapshot[None] = field(init=False)
@@ -85,10 +87,14 @@ class Ops:
     async def daily_summary(self) -> None:
         await self.reporter.daily_summary(await self.repo.load_activity(since=self.clock() - DAY))
 
+    def build_api(self, settings: Settings) -> FastAPI:
+        """The API application serving these ops, with the routers front ends added (extra_routers)."""
+        return build_app(self.health, self.metrics, self.stats, detailed=self.detailed_health.get,
+                         refresh_metrics=self.scraped_gauges.get, routers=self.extra_routers, docs=settings.api_docs)
+
     async def start_server(self, settings: Settings, *, reuse_port: bool = False) -> None:
-        app = build_app(self.health, self.metrics, self.stats, detailed=self.detailed_health.get,
-                        refresh_metrics=self.scraped_gauges.get, extra_routes=self.extra_routes)
-        self.server = OpsServer(app, settings.ops_http_host, settings.ops_http_port, reuse_port=reuse_port)
+        self.server = ApiServer(self.build_api(settings), settings.ops_http_host, settings.ops_http_port,
+                                reuse_port=reuse_port)
         await self.server.start()
 
     async def stop_server(self) -> None:

@@ -207,6 +207,9 @@ SETTINGS: dict[str, Setting] = {
         "CIRCUIT_MAX_WAIT_SECONDS", "21600", _positive(WEEK_SECONDS), "Longest wait of an open circuit."),
     "ops_http_host": Setting("OPS_HTTP_HOST", "127.0.0.1", str, "Address the ops API (health, metrics) listens on."),
     "ops_http_port": Setting("OPS_HTTP_PORT", "8080", whole_number(0, 65535), "Port of the ops API; 0 picks a free one."),
+    "api_docs": Setting(
+        "API_DOCS", "true", _bool,
+        "Serve the API's interactive docs at /docs and its schema at /openapi.json; turn off in production."),
     "ops_evaluate_seconds": Setting(
         "OPS_EVALUATE_SECONDS", "60", _positive(DAY_SECONDS), "How often the alert thresholds are evaluated."),
     "ops_repeat_critical_minutes": Setting(
@@ -310,6 +313,7 @@ class Settings:
     respect_robots: bool
     ops_http_host: str
     ops_http_port: int
+    api_docs: bool
     ops_evaluate_seconds: float
     ops_repeat_critical_minutes: float
     ops_daily_summary_hour: int

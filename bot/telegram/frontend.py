@@ -11,7 +11,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from fastapi import APIRouter
 from telegram import Bot, BotCommand
 from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import Application, BaseUpdateProcessor
@@ -22,7 +22,7 @@ from bot.commands import Commands
 from bot.connection import Backoff, Connection, ConnectionState, ConnectionTracker, Connector, describe_error
 from bot.telegram.handlers import BOT_COMMANDS, PLATFORM, TelegramHandlers
 from bot.telegram.notifier import TelegramNotifier
-from bot.telegram.webhook import DEFAULT_PATH, build_webhook_routes
+from bot.telegram.webhook import DEFAULT_PATH, build_webhook_router
 from scout.config import Settings
 from scout.errors import ConfigError
 from scout.models import Destination, SavedSearch
@@ -105,7 +105,8 @@ class PollingRequest(HTTPXRequest):
 
 
 class TelegramFrontEnd:
-    """dealscout.app.FrontEnd for Telegram. `routes` holds the webhook endpoint in webhook mode (empty when polling)."""
+    """dealscout.app.FrontEnd for Telegram. `routers` holds the webhook endpoint in webhook mode (empty when polling),
+    for the app's API to serve."""
 
     platform = PLATFORM
 
@@ -138,9 +139,9 @@ class TelegramFrontEnd:
         self.webhook_mode = settings.telegram_mode == "webhook"
         path = urlsplit(settings.telegram_webhook_url or "").path if self.webhook_mode else ""
         self.webhook_path = path if path not in ("", "/") else DEFAULT_PATH
-        self.routes: list[web.RouteDef] = build_webhook_routes(
+        self.routers: list[APIRouter] = [build_webhook_router(
             self.webhook_path, settings.telegram_webhook_secret, lambda: self.application
-        ) if self.webhook_mode else []
+        )] if self.webhook_mode else []
 
     def build_application(self) -> Application:
         builder = (
@@ -151,7 +152,7 @@ class TelegramFrontEnd:
             .concurrent_updates(PerChatUpdateProcessor())
         )
         if self.webhook_mode:
-            builder = builder.updater(None)  # updates arrive through `routes`, on the app's aiohttp server
+            builder = builder.updater(None)  # updates arrive through `routers`, on the app's API server
         else:
             builder = builder.get_updates_request(PollingRequest(self._connector.tracker,
                                                                  self._settings.telegram_token or ""))

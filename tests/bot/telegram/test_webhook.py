@@ -6,10 +6,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from fastapi import FastAPI
 
+from api.server import ApiServer
 from bot.commands import Commands
 from bot.telegram.frontend import TelegramFrontEnd
 from bot.telegram.webhook import SECRET_HEADER
@@ -23,16 +24,20 @@ URL = "https://bot.example.org/tg/hook"
 
 @pytest.fixture
 async def hooked(api: FakeBotApi, commands: Commands,
-                 clock: ManualClock) -> AsyncIterator[tuple[TelegramFrontEnd, TestClient]]:
+                 clock: ManualClock) -> AsyncIterator[tuple[TelegramFrontEnd, aiohttp.ClientSession]]:
     settings = settings_for(api, TELEGRAM_MODE="webhook", TELEGRAM_WEBHOOK_URL=URL, TELEGRAM_WEBHOOK_SECRET=SECRET)
     end = TelegramFrontEnd(settings, commands, clock=clock, notifier=quick_notifier())
-    app = web.Application()
-    app.add_routes(end.routes)  # what the app's aiohttp server does with them
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-        try:
+    app = FastAPI()
+    for router in end.routers:  # what the app's API does with them
+        app.include_router(router)
+    server = ApiServer(app, "127.0.0.1", 0)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{server.port}") as client:
             yield end, client
-        finally:
-            await end.stop()
+    finally:
+        await end.stop()
+        await server.stop()
 
 
 def update(text: str, chat_id: int = 42) -> dict:
@@ -43,7 +48,7 @@ def update(text: str, chat_id: int = 42) -> dict:
 
 
 async def test_the_webhook_is_set_with_the_secret_and_updates_reach_the_handlers(
-    api: FakeBotApi, hooked: tuple[TelegramFrontEnd, TestClient]
+    api: FakeBotApi, hooked: tuple[TelegramFrontEnd, aiohttp.ClientSession]
 ) -> None:
     end, client = hooked
     assert end.webhook_path == "/tg/hook"
@@ -59,7 +64,7 @@ async def test_the_webhook_is_set_with_the_secret_and_updates_reach_the_handlers
 
 
 async def test_a_wrong_or_missing_secret_is_refused(api: FakeBotApi,
-                                                    hooked: tuple[TelegramFrontEnd, TestClient]) -> None:
+                                                    hooked: tuple[TelegramFrontEnd, aiohttp.ClientSession]) -> None:
     end, client = hooked
     await end.start()
     for headers in ({}, {SECRET_HEADER: ""}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: SECRET + "x"},
@@ -69,8 +74,9 @@ async def test_a_wrong_or_missing_secret_is_refused(api: FakeBotApi,
     assert api.calls_to("sendMessage") == []
 
 
-async def test_a_body_that_is_not_an_update_is_a_bad_request(api: FakeBotApi,
-                                                            hooked: tuple[TelegramFrontEnd, TestClient]) -> None:
+async def test_a_body_that_is_not_an_update_is_a_bad_request(
+    api: FakeBotApi, hooked: tuple[TelegramFrontEnd, aiohttp.ClientSession]
+) -> None:
     end, client = hooked
     await end.start()
     for body in (b"{not json", b"[1, 2]", b'"text"', b'{"message": {}}', b"\xff\xfe",
@@ -82,4 +88,4 @@ async def test_a_body_that_is_not_an_update_is_a_bad_request(api: FakeBotApi,
 
 
 async def test_polling_mode_has_no_webhook_route(api: FakeBotApi, commands: Commands, clock: ManualClock) -> None:
-    assert TelegramFrontEnd(settings_for(api), commands, clock=clock).routes == []
+    assert TelegramFrontEnd(settings_for(api), commands, clock=clock).routers == []
