@@ -53,11 +53,13 @@ from bench.scale_report import (
     print_claims,
     print_costs,
     print_depths,
+    print_profiles,
     print_runs,
+    read_profiles,
     tree,
 )
 from bench.scale_site import ServedSite, serving
-from bench.scale_worker import RATE_ENV, RESOLVE_ENV
+from bench.scale_worker import PROFILE_ENV, RATE_ENV, RESOLVE_ENV
 from bench.scan import CountingNotifier
 from bench.scan_db import StatementProfile, seed
 from bench.scan_pages import EBAY_HOST, SyntheticPages
@@ -158,6 +160,10 @@ class Bench:
         env = service_environment({**self.worker_env, "WORKER_CONCURRENCY": str(concurrency),
                                    "WORKER_METRICS_PORT": str(port)})
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each worker makes its own
+        if self.args.profile:
+            folder = self.log_dir / f"profile-{run}"
+            folder.mkdir(exist_ok=True)
+            env[PROFILE_ENV] = str(folder)
         proc = subprocess.Popen([sys.executable, "-m", "bench.scale_worker", name], cwd=REPO_ROOT, env=env,
                                 stdin=subprocess.DEVNULL, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         return Worker(name, proc, port, log)
@@ -244,6 +250,7 @@ class Bench:
             before = await self.last_search_id()
             await seed(engine, queries=self.queries, searches=self.args.searches, listings=0, now=datetime.now(UTC))
             warmed = await self.read_metrics(workers)
+            run.warm_tasks = warmed.count
             logged = await self.task_log_count()
             self.site.site.reset()
             meter = CpuMeter(await self.groups(workers))
@@ -268,6 +275,8 @@ class Bench:
             run.tasks = (await self.read_metrics(workers)).minus(warmed)
         finally:
             await self.stop_workers(workers)
+        if self.args.profile:
+            run.profile = read_profiles(self.log_dir / f"profile-{index}")
         run.task_errors = self.task_errors(workers) - run.warm_errors
         run.ebay_successes = await self.ebay_successes()
         return run
@@ -418,6 +427,8 @@ def main() -> int:
     parser.add_argument("--warm-up", type=int, default=2,
                         help="fetches per slot of a warm-up pass on other queries before each timed pass, so every "
                              "task process has connected and compiled its statements (0: time cold workers)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile every task process and print where their CPU goes (slows them down)")
     parser.add_argument("--timeout", type=float, default=600.0, help="most seconds a run may take")
     args = parser.parse_args()
     args.workers = [int(n) for n in args.workers.split(",")]
@@ -443,6 +454,10 @@ def main() -> int:
     print_claims(runs)
     print("\nqueue depth (LLEN celery) over each run")
     print_depths(runs)
+    if args.profile:
+        print("\nthe task processes' CPU by library (cProfile own CPU time, warm-up and timed pass; waiting in epoll "
+              "and for the next task left out)")
+        print_profiles(runs)
     return 0
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import pstats
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -111,6 +113,8 @@ class Run:
     cores: list[float] = field(default_factory=list)
     start_seconds: float = 0.0
     warm_seconds: float = 0.0
+    warm_tasks: int = 0
+    profile: Profile | None = None
     task_errors: int = 0
     warm_errors: int = 0
     warm_lost: int = 0
@@ -185,3 +189,66 @@ def print_depths(runs: list[Run]) -> None:
                 next_at += DEPTH_EVERY_SECONDS
         print(f"  {run.workers} worker(s): max {max((d for _, d in run.depths), default=0)}; every "
               f"{DEPTH_EVERY_SECONDS:g} s: {' '.join(marks)}")
+
+
+# Where a function's own time goes, by the file it is in (first match wins); C functions show as "~".
+LIBRARIES = [("sqlalchemy", "/sqlalchemy/"), ("asyncpg", "/asyncpg/"),
+             ("aiohttp, yarl, multidict", ("/aiohttp/", "/yarl/", "/multidict/")),
+             ("celery, kombu, billiard", ("/celery/", "/kombu/", "/billiard/", "/vine/")),
+             ("redis, limits", ("/redis/", "/limits/")), ("prometheus_client", "/prometheus_client/"),
+             ("scrapers/ (fetcher, eBay parse)", "/scrapers/"), ("scout/ (scan, matching)", "/scout/"),
+             ("storage/", "/storage/"), ("dealscout/", "/dealscout/"), ("logging", "/logging/"),
+             ("asyncio", "/asyncio/")]
+# Waiting, not working: the event loop's epoll, and a pool process's blocking read of its next task from its pipe.
+WAITING = ("select.epoll", "time.sleep", "posix.read")
+
+
+@dataclass
+class Profile:
+    """The task processes' cProfile, summed: own time by library, and the functions with the most own time."""
+
+    processes: int
+    by_library: dict[str, float]
+    top: list[tuple[float, int, str]]  # own seconds, calls, function
+
+
+def read_profiles(folder: Path) -> Profile | None:
+    files = sorted(folder.glob("*.prof"))
+    if not files:
+        return None
+    stats = pstats.Stats(str(files[0]))
+    for path in files[1:]:
+        stats.add(str(path))
+    by_library: dict[str, float] = {}
+    top = []
+    for (filename, line, function), (_, calls, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if any(mark in function for mark in WAITING):
+            continue
+        library = "C calls (json, lxml, sockets, ...)" if filename == "~" else "other Python"
+        for name, marks in LIBRARIES:
+            if any(mark in filename for mark in ((marks,) if isinstance(marks, str) else marks)):
+                library = name
+                break
+        by_library[library] = by_library.get(library, 0.0) + own
+        where = function if filename == "~" else f"{filename.split('site-packages/')[-1]}:{line} {function}"
+        top.append((own, calls, where))
+    return Profile(len(files), by_library, sorted(top, reverse=True)[:TOP_FUNCTIONS])
+
+
+TOP_FUNCTIONS = 12
+
+
+def print_profiles(runs: list[Run]) -> None:
+    for run in runs:
+        if run.profile is None:
+            continue
+        tasks = run.tasks.count + run.warm_tasks
+        total = sum(run.profile.by_library.values())
+        print(f"\n  {run.workers} worker(s), {run.profile.processes} task processes, {tasks} tasks: "
+              f"{total * 1000 / max(1, tasks):.1f} ms of CPU per task (profiled, so more than unprofiled)")
+        rows = [(name, f"{seconds:.2f}", f"{seconds * 1000 / max(1, tasks):.2f}", f"{seconds / total:.0%}")
+                for name, seconds in sorted(run.profile.by_library.items(), key=lambda x: -x[1])]
+        print_table(("library", "own s", "ms/task", "share"), rows)
+        print()
+        print_table(("own s", "calls", "function"),
+                    [(f"{own:.2f}", calls, where[-110:]) for own, calls, where in run.profile.top])

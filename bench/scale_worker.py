@@ -2,6 +2,7 @@
 
     DEALSCOUT_DRILL_RESOLVE='{"www.ebay.com": "http://127.0.0.1:PORT"}' BENCH_EBAY_REQUESTS_PER_MINUTE=60000 \
         python -m bench.scale_worker celery@NAME
+    BENCH_PROFILE_DIR=/tmp/prof ...   # also cProfile each task process (bench.scale --profile)
 
 Everything else is the worker's own configuration from the environment (DATABASE_URL, CELERY_BROKER_URL, REDIS_URL,
 WORKER_CONCURRENCY, ...), read by load_settings with no .env file.
@@ -17,6 +18,7 @@ from dealscout.cli import configure_logging
 from scout.config import load_settings
 
 RATE_ENV = "BENCH_EBAY_REQUESTS_PER_MINUTE"
+PROFILE_ENV = "BENCH_PROFILE_DIR"  # set: each task process writes its cProfile there when it stops
 # The drills' name for it (tests.drills.service_process.RESOLVE_ENV), not imported from there: that module imports
 # the whole service, prometheus_client with it, before run_worker sets PROMETHEUS_MULTIPROC_DIR, and the task
 # processes' metrics would then stay in memory where the worker's endpoint cannot sum them.
@@ -34,7 +36,32 @@ def main() -> int:
     # a finite one, so each request still takes its slot in the shared Redis window as it would in production.
     EbayAdapter.requests_per_minute = float(os.environ[RATE_ENV])
     tasks.RESOLVE = json.loads(os.environ.get(RESOLVE_ENV) or "{}")
+    if os.environ.get(PROFILE_ENV):
+        profile_pool(os.environ[PROFILE_ENV])
     return run_worker(settings, name=sys.argv[1] if len(sys.argv) > 1 else None)
+
+
+def profile_pool(folder: str) -> None:
+    """cProfile each task process's CPU time from the moment its stores are open until it stops, one file per
+    process."""
+    import cProfile
+    import time
+
+    from celery.signals import worker_process_init, worker_process_shutdown
+
+    # CPU time, not wall time: a send on a busy machine would otherwise be charged for the processes that ran
+    # while this one waited for a core.
+    profiler = cProfile.Profile(time.process_time)
+
+    # Connected after dealscout.tasks' own handlers, so each runs after the process has opened its stores.
+    @worker_process_init.connect(weak=False)
+    def _start(**_: object) -> None:
+        profiler.enable()
+
+    @worker_process_shutdown.connect(weak=False)
+    def _stop(**_: object) -> None:
+        profiler.disable()
+        profiler.dump_stats(os.path.join(folder, f"{os.getpid()}.prof"))
 
 
 if __name__ == "__main__":
