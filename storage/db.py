@@ -25,6 +25,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration, so that a command can see the schema is current without loading Alembic.
 # tests/storage/test_migrations.py holds it to Alembic's own reading of the scripts.
 HEAD_REVISION = "0008"
+# PostgreSQL advisory lock key held while migrating ("dealmigr" in ASCII; the scheduler lock uses another).
+MIGRATION_LOCK = 0x6465616C6D696772
 # How long a SQLite writer waits for another writer's lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 # What SQLite's result codes (https://www.sqlite.org/rescode.html) mean to whoever runs the service; extended codes
@@ -176,6 +178,10 @@ async def _migrate(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
             await connection.commit()
         try:
             async with connection.begin():
+                if not sqlite:
+                    # Processes starting together (leaders, workers) migrate one at a time: the others wait here,
+                    # then find the schema at its head. The lock ends with the transaction.
+                    await connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 await connection.run_sync(_run)
                 if sqlite and (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first():
                     raise StorageError("a migration left rows pointing at rows that do not exist; nothing changed")

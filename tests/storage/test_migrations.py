@@ -227,3 +227,17 @@ def test_the_storage_modules_leave_postgresql_unloaded() -> None:
               "print(sorted(name for name in sys.modules if 'postgresql' in name or name.startswith('asyncpg')))\n")
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
     assert loaded.stdout == "[]\n"
+
+
+async def test_processes_starting_together_migrate_one_at_a_time(database_url: str) -> None:
+    """Regression: leaders and workers starting together on a fresh PostgreSQL database ran the migrations at once
+    and hung on each other's locks; now each waits for the one migrating, then finds the schema at its head."""
+    import asyncio
+
+    engines = [create_engine(database_url) for _ in range(4)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(upgrade(engine) for engine in engines)), 120)
+        assert await current_revision(engines[0]) == HEAD_REVISION
+    finally:
+        for engine in engines:
+            await engine.dispose()
