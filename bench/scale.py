@@ -437,6 +437,8 @@ def main() -> int:
     if args.searches < args.queries:
         parser.error("--searches must be at least --queries")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Stopped like Ctrl-C, so the workers are stopped and the database dropped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     pages = SyntheticPages()
     served = args.queries + args.warm_up * max(args.workers) * args.concurrency
     built = {pages.query(i): pages.page(i) for i in range(served)}
