@@ -60,12 +60,14 @@ class TaskScanner(Scanner):
         """Send the tasks that are due (new ones, and those a worker put off); they stay due until sent."""
         sent = 0
         while True:
-            tokens = await self._tasks.take_due(now=self._clock(), limit=SEND_BATCH)
+            taken_at = self._clock()
+            tokens = await self._tasks.take_due(now=taken_at, limit=SEND_BATCH)
             if not tokens:
                 return sent
             try:
                 await self._send(tokens)
             except Exception as err:  # noqa: BLE001 - any broker failure: the tasks stay due and are sent later
+                await self._tasks.unsend(tokens, sent_at=taken_at)
                 first = self.broker_error is None
                 self.broker_error = f"{type(err).__name__}: {err}"
                 if first:
@@ -77,7 +79,6 @@ class TaskScanner(Scanner):
                 log.info("the task queue takes tasks again")
                 self.broker_error = None
                 await self._tell(None)
-            await self._tasks.mark_sent(tokens, now=self._clock())
             sent += len(tokens)
             if len(tokens) < SEND_BATCH:
                 return sent

@@ -30,9 +30,7 @@ EXIT_FAILURE = 1
 
 def run_worker(settings: Settings, *, concurrency: int | None = None, name: str | None = None) -> int:
     """Run a Celery worker until it is stopped (SIGTERM: warm shutdown, the running tasks finish)."""
-    own_dir = None
-    if not os.environ.get(MULTIPROC_ENV):
-        own_dir = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="dealscout-metrics-")
+    own_dir = prepare_metrics_dir()
     try:
         from dealscout import tasks
 
@@ -46,6 +44,15 @@ def run_worker(settings: Settings, *, concurrency: int | None = None, name: str 
     finally:
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def prepare_metrics_dir() -> str | None:
+    """Point prometheus_client's multiprocess mode at a folder of its own, unless one is set; the folder made, to
+    remove at the end. Call before anything imports prometheus_client (dealscout.tasks does, through the worker)."""
+    if os.environ.get(MULTIPROC_ENV):
+        return None
+    os.environ[MULTIPROC_ENV] = folder = tempfile.mkdtemp(prefix="dealscout-metrics-")
+    return folder
 
 
 def serve_metrics(port: int) -> None:

@@ -20,6 +20,9 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from dealscout.broker import TASK_NAME, build_celery
+# Loaded here, in the worker's main process, so that its pool processes inherit it instead of each importing the
+# whole service after the fork.
+from dealscout.worker import WorkerProcess, metrics_for_process
 from scout.config import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -42,8 +45,6 @@ _process: Any = None
 @worker_process_init.connect
 def _open_process(**_: Any) -> None:
     global _loop, _process
-    from dealscout.worker import WorkerProcess, metrics_for_process
-
     _loop = asyncio.new_event_loop()
     asyncio.set_event_loop(_loop)
     _process = WorkerProcess(settings, resolve=RESOLVE, metrics=metrics_for_process())
@@ -57,12 +58,13 @@ def _close_process(**_: Any) -> None:
         _loop.close()
 
 
-@app.task(name=TASK_NAME)
-def run_search_task(token: str) -> str:
+@app.task(name=TASK_NAME, bind=True)
+def run_search_task(self: Any, token: str) -> str:
     """Scan one claimed fetch group and commit its results; returns what became of it."""
     if _loop is None or _process is None:
         _open_process()  # a solo or threaded pool sends no worker_process_init
     assert _loop is not None and _process is not None and _process.runner is not None
-    outcome = _loop.run_until_complete(_process.runner.run(token))
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    outcome = _loop.run_until_complete(_process.runner.run(token, redelivered=redelivered))
     return outcome.status
 

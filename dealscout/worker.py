@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,10 +14,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from dealscout.app import build_fetcher, open_store
 from dealscout.leader import lease_margin
-from dealscout.parts import utc_now
-from scout.circuit import Circuit, CircuitPolicy, circuit_key, record
+from dealscout.parts import configured_platforms, utc_now
+from ops.reporter import OpsOutbox, OpsReporter, ops_destinations
+from scout.circuit import Circuit, CircuitPolicy, Transition, record
 from scout.config import Settings
-from scout.errors import InputError
+from scout.models import FetchOutcome
+from scout.errors import InputError, StorageError
 from scout.scan import Scanner, next_run
 from scrapers.base import Adapter, ScrapeResult, SearchQuery
 from scrapers.http import HttpFetcher
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 TASK_NAME = "run_search_task"
 # When Redis cannot say whether a request fits its budget, the task is tried again this much later.
 BUDGET_UNKNOWN_RETRY_SECONDS = 5.0
+# When the database refuses a task's results, the task is tried again this much later.
+STORAGE_RETRY_SECONDS = 5.0
 
 
 class TaskMetrics:
@@ -63,8 +67,10 @@ class TaskRunner:
 
     def __init__(self, settings: Settings, repo: Repository, tasks: ScanTasks, adapters: Mapping[str, Adapter],
                  fetcher: HttpFetcher, *, clock: Callable[[], datetime] = utc_now,
-                 metrics: TaskMetrics | None = None) -> None:
+                 metrics: TaskMetrics | None = None,
+                 on_circuit_change: Callable[[list[Transition]], Awaitable[None]] | None = None) -> None:
         self._settings = settings
+        self._on_circuit_change = on_circuit_change
         self._repo = repo
         self._tasks = tasks
         self._clock = clock
@@ -78,20 +84,24 @@ class TaskRunner:
                                 circuit_policy=self._policy)
         self._margin = lease_margin(settings.scan_lease_seconds)
 
-    async def run(self, token: str) -> TaskOutcome:
+    async def run(self, token: str, *, redelivered: bool = False) -> TaskOutcome:
+        """Run the task `token` names; `redelivered`: the broker gave its message again (its worker died)."""
         started = time.perf_counter()
-        outcome = await self._run(token)
+        outcome = await self._run(token, redelivered)
         if self._metrics is not None:
             self._metrics.runs.labels(TASK_NAME, outcome.status).inc()
             self._metrics.duration.labels(TASK_NAME).observe(time.perf_counter() - started)
         return outcome
 
-    async def _run(self, token: str) -> TaskOutcome:
+    async def _run(self, token: str, redelivered: bool) -> TaskOutcome:
         task = await self._tasks.load(token)
         if task is None:
             log.info("task %s: already committed or expired; nothing to do", token)
             return TaskOutcome("duplicate")
         now = self._clock()
+        if not await self._tasks.start(token, now=now, stale_before=now - self._margin, redelivered=redelivered):
+            log.info("task %s: another worker runs it now; this copy is dropped", token)
+            return TaskOutcome("duplicate")
         members = await self._tasks.live_members(task, hold_until=now + self._margin)
         if not members:
             # Its searches' leases end too soon (or passed to a newer claim): the leader claims them again.
@@ -119,14 +129,15 @@ class TaskRunner:
             result = ScrapeResult.failed(f"{type(err).__name__}: {err}")
         ms = int((time.perf_counter() - started) * 1000)
         fetch = self._scanner.outcome(key, members, result, ms, refused)
-        circuits: dict[str, Circuit] = {}
-        transitions = []
-        if not fetch.refused:
-            states = await self._repo.load_marketplace_states()
-            stored = states.get(fetch.circuit_key)
-            before = stored.circuit if stored else Circuit()
-            circuits[fetch.circuit_key] = record(before, ok=fetch.ok, now=self._clock(), policy=self._policy)
-            transitions = self._scanner.circuit_changes(before.state, circuits[fetch.circuit_key], fetch, self._clock())
+        told: list[Transition] = []
+
+        def circuit_step(done: FetchOutcome, stored: Circuit) -> tuple[Circuit, list[Transition]]:
+            """Run in the saving transaction, on the circuit as stored under its row's lock."""
+            after = record(stored, ok=done.ok, now=self._clock(), policy=self._policy)
+            changes = self._scanner.circuit_changes(stored.state, after, done, self._clock())
+            told[:] = changes
+            return after, changes
+
         by_id = {search.id: search for search in members}
         spread = self._scanner.spread
 
@@ -138,12 +149,35 @@ class TaskRunner:
         try:
             saved = await self._repo.save_scan(
                 now=self._clock(), fetches=[fetch], runs=[], searches=by_id,
-                baseline_first_scan=self._settings.baseline_first_scan, circuits=circuits, transitions=transitions,
+                baseline_first_scan=self._settings.baseline_first_scan, circuit_step=circuit_step,
                 guard=self._tasks.commit_guard(task, ok=fetch.ok, next_run=next_run_of))
         except TaskVoid:
             log.info("task %s: committed by an earlier delivery; this one's results are dropped", token)
             return TaskOutcome("duplicate")
+        except StorageError as err:
+            # The database refused the results (a conflict, a full disk): the task is tried again shortly rather
+            # than dropped; if even that cannot be written, its searches' leases end and they are claimed again.
+            log.error("task %s: the results could not be saved (%s); tried again in %.0f s", token, err,
+                      STORAGE_RETRY_SECONDS)
+            due = self._clock() + timedelta(seconds=STORAGE_RETRY_SECONDS)
+            await self._tasks.defer(task, due_at=due, lease_until=due + timedelta(
+                seconds=self._settings.scan_lease_seconds))
+            return TaskOutcome("deferred")
+        await self._tell(told)
         return TaskOutcome("done", saved.new_listings, saved.alerts_queued)
+
+    async def _tell(self, transitions: list[Transition]) -> None:
+        """A marketplace's circuit to the ops channel (through the outbox the leader delivers); one user's feed
+        host only to the log, as the scanner does."""
+        for change in transitions:
+            if change.host is not None:
+                log.warning("%s circuit of %s: %s", change.marketplace, change.host, change.reason)
+        ops = [change for change in transitions if change.host is None]
+        if ops and self._on_circuit_change is not None:
+            try:
+                await self._on_circuit_change(ops)
+            except StorageError as err:  # the fetch is saved; only the announcement is lost, and the log has it
+                log.error("could not queue the circuit news %s: %s", [change.reason for change in ops], err)
 
 
 class WorkerProcess:
@@ -162,8 +196,11 @@ class WorkerProcess:
         adapters = build_adapters(self._settings)
         fetcher = build_fetcher(self._settings, adapters, self._resolve, shared=True, budget_mode="deny")
         self._stack.push_async_callback(fetcher.close)
-        self.runner = TaskRunner(self._settings, store.repo, ScanTasks(db.session_factory(store.engine)), adapters, fetcher,
-                                 metrics=self._metrics)
+        say = OpsOutbox(store.repo, ops_destinations(self._settings, configured_platforms(self._settings)),
+                        clock=utc_now)
+        self.runner = TaskRunner(self._settings, store.repo, ScanTasks(db.session_factory(store.engine)), adapters,
+                                 fetcher, metrics=self._metrics,
+                                 on_circuit_change=OpsReporter(say, clock=utc_now).circuit_changed)
         return self.runner
 
     async def close(self) -> None:

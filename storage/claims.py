@@ -66,17 +66,32 @@ class ScanTasks:
                     .execution_options(synchronize_session=False))
 
     async def take_due(self, *, now: datetime, limit: int) -> list[str]:
-        """Tokens of tasks due to be sent, oldest first; `mark_sent` once they are on the queue."""
-        query = (sa.select(ScanTaskRow.token).where(ScanTaskRow.sent_at.is_(None), ScanTaskRow.due_at <= now)
-                 .order_by(ScanTaskRow.due_at).limit(limit))
-        async with self._sessions() as session:
-            return list((await session.scalars(query)).all())
+        """Tokens of tasks due to be sent, oldest first, marked sent at `now` in the same statement: a worker that
+        puts one off the moment it arrives can never have its deferral overwritten. `unsend` gives back those a
+        broker refused."""
+        due = (sa.select(ScanTaskRow.token).where(ScanTaskRow.sent_at.is_(None), ScanTaskRow.due_at <= now)
+               .order_by(ScanTaskRow.due_at).limit(limit))
+        if self.dialect == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        async with self._sessions.begin() as session:
+            tokens = list((await session.scalars(due)).all())
+            if not tokens:
+                return []
+            taken = await session.scalars(
+                sa.update(ScanTaskRow)
+                .where(one_of(self.dialect, ScanTaskRow.token, tokens), ScanTaskRow.sent_at.is_(None))
+                .values(sent_at=now).returning(ScanTaskRow.token).execution_options(synchronize_session=False))
+            return sorted(taken.all(), key=tokens.index)
 
-    async def mark_sent(self, tokens: Sequence[str], *, now: datetime) -> None:
+    async def unsend(self, tokens: Sequence[str], *, sent_at: datetime) -> None:
+        """Make due again the tasks `take_due` marked at `sent_at` that did not reach the broker (unless a worker
+        has changed them since)."""
         if tokens:
             async with self._sessions.begin() as session:
-                await session.execute(sa.update(ScanTaskRow).where(one_of(self.dialect, ScanTaskRow.token, tokens))
-                                      .values(sent_at=now).execution_options(synchronize_session=False))
+                await session.execute(
+                    sa.update(ScanTaskRow)
+                    .where(one_of(self.dialect, ScanTaskRow.token, tokens), ScanTaskRow.sent_at == sent_at)
+                    .values(sent_at=None).execution_options(synchronize_session=False))
 
     async def load(self, token: str) -> ScanTask | None:
         async with self._sessions() as session:
@@ -85,6 +100,17 @@ class ScanTasks:
             return None
         return ScanTask(row.token, row.lease_token, row.marketplace, row.query, row.location, row.radius_km,
                         tuple(row.search_ids), row.deferrals)
+
+    async def start(self, token: str, *, now: datetime, stale_before: datetime, redelivered: bool) -> bool:
+        """Mark the task started; False when another worker runs it now (or it is gone). A task started before
+        `stale_before` has outlived its time limit, and a redelivered message means its worker died: either may
+        be started again."""
+        free = sa.or_(ScanTaskRow.started_at.is_(None), ScanTaskRow.started_at < stale_before, sa.true()
+                      if redelivered else sa.false())
+        async with self._sessions.begin() as session:
+            started = await session.execute(sa.update(ScanTaskRow).where(ScanTaskRow.token == token, free)
+                                            .values(started_at=now))
+            return bool(started.rowcount)
 
     async def live_members(self, task: ScanTask, *, hold_until: datetime) -> list[SavedSearch]:
         """The task's searches that are still leased to it until at least `hold_until`.
@@ -104,7 +130,7 @@ class ScanTasks:
         async with self._sessions.begin() as session:
             moved = await session.execute(
                 sa.update(ScanTaskRow).where(ScanTaskRow.token == task.token)
-                .values(sent_at=None, due_at=due_at, deferrals=ScanTaskRow.deferrals + 1))
+                .values(sent_at=None, started_at=None, due_at=due_at, deferrals=ScanTaskRow.deferrals + 1))
             if not moved.rowcount:
                 return False
             await session.execute(
@@ -148,7 +174,8 @@ class ScanTasks:
                 raise TaskVoid(f"scan task {task.token} was already committed or has expired")
             mine = (sa.select(SearchRow.id, SearchRow.lease_pending, SearchRow.lease_failed)
                     .where(one_of(self.dialect, SearchRow.id, list(task.search_ids)),
-                           SearchRow.lease_token == task.lease_token))
+                           SearchRow.lease_token == task.lease_token)
+                    .order_by(SearchRow.id))  # every transaction locks searches in one order: no deadlock
             if self.dialect == "postgresql":
                 mine = mine.with_for_update()
             runs: list[SearchRun] = []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -163,6 +165,42 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
 
 
 async def _migrate(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
+    # Processes starting together (leaders, workers, a CLI command beside the service) migrate one at a time: the
+    # others wait, then find the schema at its head. PostgreSQL: an advisory lock taken in the migration's
+    # transaction. SQLite: a lock file beside the database, held while migrating.
+    async with _sqlite_migration_lock(engine):
+        await _migrate_locked(engine, step)
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    path = Path(database).with_name(Path(database).name + ".migrate-lock")
+    handle = await asyncio.to_thread(_lock_file, path)
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # closing the file frees the lock
+
+
+def _lock_file(path: Path) -> IO[bytes] | None:
+    try:
+        handle = path.open("ab")
+    except OSError:  # a folder this user may not write: the migration itself says so, in the database's words
+        return None
+    try:
+        import fcntl
+    except ImportError:  # Windows: one process per SQLite database there anyway
+        return handle
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    return handle
+
+
+async def _migrate_locked(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
     config = alembic_config()
 
     def _run(connection: sa.Connection) -> None:
@@ -178,9 +216,7 @@ async def _migrate(engine: AsyncEngine, step: Callable[[Config], None]) -> None:
             await connection.commit()
         try:
             async with connection.begin():
-                if not sqlite:
-                    # Processes starting together (leaders, workers) migrate one at a time: the others wait here,
-                    # then find the schema at its head. The lock ends with the transaction.
+                if not sqlite:  # see _migrate; the lock ends with the transaction
                     await connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
                 await connection.run_sync(_run)
                 if sqlite and (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first():

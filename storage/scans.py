@@ -3,12 +3,13 @@ schedule, the fetches' task logs, and each marketplace's health and circuit."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,9 @@ from storage.types import text_list
 if TYPE_CHECKING:
     from storage.claims import CommitGuard
 
+# A fetch and its circuit as stored -> the circuit after the fetch, and the transitions worth telling.
+CircuitStep = Callable[[FetchOutcome, Circuit], tuple[Circuit, list[Transition]]]
+
 SCAN_TASK_NAME = "run_search_task"  # the name the operations runbook queries task_logs by
 CIRCUIT_TASK_NAME = "scrape_circuit"
 # Marketplace outcomes that count as a failure for health and circuit purposes.
@@ -48,12 +52,24 @@ class _SearchState:
 
 
 async def marketplace_row(session: AsyncSession, key: str) -> MarketplaceStateRow:
-    """A marketplace's (or a host's) health row, added when it has none yet."""
-    row = await session.get(MarketplaceStateRow, key)
+    """A marketplace's (or a host's) health row, added when it has none yet, and locked until the transaction ends
+    on PostgreSQL: workers saving fetches of one marketplace at once add to its counters one after the other, and
+    two first fetches cannot both add the row."""
+    locking = session.bind.dialect.name == POSTGRESQL
+    row = await session.get(MarketplaceStateRow, key, with_for_update=locking or None)
     if row is None:
-        row = MarketplaceStateRow(marketplace=key, status="active", consecutive_failures=0, total_successes=0,
-                                  total_failures=0, total_blocked=0, circuit_state="closed", circuit_openings=0)
-        session.add(row)
+        if locking:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert  # loaded only where it is used
+
+            insert = pg_insert(MarketplaceStateRow)
+        else:
+            insert = sqlite_insert(MarketplaceStateRow)
+        insert = insert.values(
+            marketplace=key, status="active", consecutive_failures=0, total_successes=0, total_failures=0,
+            total_blocked=0, circuit_state="closed", circuit_openings=0)
+        await session.execute(insert.on_conflict_do_nothing())
+        row = await session.get(MarketplaceStateRow, key, with_for_update=locking or None, populate_existing=True)
+        assert row is not None
     return row
 
 
@@ -64,7 +80,7 @@ class ScanQueries(Queries):
         self, *, now: datetime, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],
         searches: Mapping[int, SavedSearch], baseline_first_scan: bool = True,
         circuits: Mapping[str, Circuit] | None = None, transitions: Sequence[Transition] = (),
-        guard: CommitGuard | None = None,
+        guard: CommitGuard | None = None, circuit_step: CircuitStep | None = None,
     ) -> ScanSaved:
         """Record fetches of a scan in one transaction: listings, price changes, matches, outbox rows, each search's
         last outcome and baseline per marketplace, the runs they finish, task logs, marketplace health, circuits.
@@ -73,7 +89,9 @@ class ScanQueries(Queries):
         written), never waiting for the rest of its batch. `searches` holds the searches the fetches and runs name;
         `circuits` is keyed as scout.circuit.circuit_key says. `guard` (a worker task's lease check, see
         storage.claims) runs first in the transaction: it may refuse the whole save by raising, and gives the runs
-        of the searches the save finishes.
+        of the searches the save finishes. `circuit_step` (a worker's) turns each fetch's circuit as stored, read
+        under the row's lock, into its next state and the transitions worth telling, in place of `circuits` and
+        `transitions` computed before the transaction: workers saving one marketplace at once count every failure.
         Raises StorageError when the database refused the write; then nothing of it is kept.
         """
         try:
@@ -88,6 +106,8 @@ class ScanQueries(Queries):
                                                                  baseline_first_scan)
                 await self._update_searches(session, fetches, runs, searches, live, now)
                 await self._log_fetches(session, fetches, new_keys, queued, now)
+                if circuit_step is not None:
+                    circuits, transitions = await self._step_circuits(session, fetches, circuit_step)
                 await self._update_marketplace_health(session, fetches, circuits or {}, now)
                 self._log_transitions(session, transitions, now)
         except SQLAlchemyError as err:
@@ -341,6 +361,21 @@ class ScanQueries(Queries):
             row.circuit_state = circuit.state.value
             row.circuit_openings = circuit.openings
             row.circuit_open_until = circuit.open_until
+
+    @staticmethod
+    async def _step_circuits(session: AsyncSession, fetches: Sequence[FetchOutcome],
+                             step: CircuitStep) -> tuple[dict[str, Circuit], list[Transition]]:
+        circuits: dict[str, Circuit] = {}
+        transitions: list[Transition] = []
+        for fetch in fetches:
+            if fetch.refused or fetch.circuit_key in circuits:
+                continue
+            row = await marketplace_row(session, fetch.circuit_key)
+            stored = Circuit(CircuitState(row.circuit_state), row.consecutive_failures, row.circuit_openings,
+                             row.circuit_open_until)
+            circuits[fetch.circuit_key], changes = step(fetch, stored)
+            transitions += changes
+        return circuits, transitions
 
     @staticmethod
     def _log_transitions(session: AsyncSession, transitions: Sequence[Transition], now: datetime) -> None:

@@ -94,6 +94,9 @@ class ScanTaskRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When a worker started it: a second copy of its message (sent twice, or given to another worker) finds it
+    # running and leaves it, so no two workers scan one group at once.
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     deferrals: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
     __table_args__ = (sa.Index("ix_scan_tasks_due", "sent_at", "due_at"),)

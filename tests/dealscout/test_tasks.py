@@ -4,6 +4,7 @@ its lease holds, a task that arrives twice commits nothing, and a spent request 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
 
@@ -180,3 +181,45 @@ async def test_while_the_broker_is_down_nothing_new_is_claimed(
     await boss.run_until_idle()
     assert len(queue.sent) == 2 and boss.broker_error is None
     assert told[1:] == [None]  # and told when it is back
+
+
+async def test_a_second_copy_of_a_running_task_is_left_alone_unless_its_worker_died(
+    repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
+) -> None:
+    adapters = {market.key: market}
+    await Commands(repo, adapters, clock=clock).add_search(Actor("a"), DEST, query="lego")
+    queue = Queue()
+    clock.advance(seconds=10)
+    await leader(repo, adapters, clock, tasks, queue).run_until_idle()
+    [token] = queue.sent
+    now = clock()
+    assert await tasks.start(token, now=now, stale_before=now, redelivered=False)
+    # The same message twice (sent twice, or handed to a second worker): the copy finds it running.
+    assert (await worker(repo, adapters, clock, tasks).run(token)).status == "duplicate"
+    assert not market.calls
+    # Given back by the broker because its worker died: the task runs again, and commits once.
+    assert (await worker(repo, adapters, clock, tasks).run(token, redelivered=True)).status == "done"
+    assert len(market.calls) == 1
+
+
+async def test_a_put_off_task_is_never_lost_to_the_leader_marking_it_sent(
+    repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
+) -> None:
+    """Regression: a worker put a task off while the leader was still marking it sent; the leader's mark won, and
+    the task was never sent again until its lease ended."""
+    adapters = {market.key: market}
+    await Commands(repo, adapters, clock=clock).add_search(Actor("a"), DEST, query="lego")
+    clock.advance(seconds=10)
+    sent: list[str] = []
+
+    async def send_and_put_off(tokens: Sequence[str]) -> None:
+        sent.extend(tokens)
+        task = await tasks.load(tokens[0])
+        assert task is not None
+        await tasks.defer(task, due_at=clock() + timedelta(seconds=2), lease_until=clock() + timedelta(minutes=9))
+
+    boss = TaskScanner(repo, adapters, None, clock=clock, jitter=0.0, baseline_first_scan=False, tasks=tasks,
+                       send=send_and_put_off, backlog=Queue().depth, max_backlog=10)
+    await boss.run_until_idle()
+    clock.advance(seconds=3)
+    assert await tasks.take_due(now=clock(), limit=10) == sent  # due again, not lost

@@ -11,10 +11,14 @@ import json
 import os
 import sys
 
-from dealscout.cli import configure_logging
-from scout.config import load_settings
-from tests.drills.leader_process import apply_budgets
-from tests.drills.service_process import RESOLVE_ENV
+from dealscout.roles import prepare_metrics_dir
+
+prepare_metrics_dir()  # before the imports below load prometheus_client
+
+from dealscout.cli import configure_logging  # noqa: E402
+from scout.config import load_settings  # noqa: E402
+from tests.drills.leader_process import apply_budgets  # noqa: E402
+from tests.drills.service_process import RESOLVE_ENV  # noqa: E402
 
 
 def main() -> int:

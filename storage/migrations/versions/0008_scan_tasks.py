@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column('created_at', UtcDateTime(), nullable=False),
         sa.Column('due_at', UtcDateTime(), nullable=False),
         sa.Column('sent_at', UtcDateTime(), nullable=True),
+        sa.Column('started_at', UtcDateTime(), nullable=True),
         sa.Column('deferrals', sa.Integer(), server_default='0', nullable=False),
         sa.PrimaryKeyConstraint('token', name=op.f('pk_scan_tasks')),
     )
