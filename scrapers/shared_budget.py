@@ -94,6 +94,7 @@ class SharedBudget:
         from limits.aio.storage import RedisStorage
         from limits.errors import StorageError
         from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
         from redis.retry import Retry
 
         parsed = urlsplit(url)
@@ -104,11 +105,15 @@ class SharedBudget:
         self._timeout = timeout_seconds
         self._secret = parsed.password
         self._where = f"{parsed.hostname}:{parsed.port or 6379}{parsed.path}"  # never the password
-        self._failures: tuple[type[BaseException], ...] = (StorageError, TimeoutError, OSError)
-        # No retries inside the client: a budget check that fails says so at once, and the fetcher's caller decides.
+        self._failures: tuple[type[BaseException], ...] = (StorageError, RedisError, TimeoutError, OSError)
+        # One retry inside the client, at once: a pooled connection that a Redis restart closed is replaced instead
+        # of failing the check; past that, a budget check that fails says so (the whole check stays within the
+        # timeout), and the fetcher's caller decides.
         self._pool: ConnectionPool = aioredis.ConnectionPool.from_url(
-            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds, retry=Retry(NoBackoff(), 0),
+            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds, retry=Retry(NoBackoff(), 1),
         )
+        self._redis = aioredis.Redis(connection_pool=self._pool)
+        self._epoch_key = f"{key_prefix}#epoch"
         self._storage: RedisStorage = RedisStorage(
             f"async+{url}", implementation="redispy", key_prefix=key_prefix, wrap_exceptions=True,
             connection_pool=self._pool,
@@ -123,6 +128,9 @@ class SharedBudget:
         hits, window = budget_window(per_minute)
         try:
             async with asyncio.timeout(self._timeout):
+                known_for = await self._known_for()
+                if known_for < window:
+                    return window - known_for + WAKE_MARGIN_SECONDS
                 for _ in range(TAKE_TRIES):
                     if await self._storage.acquire_entry(lane, hits, window):
                         return 0.0
@@ -135,6 +143,17 @@ class SharedBudget:
                 f"the shared request budget at {self._where} did not answer for {lane}: {self._describe(err)}"
             ) from err
         return WAKE_MARGIN_SECONDS  # the window kept freeing and filling under us: ask again in a moment
+
+    async def _known_for(self) -> float:
+        """Seconds this Redis has kept the budgets. A Redis that lost its data (restarted without persistence) or
+        a new one starts counting again, and no lane is granted anything until its window has passed since: what
+        was spent before it cannot be known, and a budget must hold across the restart too."""
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._epoch_key, repr(now), nx=True)
+            pipe.get(self._epoch_key)
+            _, since = await pipe.execute()
+        return now - float(since)
 
     async def close(self) -> None:
         await self._pool.disconnect()

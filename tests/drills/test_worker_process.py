@@ -20,6 +20,7 @@ from dealscout.parts import utc_now
 from scout.config import load_settings
 from scout.models import Destination
 from scrapers.registry import build_adapters
+from scrapers.shared_budget import KEY_PREFIX as BUDGET_KEY_PREFIX
 from storage import db
 from storage.claims import ScanTasks
 from storage.repo import Repository
@@ -44,6 +45,7 @@ async def test_a_real_worker_commits_each_task_once_and_drains_the_queue(databas
     broker = broker_url()
     queue = aioredis.from_url(broker)
     await queue.flushdb()
+    await queue.set(f"{BUDGET_KEY_PREFIX}#epoch", "0")  # budgets kept for long: no first-window hold here
     env = {"DATABASE_URL": database_url, "DEALSCOUT_DATA_DIR": str(tmp_path), "CELERY_BROKER_URL": broker,
            "BASELINE_FIRST_SCAN": "false", "WORKER_METRICS_PORT": "0", "WORKER_CONCURRENCY": "2",
            "RESPECT_ROBOTS_TXT": "false", "DEFAULT_MARKETPLACES": "ebay"}

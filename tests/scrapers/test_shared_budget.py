@@ -80,6 +80,10 @@ async def budgets() -> AsyncIterator[Callable[[], SharedBudget]]:
     """Independent SharedBudget objects on the test Redis, as separate processes would each hold one."""
     assert REDIS_URL is not None
     made: list[SharedBudget] = []
+    # The budgets have been kept here for long: these tests are about windows, not a Redis that lost its data.
+    client = aioredis.Redis.from_url(REDIS_URL)
+    await client.set(f"{KEY_PREFIX}#epoch", "0")
+    await client.aclose()
 
     def make() -> SharedBudget:
         made.append(SharedBudget(REDIS_URL))
@@ -416,3 +420,23 @@ async def test_retries_that_never_reached_the_host_spend_no_shared_budget(
     # Three attempts, one request of the budget: two are left.
     assert [await budget.take(lane, 3), await budget.take(lane, 3)] == [0.0, 0.0]
     assert await budget.take(lane, 3) > 0
+
+
+@needs_redis
+async def test_a_redis_that_lost_its_data_grants_nothing_until_a_window_has_passed() -> None:
+    """Regression: a Redis restarted without persistence forgot every window, so a host could get its budget
+    twice within one window; now a Redis whose budgets are new grants nothing until a lane's window has passed."""
+    assert REDIS_URL is not None
+    prefix = f"dealscout:budget-{uuid.uuid4().hex[:12]}"
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        async with SharedBudget(REDIS_URL, key_prefix=prefix) as budget:
+            wait = await budget.take("shop.example", 6)  # a Redis that has never seen a budget: a new epoch
+            assert 59 < wait <= 60.1
+            await client.set(f"{prefix}#epoch", repr(time.time() - 61))  # a window later
+            assert await budget.take("shop.example", 6) == 0.0
+            await client.delete(*[key async for key in client.scan_iter(match=f"{prefix}*")])  # the restart
+            assert await budget.take("shop.example", 6) > 59  # what was spent is unknown: nothing until a window
+    finally:
+        await client.delete(*[key async for key in client.scan_iter(match=f"{prefix}*")] or [f"{prefix}#epoch"])
+        await client.aclose()
