@@ -14,8 +14,12 @@ import json
 import os
 import sys
 
-from dealscout.cli import configure_logging
-from scout.config import load_settings
+from dealscout.roles import prepare_metrics_dir
+
+prepare_metrics_dir()  # before the imports below load prometheus_client: the worker's metrics are read
+
+from dealscout.cli import configure_logging  # noqa: E402
+from scout.config import load_settings  # noqa: E402
 
 RATE_ENV = "BENCH_EBAY_REQUESTS_PER_MINUTE"
 PROFILE_ENV = "BENCH_PROFILE_DIR"  # set: each task process writes its cProfile there when it stops
