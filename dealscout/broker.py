@@ -80,8 +80,16 @@ class Broker:
 
     def _depth(self) -> int:
         with Connection(self._app.conf.broker_url, connect_timeout=BROKER_TIMEOUT_SECONDS) as connection:
+            connection.ensure_connection(max_retries=1)
             with connection.channel() as channel:
-                return int(channel.queue_declare(queue=QUEUE, passive=True).message_count)
+                if connection.transport.driver_type == "redis":
+                    # The queue is a Redis list: LLEN, as the runbook says (an empty list does not exist, and
+                    # neither does its binding after a restart, so a passive declare would say "not found").
+                    return int(channel.client.llen(QUEUE))
+                try:
+                    return int(channel.queue_declare(queue=QUEUE, passive=True).message_count)
+                except connection.channel_errors:
+                    return 0  # the queue has not been declared yet: nothing waits on it
 
     async def workers_alive(self) -> int | None:
         """Workers that answer a ping within a second; None when the broker cannot be reached."""

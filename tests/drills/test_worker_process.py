@@ -1,4 +1,4 @@
-"""A real `dealscout worker` on a real Redis broker runs the run_search_task messages a leader sends: each fetch
+"""A real `dealscout worker` on a real Redis (or RabbitMQ) broker runs the run_search_task messages a leader sends: each fetch
 group is fetched once and committed once, a redelivered message commits nothing, and the queue drains to 0."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from kombu import Connection
 
 from bot.commands import Actor, Commands
 from dealscout.broker import Broker, build_celery
@@ -31,22 +32,47 @@ from tests.fakes.marketplace import FakeMarketplace
 
 pytestmark = pytest.mark.drill
 REDIS_ENV = "DEALSCOUT_TEST_REDIS_URL"
+AMQP_ENV = "DEALSCOUT_TEST_AMQP_URL"  # RabbitMQ, the other broker Celery runs on
 BROKER_DB = 12  # this test's own Redis database; the budgets' tests use another
 
 
-def broker_url() -> str:
+def redis_url() -> str:
     url = os.environ.get(REDIS_ENV)
     if not url:
         pytest.skip(f"{REDIS_ENV} is not set: no Redis server to run this test on")
     return url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
 
 
-async def test_a_real_worker_commits_each_task_once_and_drains_the_queue(database_url: str, tmp_path: Path) -> None:
-    broker = broker_url()
-    queue = aioredis.from_url(broker)
+def broker_url(kind: str) -> str:
+    if kind == "redis":
+        return redis_url()
+    url = os.environ.get(AMQP_ENV)
+    if not url:
+        pytest.skip(f"{AMQP_ENV} is not set: no RabbitMQ server to run this test on")
+    return url
+
+
+def purge(url: str) -> None:
+    with Connection(url) as connection, connection.channel() as channel:
+        if connection.transport.driver_type == "redis":
+            return  # the test flushes its Redis database
+        try:
+            channel.queue_purge("celery")
+        except connection.channel_errors:
+            pass  # no such queue yet: nothing to purge
+
+
+@pytest.mark.parametrize("broker_kind", ["redis", "amqp"])
+async def test_a_real_worker_commits_each_task_once_and_drains_the_queue(
+    database_url: str, tmp_path: Path, broker_kind: str,
+) -> None:
+    broker = broker_url(broker_kind)
+    queue = aioredis.from_url(redis_url())  # the budgets' Redis, and the broker when it is Redis
     await queue.flushdb()
     await queue.set(f"{BUDGET_KEY_PREFIX}#epoch", "0")  # budgets kept for long: no first-window hold here
+    await asyncio.to_thread(purge, broker)
     env = {"DATABASE_URL": database_url, "DEALSCOUT_DATA_DIR": str(tmp_path), "CELERY_BROKER_URL": broker,
+           "REDIS_URL": redis_url(),
            "BASELINE_FIRST_SCAN": "false", "WORKER_METRICS_PORT": "0", "WORKER_CONCURRENCY": "2",
            "RESPECT_ROBOTS_TXT": "false", "DEFAULT_MARKETPLACES": "ebay"}
     settings = load_settings(env, env_file=None)
@@ -79,13 +105,13 @@ async def test_a_real_worker_commits_each_task_once_and_drains_the_queue(databas
             # The same message delivered again, as after a worker lost it: it must commit nothing new.
             first_token = (await repo_tokens(engine))[0]
             await sender.send([first_token])
-            await _until(lambda: _drained(engine, queue), tmp_path / "worker.log")
+            await _until(lambda: _drained(engine, sender), tmp_path / "worker.log")
             assert len(market.requests_to("/sch/i.html")) == 2  # one fetch per group, none for the duplicate
             logs = await repo.load_task_logs(since=utc_now().replace(year=2000))
             assert len(logs) == 2 and all(log.status == "success" for log in logs)
             summary = await repo.outbox_summary(count_sent=False)
             assert summary.pending == 6  # two lego listings for three searches, nothing for duplo, each once
-            assert await queue.llen("celery") == 0
+            assert await sender.depth() == 0
         finally:
             worker.terminate()
             try:
@@ -111,8 +137,8 @@ async def repo_tokens(engine) -> list[str]:  # type: ignore[no-untyped-def]
         return list((await connection.scalars(sa.text("SELECT token FROM scan_tasks"))).all())
 
 
-async def _drained(engine, queue) -> bool:  # type: ignore[no-untyped-def]
-    return not await repo_tokens(engine) and await queue.llen("celery") == 0
+async def _drained(engine, sender) -> bool:  # type: ignore[no-untyped-def]
+    return not await repo_tokens(engine) and await sender.depth() == 0
 
 
 async def _until(condition, log_path: Path, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
