@@ -41,6 +41,7 @@ COPY bot ./bot
 COPY scrapers ./scrapers
 COPY storage ./storage
 COPY ops ./ops
+COPY api ./api
 RUN pip install --no-deps --no-build-isolation . \
     && pip check \
     && rm -rf build ./*.egg-info

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 # Front ends, storage engines, HTTP libraries and the layers above the core. APScheduler is the scheduler's own
 # library (scout/scheduler.py is core by design), so it is allowed.
-FORBIDDEN = ("sqlalchemy", "aiohttp", "yarl", "discord", "telegram", "redis", "storage", "bot", "ops", "dealscout")
+FORBIDDEN = ("sqlalchemy", "aiohttp", "yarl", "discord", "telegram", "redis", "celery", "fastapi", "starlette", "uvicorn",
+             "storage", "bot", "ops", "api", "dealscout")
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 ALERTS_TO = Destination("console", "main")
 
