@@ -327,6 +327,8 @@ async def run_leader(settings: Settings, *, stop: asyncio.Event | None = None,
     """Lead while this process holds the database's scheduler lock; until then wait on standby, serving the ops
     API, and take over within LEADER_POLL_SECONDS of the active leader's death. A leader that can no longer vouch
     for its lock stops (StorageError), so an orchestrator restarts it as a standby."""
+    if not settings.celery_broker_url:  # said before the database is touched
+        raise ConfigError("CELERY_BROKER_URL: required by the leader and the workers (e.g. redis://127.0.0.1:6379/0)")
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
     async with build_service(settings, resolve=resolve, role="leader") as service:
