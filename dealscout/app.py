@@ -15,13 +15,14 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
+from api.status.router import build_status_router
 from bot.admin import AdminCommands
 from bot.apprise.notifier import AppriseNotifier
 from bot.commands import Commands
 from bot.connection import Connection
 from bot.console import ConsoleNotifier
 from ops.assembly import Ops, build_ops
-from ops.reporter import OpsOutbox, ops_destinations
+from ops.reporter import OpsOutbox, audit_threshold_changes, ops_destinations
 from scout import __version__
 from scout.circuit import CircuitPolicy
 from scout.config import Settings
@@ -210,6 +211,9 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
             say=say,
         )
         dispatcher.observe(ops.metrics)
+        # The public status page shows the threshold changes among its incidents.
+        ops.reporter.set_recorder(audit_threshold_changes(store.repo, clock=utc_now))
+        ops.extra_routers.append(build_status_router(store.repo, adapters, clock=utc_now))
         for end in ends:
             ops.extra_routers.extend(getattr(end, "routers", ()))
         admin.set_announcer(ops.reporter.say)
@@ -365,6 +369,7 @@ async def stateless_ops(settings: Settings) -> AsyncIterator[Ops]:
         ops = build_ops(settings, engine=store.engine, repo=store.repo, adapters=adapters, clock=utc_now,
                         scheduler_ticks={}, platforms={}, sends={}, say=nowhere)
         ops.health.scheduler_elsewhere = True
+        ops.extra_routers.append(build_status_router(store.repo, adapters, clock=utc_now))
         yield ops
 
 

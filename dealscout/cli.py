@@ -40,6 +40,9 @@ PER_PAGE = 50
 PER_PAGE_MAX = 1000
 # The search doctor asks each marketplace's robots.txt about: an ordinary one, as a user would save it.
 ROBOTS_PROBE_QUERY = "nintendo switch"
+# A maintenance notice is a sentence or two on the status page, not an essay.
+NOTICE_MAX = 1000
+NOTICE_ACTOR = "cli"  # as cli_actor() names whoever runs the CLI in the audit log
 
 
 def bounded(least: int, most: int) -> Callable[[str], int]:
@@ -286,6 +289,54 @@ async def cmd_marketplace(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_until(text: str) -> datetime:
+    """An argparse type: an ISO 8601 time; one without a zone is UTC."""
+    from datetime import UTC
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r} (e.g. 2025-06-01T18:00 or "
+                                         "2025-06-01T18:00+02:00; without a zone it is UTC)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+async def cmd_notice(settings: Settings, args: argparse.Namespace) -> int:
+    """Maintenance notices on the public status page, kept in the audit log."""
+    from dealscout.parts import utc_now
+
+    now = utc_now()
+    async with open_repository(settings) as repo:
+        if args.notice_action == "add":
+            text = " ".join(args.text.split())
+            if not text:
+                raise InputError("a notice needs some text")
+            if len(text) > NOTICE_MAX:
+                raise InputError(f"a notice is at most {NOTICE_MAX} characters; this one is {len(text)}")
+            if args.until is not None and args.until <= now:
+                raise InputError(f"--until {args.until.isoformat()} has passed already")
+            notice_id = await repo.add_notice(text=text, until=args.until, actor=NOTICE_ACTOR, now=now)
+            until = _when(args.until) if args.until else f"`dealscout notice end {notice_id}`"
+            print(f"notice {notice_id} shown on the status page until {until}")
+        elif args.notice_action == "end":
+            if not await repo.end_notice(args.id, actor=NOTICE_ACTOR, now=now):
+                raise InputError(f"no active notice {args.id}; `dealscout notice list` shows them")
+            print(f"notice {args.id} ended")
+        else:
+            notices = await repo.load_notices()
+            if not notices:
+                print("no notices")
+            for notice in notices:
+                if notice.active(now):
+                    state = f"active until {_when(notice.until)}" if notice.until else "active"
+                elif notice.ended_at:
+                    state = f"ended {_when(notice.ended_at)}"
+                else:
+                    state = f"expired {_when(notice.until)}"
+                print(f"{notice.id:>5}  {_when(notice.created_at)}  {state}: {notice.text}")
+    return 0
+
+
 async def cmd_doctor(settings: Settings, args: argparse.Namespace, *,
                      resolve: Mapping[str, str] | None = None) -> int:
     """Ask the running service for its detailed health (without one, check what can be checked from here), then
@@ -505,6 +556,16 @@ def build_parser() -> argparse.ArgumentParser:
     failures.add_argument("--hours", type=bounded(1, FAILURE_HOURS_MAX), default=1,
                           help=f"how far back, 1 to {FAILURE_HOURS_MAX} (default 1)")
     market.set_defaults(func=cmd_marketplace)
+
+    notice = sub.add_parser("notice", help="maintenance notices on the public status page (audited)")
+    notice_actions = notice.add_subparsers(dest="notice_action", required=True)
+    notice_add = notice_actions.add_parser("add", help="show a notice at the top of /status")
+    notice_add.add_argument("text")
+    notice_add.add_argument("--until", type=parse_until,
+                            help="ISO time it ends by itself (without a zone: UTC); else until `notice end`")
+    notice_actions.add_parser("end", help="take a notice down").add_argument("id", type=bounded(1, 2**31 - 1))
+    notice_actions.add_parser("list", help="every notice, newest first, and whether it is shown")
+    notice.set_defaults(func=cmd_notice)
 
     doctor = sub.add_parser("doctor", help="the service's detailed health; exits 1 when not healthy")
     doctor.add_argument("--json", action="store_true", help="print the raw JSON report")

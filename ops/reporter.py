@@ -1,4 +1,5 @@
-"""The ops channel: threshold changes and recoveries, circuit transitions, admin actions, start-up and daily summary.
+"""The ops channel: threshold changes and recoveries, circuit transitions, admin actions, start-up and daily summary;
+and the record of threshold changes the public status page shows.
 
 Every message is queued in the outbox for each ops destination, so it goes out with the same retries and pacing
 as alerts, in the order it was said: a WARNING is never lost, and its RECOVERED never overtakes it.
@@ -10,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from ops.thresholds import DEFAULT_THRESHOLDS, Threshold, Tracked, evaluate
+from ops.thresholds import DEFAULT_THRESHOLDS, OpsAlert, Threshold, Tracked, evaluate
 from scout.circuit import CircuitState, Transition
 from scout.config import Settings
 from scout.delivery import STORAGE_ERRORS
@@ -57,6 +58,21 @@ class OpsOutbox:
             self._queued()
 
 
+def audit_threshold_changes(repo: Repository, *,
+                            clock: Callable[[], datetime]) -> Callable[[OpsAlert], Awaitable[None]]:
+    """A recorder for OpsReporter: each level change as an audit row 'ops.threshold.<level>' on the figure's key."""
+
+    async def record(alert: OpsAlert) -> None:
+        try:
+            await repo.add_audit(actor="ops", action=f"ops.threshold.{alert.level.label}", target=alert.key,
+                                 detail=alert.message(), now=clock())
+        except STORAGE_ERRORS as err:
+            # The message went out (or is logged); the status page misses one line of history, no more.
+            log.error("could not record a threshold change (%s): %s", type(err).__name__, alert.message())
+
+    return record
+
+
 class OpsReporter:
     """Says each thing once: a level change, a recovery, a reminder while critical at the configured interval."""
 
@@ -73,6 +89,11 @@ class OpsReporter:
         self._thresholds = thresholds
         self._repeat = repeat_critical
         self.tracked: dict[str, Tracked] = {}
+        self._record: Callable[[OpsAlert], Awaitable[None]] | None = None
+
+    def set_recorder(self, record: Callable[[OpsAlert], Awaitable[None]]) -> None:
+        """Keep each level change (not the reminders) where the public status page reads its incidents."""
+        self._record = record
 
     async def evaluate(self, figures: Mapping[str, float | None]) -> None:
         self.tracked, alerts = evaluate(figures, self._thresholds, self.tracked, now=self._clock(),
@@ -82,6 +103,8 @@ class OpsReporter:
             if alert.key.startswith("marketplace:"):
                 continue
             await self.say(alert.message())
+            if self._record is not None and alert.level != alert.previous:
+                await self._record(alert)
 
     async def circuit_changed(self, transitions: Sequence[Transition]) -> None:
         for change in transitions:

@@ -1,5 +1,5 @@
 """What operators read and do: marketplace states and their pause, the audit log, task logs, failure summaries, the
-ops snapshot and recent activity."""
+ops snapshot and recent activity, and what the public status page reads (its notices among it)."""
 
 from __future__ import annotations
 
@@ -51,9 +51,161 @@ class FailureSummary:
     circuit_openings: dict[str, int]  # marketplace -> times its circuit opened
 
 
+# The public status page's reads (api.status). They return no actor, owner, chat or query: nothing private.
+NOTICE_ADD = "notice.add"
+NOTICE_END = "notice.end"
+MARKETPLACE_PAUSE = "marketplace.pause"
+MARKETPLACE_RESUME = "marketplace.resume"
+# A threshold's level change is audited as ops.threshold.<level> (ops.reporter.audit_threshold_changes).
+THRESHOLD_ACTION = "ops.threshold."
 
-class OpsQueries(Queries):
-    """The marketplaces, task logs and audit part of storage.repo.Repository."""
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A maintenance notice: shown on the status page from `created_at` until `until`, or until it is ended."""
+
+    id: int
+    text: str
+    created_at: datetime
+    until: datetime | None
+    ended_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        return self.ended_at is None and (self.until is None or now < self.until)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicEvent:
+    """An audited event the status page may show: a marketplace paused or resumed, a threshold's level change."""
+
+    action: str
+    target: str | None
+    detail: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitChange:
+    """A marketplace's circuit opened (fetches stopped) or closed again, from the 'scrape_circuit' task logs."""
+
+    marketplace: str
+    opened: bool
+    reason: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FetchHealth:
+    """A marketplace's fetches in a recent window: how many answered, how many failed, and the first failure."""
+
+    ok: int = 0
+    failing: int = 0
+    first_failure_at: datetime | None = None
+
+
+class StatusQueries(Queries):
+    """The reads of the public status page, and the maintenance notices operators add and end."""
+
+    async def add_notice(self, *, text: str, until: datetime | None, actor: str, now: datetime) -> int:
+        """The new notice's id: its audit row's id. The end time, if any, is kept as the row's target."""
+        async with self._sessions.begin() as session:
+            row = AuditLogRow(actor=actor, action=NOTICE_ADD, target=until.isoformat() if until else None,
+                              detail=text, created_at=now)
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def end_notice(self, notice_id: int, *, actor: str, now: datetime) -> bool:
+        """False when there is no such notice, or it has ended already."""
+        notices = {notice.id: notice for notice in await self.load_notices()}
+        notice = notices.get(notice_id)
+        if notice is None or not notice.active(now):
+            return False
+        await self.add_audit(actor=actor, action=NOTICE_END, target=str(notice_id), detail=None, now=now)
+        return True
+
+    async def load_notices(self) -> list[Notice]:
+        """Every notice, newest first. Operators add a few a month: all of them are read."""
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                sa.select(AuditLogRow.id, AuditLogRow.action, AuditLogRow.target, AuditLogRow.detail,
+                          AuditLogRow.created_at)
+                .where(AuditLogRow.action.in_((NOTICE_ADD, NOTICE_END))).order_by(AuditLogRow.id))).all()
+        ended = {target: at for _, action, target, _, at in rows if action == NOTICE_END}
+        return [
+            Notice(id=row_id, text=detail or "", created_at=at, until=_parse_time(target),
+                   ended_at=ended.get(str(row_id)))
+            for row_id, action, target, detail, at in reversed(rows) if action == NOTICE_ADD
+        ]
+
+    async def load_public_events(self, *, since: datetime, limit: int = 200) -> list[PublicEvent]:
+        """Marketplace pauses and resumes and threshold level changes since a moment, newest first; no actor."""
+        wanted = sa.or_(AuditLogRow.action.in_((MARKETPLACE_PAUSE, MARKETPLACE_RESUME)),
+                        AuditLogRow.action.startswith(THRESHOLD_ACTION))
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                sa.select(AuditLogRow.action, AuditLogRow.target, AuditLogRow.detail, AuditLogRow.created_at)
+                .where(AuditLogRow.created_at >= since, wanted)
+                .order_by(AuditLogRow.created_at.desc(), AuditLogRow.id.desc()).limit(limit))).all()
+        return [PublicEvent(action, target, detail, at) for action, target, detail, at in rows]
+
+    async def load_circuit_changes(self, *, since: datetime, limit: int = 200) -> list[CircuitChange]:
+        """Marketplaces' circuit openings and closings since a moment, newest first. A circuit kept for one host
+        (one user's feed) is that user's, not the marketplace's: it is left out."""
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                sa.select(TaskLogRow.marketplace, TaskLogRow.status, TaskLogRow.error, TaskLogRow.query,
+                          TaskLogRow.created_at)
+                .where(TaskLogRow.created_at >= since, TaskLogRow.task_name == CIRCUIT_TASK_NAME)
+                .order_by(TaskLogRow.created_at.desc(), TaskLogRow.id.desc()).limit(limit))).all()
+        return [
+            CircuitChange(market or "-", status == "failed", error, at)
+            for market, status, error, what, at in rows if " for " not in (what or "")
+        ]
+
+    async def load_fetch_health(self, *, since: datetime) -> dict[str, FetchHealth]:
+        """Per marketplace, its fetches since a moment, counted by the database."""
+        failing = TaskLogRow.status.in_(FAILING_STATUSES)
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                sa.select(TaskLogRow.marketplace, failing.label("failing"), sa.func.count(),
+                          sa.func.min(TaskLogRow.created_at))
+                .where(TaskLogRow.created_at >= since, TaskLogRow.task_name == SCAN_TASK_NAME)
+                .group_by(TaskLogRow.marketplace, failing))).all()
+        health: dict[str, FetchHealth] = {}
+        for market, is_failing, count, first in rows:
+            known = health.get(market or "-", FetchHealth())
+            if is_failing:
+                known = FetchHealth(known.ok, int(count), first)
+            else:
+                known = FetchHealth(int(count), known.failing, known.first_failure_at)
+            health[market or "-"] = known
+        return health
+
+    async def load_alert_lags(self, *, since: datetime, sample: int = 2000) -> list[float]:
+        """Seconds from queued to sent of the alerts sent since a moment, the newest `sample` of them (the same
+        reading as the ops snapshot's, without its searches' schedule)."""
+        async with self._sessions() as session:
+            rows = (await session.execute(
+                sa.select(OutboxRow.created_at, OutboxRow.sent_at)
+                .where(OutboxRow.status == "sent", OutboxRow.sent_at >= since)
+                .order_by(OutboxRow.sent_at.desc()).limit(sample))).all()
+        return [(sent - queued).total_seconds() for queued, sent in rows]
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+
+class OpsQueries(StatusQueries):
+    """The marketplaces, task logs and audit part of storage.repo.Repository (the status page's reads among
+    them)."""
 
     async def load_marketplace_states(self) -> dict[str, MarketplaceState]:
         async with self._sessions() as session:
