@@ -258,3 +258,22 @@ class AuditLogRow(Base):
     target: Mapped[str | None] = mapped_column(sa.String(128))
     detail: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class ApiKeyRow(Base):
+    """A key of the REST API. Only the SHA-256 of the key is kept: the key itself is shown once, when made.
+
+    `key_id` is the key's public part (it is in the key), so a request's key is found without scanning hashes.
+    """
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64))
+    owner: Mapped[str] = mapped_column(sa.String(128))
+    scope: Mapped[str] = mapped_column(sa.String(8))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (sa.CheckConstraint("scope IN ('read', 'write', 'admin')", name="scope"),)
