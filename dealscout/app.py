@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
@@ -29,7 +30,7 @@ from scout.config import Settings
 from scout.delivery import Dispatcher, Notifier
 from scout.errors import ConfigError, InputError
 from scout.models import Destination, SavedSearch
-from dealscout.parts import build_commands, utc_now
+from dealscout.parts import build_admin, build_commands, utc_now
 from scout.scan import Scanner
 from dealscout.leader import TaskScanner
 from scout.scheduler import DELIVERY_JOB, ScoutScheduler
@@ -144,6 +145,13 @@ class FrontEnd(Protocol):
         """Tell the owners of `searches` (where the platform can reach them) why their searches were paused."""
 
 
+def rest_routers(repo: Repository, commands: Commands, admin: AdminCommands) -> list[APIRouter]:
+    """The REST API under /api/v1, on the same commands every front end uses."""
+    from api.rest.routers import RestParts, build_rest_routers
+
+    return build_rest_routers(RestParts(commands, admin, repo, utc_now))
+
+
 def build_front_ends(settings: Settings, commands: Commands, admin: AdminCommands) -> list[FrontEnd]:
     """The chat platforms whose tokens are configured."""
     ends: list[FrontEnd] = []
@@ -217,6 +225,7 @@ async def build_service(settings: Settings, *, resolve: Mapping[str, str] | None
         for end in ends:
             ops.extra_routers.extend(getattr(end, "routers", ()))
         admin.set_announcer(ops.reporter.say)
+        ops.extra_routers.extend(rest_routers(store.repo, commands, admin))
         scan_options = dict(
             clock=utc_now, batch_size=settings.scan_batch_size, lease_seconds=settings.scan_lease_seconds,
             jitter=settings.schedule_jitter, baseline_first_scan=settings.baseline_first_scan,
@@ -369,6 +378,9 @@ async def stateless_ops(settings: Settings) -> AsyncIterator[Ops]:
         ops = build_ops(settings, engine=store.engine, repo=store.repo, adapters=adapters, clock=utc_now,
                         scheduler_ticks={}, platforms={}, sends={}, say=nowhere)
         ops.health.scheduler_elsewhere = True
+        # Operator actions taken here are announced through the outbox, which the leader delivers.
+        ops.extra_routers.extend(rest_routers(store.repo, build_commands(settings, store.repo, adapters),
+                                              build_admin(settings, store.repo, adapters)))
         ops.extra_routers.append(build_status_router(store.repo, adapters, clock=utc_now))
         yield ops
 

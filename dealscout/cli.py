@@ -38,6 +38,8 @@ FAILURE_HOURS_MAX = 168
 DEALS_MAX = 100
 PER_PAGE = 50
 PER_PAGE_MAX = 1000
+# An API key's owner is named in the audit log with the key's id ("<owner> (API key <id>)", in 128 characters).
+APIKEY_OWNER_MAX = 64
 # The search doctor asks each marketplace's robots.txt about: an ordinary one, as a user would save it.
 ROBOTS_PROBE_QUERY = "nintendo switch"
 # A maintenance notice is a sentence or two on the status page, not an essay.
@@ -337,6 +339,44 @@ async def cmd_notice(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_apikey(settings: Settings, args: argparse.Namespace) -> int:
+    """Keys of the REST API: a new key is printed once, alone on stdout, and only its hash is stored."""
+    from api.rest.tokens import mint_key
+    from bot.commands import check_key
+    from dealscout.parts import utc_now
+
+    async with open_repository(settings) as repo:
+        if args.apikey_action == "create":
+            owner = " ".join(args.owner.split())
+            if not owner:
+                raise InputError("--owner needs a name: the owner whose searches the key manages")
+            if len(owner) > APIKEY_OWNER_MAX:
+                raise InputError(f"--owner is at most {APIKEY_OWNER_MAX} characters; this one is {len(owner)}")
+            check_key(owner, field="owner")
+            minted = mint_key()
+            while await repo.load_api_key(minted.key_id) is not None:  # 48 random bits: a clash is all but unheard of
+                minted = mint_key()
+            await repo.save_api_key(key_id=minted.key_id, key_hash=minted.key_hash, owner=owner, scope=args.scope,
+                                    now=utc_now())
+            print(minted.key)
+            print(f"API key {minted.key_id} for {owner!r}, scope {args.scope}. It is shown only now (the database "
+                  f"keeps its hash): store it. Revoke it with: dealscout apikey revoke {minted.key_id}",
+                  file=sys.stderr)
+        elif args.apikey_action == "revoke":
+            key = await repo.revoke_api_key(args.id.strip().lower(), now=utc_now())
+            if key is None:
+                raise InputError(f"no API key {args.id[:20]!r}; `dealscout apikey list` shows them")
+            print(f"API key {key.key_id} ({key.owner}, {key.scope}) revoked {_when(key.revoked_at)}")
+        else:
+            keys = await repo.load_api_keys()
+            if not keys:
+                print("no API keys; make one with: dealscout apikey create --owner NAME --scope read")
+            for key in keys:
+                state = f"revoked {_when(key.revoked_at)}" if key.revoked_at else f"last used {_when(key.last_used_at)}"
+                print(f"{key.key_id}  {key.scope:<5}  created {_when(key.created_at)}  {state}  {key.owner}")
+    return 0
+
+
 async def cmd_doctor(settings: Settings, args: argparse.Namespace, *,
                      resolve: Mapping[str, str] | None = None) -> int:
     """Ask the running service for its detailed health (without one, check what can be checked from here), then
@@ -566,6 +606,18 @@ def build_parser() -> argparse.ArgumentParser:
     notice_actions.add_parser("end", help="take a notice down").add_argument("id", type=bounded(1, 2**31 - 1))
     notice_actions.add_parser("list", help="every notice, newest first, and whether it is shown")
     notice.set_defaults(func=cmd_notice)
+
+    apikey = sub.add_parser("apikey", help="keys of the REST API (/api/v1): create, list, revoke")
+    apikey_actions = apikey.add_subparsers(dest="apikey_action", required=True)
+    apikey_create = apikey_actions.add_parser("create", help="make a key; it is printed once, only its hash is kept")
+    apikey_create.add_argument("--owner", required=True,
+                               help="whose searches the key manages (searches it makes are this owner's)")
+    apikey_create.add_argument("--scope", choices=["read", "write", "admin"], default="read",
+                               help="read: look; write: change the owner's searches; admin: everyone's "
+                               "searches and the marketplaces (default read)")
+    apikey_actions.add_parser("list", help="every key: owner, scope, created, last used, revoked")
+    apikey_actions.add_parser("revoke", help="a key stops working at once").add_argument("id")
+    apikey.set_defaults(func=cmd_apikey)
 
     doctor = sub.add_parser("doctor", help="the service's detailed health; exits 1 when not healthy")
     doctor.add_argument("--json", action="store_true", help="print the raw JSON report")

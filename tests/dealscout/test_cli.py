@@ -465,3 +465,41 @@ def test_an_apprise_destination_is_shown_without_its_secrets(capsys: pytest.Capt
     assert code == 2 and "json://127.0.0.1/*** points at a loopback address" in err
     everything = "".join(capsys.readouterr()) + out + err
     assert not any(secret in everything for secret in ("hunter2", "s3cret", "tok3n"))
+
+
+def test_apikey_create_shows_the_key_once_and_stores_only_its_hash(capsys: pytest.CaptureFixture[str],
+                                                                   tmp_path: Path) -> None:
+    import hashlib
+
+    code, out, err = run(capsys, "apikey", "create", "--owner", "alice", "--scope", "write")
+    key = out.strip()
+    assert code == 0 and key.startswith("dsk_") and len(out.splitlines()) == 1  # the key alone: KEY=$(...) works
+    key_id = key.split("_")[1]
+    assert f"API key {key_id} for 'alice', scope write" in err and "shown only now" in err and key not in err
+    code, out, _ = run(capsys, "apikey", "list")
+    assert code == 0 and key_id in out and "write" in out and "alice" in out and "last used never" in out
+    assert key not in out and key.split("_", 2)[2] not in out
+    # Hashed at rest: the database file holds the key's SHA-256, never the key or its secret part.
+    database = (tmp_path / "data" / "dealscout.db").read_bytes()
+    assert key.encode() not in database and key.split("_", 2)[2].encode() not in database
+    assert hashlib.sha256(key.encode()).hexdigest().encode() in database
+    code, out, _ = run(capsys, "apikey", "revoke", key_id)
+    assert code == 0 and f"API key {key_id} (alice, write) revoked" in out
+    assert "revoked" in run(capsys, "apikey", "list")[1]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["apikey", "create", "--owner", "alice", "--scope", "root"], "invalid choice: 'root'"),
+    (["apikey", "create", "--owner", "   "], "--owner needs a name"),
+    (["apikey", "create", "--owner", "a" * 65], "at most 64 characters"),
+    (["apikey", "create", "--owner", "al\x07ice"], "control characters"),
+    (["apikey", "revoke", "0123456789ab"], "no API key '0123456789ab'"),
+])
+def test_apikey_refuses_bad_input_and_makes_no_key(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                   message: str) -> None:
+    try:
+        code = cli.main(argv)
+    except SystemExit as exited:  # argparse's own refusals
+        code = exited.code  # type: ignore[assignment]
+    assert code == 2 and message in capsys.readouterr().err
+    assert "no API keys" in run(capsys, "apikey", "list")[1]
