@@ -41,6 +41,20 @@ class OutboxSummary:
     held: int = 0  # waiting for a chat that refuses us to be resumed
 
 
+async def recent_alert_rows(sessions: async_sessionmaker[AsyncSession], search_id: int, *,
+                            limit: int) -> list[Any]:
+    """A search's newest (alert row, listing row) pairs, newest first: the (search_id, id) index."""
+    stmt = (
+        sa.select(OutboxRow, ListingRow)
+        .join(ListingRow, ListingRow.id == OutboxRow.listing_id)
+        .where(OutboxRow.search_id == search_id)
+        .order_by(OutboxRow.id.desc())
+        .limit(limit)
+    )
+    async with sessions() as session:
+        return list((await session.execute(stmt)).all())
+
+
 class OutboxQueries:
     """The outbox part of storage.repo.Repository; each public method is one transaction."""
 
@@ -257,15 +271,7 @@ class OutboxQueries:
         )
 
     async def load_recent_alerts(self, search_id: int, *, limit: int = 10) -> list[StoredAlert]:
-        stmt = (
-            sa.select(OutboxRow, ListingRow)
-            .join(ListingRow, ListingRow.id == OutboxRow.listing_id)
-            .where(OutboxRow.search_id == search_id)
-            .order_by(OutboxRow.id.desc())
-            .limit(limit)
-        )
-        async with self._sessions() as session:
-            rows = (await session.execute(stmt)).all()
+        rows = await recent_alert_rows(self._sessions, search_id, limit=limit)
         return [StoredAlert(o.id, listing_from_row(lst), o.status, o.created_at, o.sent_at) for o, lst in rows]
 
     @staticmethod

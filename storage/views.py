@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from scout.models import Listing, SavedSearch, SearchStatus
 from storage.bulk import POSTGRESQL
 from storage.convert import listing_from_row, search_from_row
+from storage.outbox import recent_alert_rows
 from storage.queries import Queries
 from storage.tables import ListingRow, OutboxRow, PriceHistoryRow, SearchMatchRow, SearchRow
 
@@ -73,15 +74,7 @@ class ViewQueries(Queries):
             return [search_from_row(row) for row in rows.all()], int(total)
 
     async def load_search_alerts(self, search_id: int, *, limit: int) -> list[SearchAlert]:
-        stmt = (
-            sa.select(OutboxRow, ListingRow)
-            .join(ListingRow, ListingRow.id == OutboxRow.listing_id)
-            .where(OutboxRow.search_id == search_id)
-            .order_by(OutboxRow.id.desc())
-            .limit(limit)
-        )
-        async with self._sessions() as session:
-            rows = (await session.execute(stmt)).all()
+        rows = await recent_alert_rows(self._sessions, search_id, limit=limit)
         return [SearchAlert(o.id, lst.id, listing_from_row(lst), o.status, o.created_at, o.sent_at) for o, lst in rows]
 
     async def load_listing(self, listing_id: int, *, matched_for: str | None = None) -> StoredListing | None:
