@@ -21,6 +21,7 @@ from scout import __version__
 from scout.circuit import CircuitState
 from scout.delivery import PlatformSends
 from scout.errors import StorageError
+from scout.scan import UserHosts
 from scrapers.base import Adapter
 from storage.repo import Repository
 
@@ -162,7 +163,10 @@ class HealthChecker:
                 "last_status": state.last_status if state else None,
                 "last_success": state.last_success_at.isoformat() if state and state.last_success_at else None,
                 "last_failure": state.last_failure_at.isoformat() if state and state.last_failure_at else None,
-                "last_error": state.last_error if state else None,
+                # A feed's error names the user's feed address: the open endpoint says only that it failed.
+                "last_error": (None if not state or not state.last_error else
+                               "a user's feed failed (its host's circuit is in the log)"
+                               if isinstance(adapter, UserHosts) else state.last_error),
                 "failures_last_hour": failures.get("failed", 0),
                 "blocks_last_hour": failures.get("blocked", 0),
                 "consecutive_failures": state.consecutive_failures if state else 0,

@@ -65,3 +65,22 @@ async def test_a_platform_that_is_not_connected_is_reported(checker: HealthCheck
     assert report["platforms"]["telegram"]["error"] == link.error
     assert report["platforms"]["console"]["connected"] is True
     assert (await checker.figures())["platform:telegram"] == level
+
+
+async def test_a_feeds_error_does_not_show_its_users_address(checker: HealthChecker, repo: Repository) -> None:
+    """The detailed health answers without a key: a feed's fetch error names the user's feed, so it says only that a
+    feed failed; a fixed marketplace's error is shown as it is."""
+    from scout.config import load_settings
+    from scout.models import FetchOutcome
+    from scrapers.registry import build_adapters
+
+    adapters = build_adapters(load_settings({}, env_file=None))
+    checker.adapters = {key: adapters[key] for key in ("rss", "ebay")}
+    await repo.save_scan(now=NOW, runs=[], searches={}, fetches=[
+        FetchOutcome("rss", "q", "failed", 10, error="https://feeds.example.org/private-list answered HTTP 500"),
+        FetchOutcome("ebay", "lego", "failed", 10, error="eBay answered HTTP 503"),
+    ])
+    markets = (await checker.detailed())["marketplaces"]
+    assert "feeds.example.org" not in str(markets["rss"]) and "private-list" not in str(markets)
+    assert markets["rss"]["last_error"] == "a user's feed failed (its host's circuit is in the log)"
+    assert markets["ebay"]["last_error"] == "eBay answered HTTP 503"
