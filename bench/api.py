@@ -25,16 +25,13 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import os
 import pstats
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,9 +44,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.rest.tokens import mint_key
-from bench.common import percentile, print_table
+from bench.common import free_port, fresh_database, percentile, print_table
 from bench.scale_report import CpuMeter, tree
-from bench.scan_db import StatementProfile, explain, seed, short_sql, table_rows
+from bench.scan_db import StatementProfile, print_statement_plans, seed, short_sql, table_rows
 from dealscout.app import open_store, stateless_ops
 from scout.config import Settings, load_settings
 from storage.db import normalise_url
@@ -73,28 +70,6 @@ QUIET_TIMEOUT_S = 60.0
 TOP_FUNCTIONS = 12
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(admin_url: str) -> AsyncIterator[str]:
-    """A database of its own on the server of `admin_url`, created here and dropped at the end (forced)."""
-    name = f"bench_api_{os.getpid()}"
-    admin = create_async_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as conn:
-                await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.dispose()
 
 
 async def prepare(settings: Settings, args: argparse.Namespace) -> str:
@@ -357,19 +332,11 @@ async def explain_endpoints(settings: Settings, key: str) -> None:
                         for s in profile.top(len(profile.stats))]
                 print_table(("ms", "calls", "statement"), rows)
                 print_profile(profiler, IN_PROCESS_REPEATS)
-                for statement in profile.top(len(profile.stats)):
-                    if statement.sql in explained:
-                        continue
-                    explained.add(statement.sql)
-                    lines = await explain(engine, statement)
-                    if lines:
-                        print(f"\n  {short_sql(statement.sql, 160)}")
-                        for line in lines:
-                            print(f"      {line}")
+                await print_statement_plans(engine, profile, explained)
 
 
 async def run(args: argparse.Namespace) -> None:
-    async with fresh_database(args.database_url) as url:
+    async with fresh_database(args.database_url, "bench_api") as url:
         database = make_url(url).database or ""
         with tempfile.TemporaryDirectory(prefix="dealscout-bench-api-") as data_dir:
             settings = load_settings({"DATABASE_URL": url, "DEALSCOUT_DATA_DIR": data_dir}, env_file=None)

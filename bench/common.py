@@ -1,11 +1,14 @@
-"""Shared benchmark helpers: an event-loop lag probe, percentiles, and a plain-text table."""
+"""Shared benchmark helpers: an event-loop lag probe, percentiles, a plain-text table, a free port and a
+throw-away PostgreSQL database."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import math
-from collections.abc import Sequence
+import os
+import socket
+from collections.abc import AsyncIterator, Sequence
 
 # The probe wakes every 10 ms; how late each wake-up comes is the loop's lag.
 PROBE_INTERVAL_S = 0.010
@@ -63,3 +66,33 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
     print("  ".join("-" * w for w in widths))
     for row in cells[1:]:
         print(line(row))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
+    """A database of its own (`<prefix>_<pid>`) on the server of `admin_url`, created here and dropped at the end
+    (forced)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from storage.db import normalise_url
+
+    name = f"{prefix}_{os.getpid()}"
+    admin = create_async_engine(normalise_url(admin_url), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as conn:
+                await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.dispose()

@@ -25,12 +25,10 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,8 +40,9 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.common import free_port, fresh_database
 from bench.scale_report import (
     CpuMeter,
     Run,
@@ -67,7 +66,7 @@ from dealscout.app import Service, build_service
 from dealscout.broker import QUEUE, Broker, build_celery
 from scout.config import Settings, load_settings
 from scrapers.shared_budget import KEY_PREFIX as BUDGET_KEY_PREFIX
-from storage.db import normalise_url, safe_url
+from storage.db import safe_url
 from storage.tables import Base
 from tests.drills.process import REPO_ROOT, service_environment
 
@@ -88,32 +87,10 @@ METRICS_TIMEOUT_SECONDS = 10.0
 STALL_SECONDS = 10.0  # a run whose queue is empty and whose counts have not moved this long is stuck
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def redis_db(url: str, number: int) -> str:
     return url.rsplit("/", 1)[0] + f"/{number}"
 
-
-@contextlib.asynccontextmanager
-async def fresh_database(base_url: str) -> AsyncIterator[str]:
-    """A database of its own on the server of `base_url`, created here and dropped at the end (forced)."""
-    name = f"bench_scale_{os.getpid()}"
-    admin = create_async_engine(normalise_url(base_url), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as conn:
-                await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.dispose()
 
 
 async def reset_tables(engine: AsyncEngine) -> None:
@@ -382,7 +359,7 @@ async def main_async(args: argparse.Namespace, site: ServedSite) -> list[Run]:
     broker = redis_db(args.redis, args.broker_db)
     budget = redis_db(args.redis, args.budget_db)
     runs: list[Run] = []
-    async with fresh_database(args.database_url) as url:
+    async with fresh_database(args.database_url, "bench_scale") as url:
         with tempfile.TemporaryDirectory(prefix="dealscout-scale-") as data_dir:
             env = {"DATABASE_URL": url, "DEALSCOUT_DATA_DIR": data_dir, "CELERY_BROKER_URL": broker,
                    "REDIS_URL": budget, "BASELINE_FIRST_SCAN": "false", "DEFAULT_MARKETPLACES": "ebay"}

@@ -43,7 +43,7 @@ import psutil
 import sqlalchemy as sa
 
 from bench.common import LagProbe, print_table
-from bench.scan_db import StatementProfile, explain, seed, short_sql, table_rows
+from bench.scan_db import StatementProfile, print_statement_plans, seed, short_sql, table_rows
 from bench.scan_pages import EBAY_HOST, PageSource, RealPages, ServedSite, SyntheticPages, serving
 from dealscout.app import Service, build_service
 from scout.config import load_settings
@@ -140,15 +140,7 @@ async def print_plans(service: Service, scans: list[ScanPass]) -> None:
     print(f"\nplans of the scans' statements ({kind}, with the first parameters each was sent):")
     seen: set[str] = set()
     for scan in scans:
-        for statement in scan.profile.top(len(scan.profile.stats)):
-            if statement.sql in seen:
-                continue
-            seen.add(statement.sql)
-            lines = await explain(engine, statement)
-            if lines:
-                print(f"\n  {short_sql(statement.sql, 160)}")
-                for line in lines:
-                    print(f"      {line}")
+        await print_statement_plans(engine, scan.profile, seen)
 
 
 def choose_pages(kind: str) -> PageSource:

@@ -200,3 +200,16 @@ async def explain(engine: AsyncEngine, statement: StatementStats) -> list[str]:
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as err:  # reported, not fatal
             return [f"(no plan: {type(err).__name__}: {err})"]
         return [str(row[0]) for row in rows]
+
+
+async def print_statement_plans(engine: AsyncEngine, profile: StatementProfile, seen: set[str]) -> None:
+    """Each recorded statement's plan (see explain), once per statement text across calls sharing `seen`."""
+    for statement in profile.top(len(profile.stats)):
+        if statement.sql in seen:
+            continue
+        seen.add(statement.sql)
+        lines = await explain(engine, statement)
+        if lines:
+            print(f"\n  {short_sql(statement.sql, 160)}")
+            for line in lines:
+                print(f"      {line}")
