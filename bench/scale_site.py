@@ -14,6 +14,7 @@ from multiprocessing.synchronize import Event
 
 from aiohttp import web
 
+from bench.scan_pages import in_child, serve_ebay
 from scrapers.base import SearchQuery
 
 
@@ -59,21 +60,8 @@ class SlowSite:
             return web.Response(status=404, text="no such query")
         return web.Response(body=page, content_type="text/html", charset="utf-8")
 
-    @staticmethod
-    async def _robots(request: web.Request) -> web.Response:
-        return web.Response(text="User-agent: *\nDisallow:\n")
-
     async def serve(self, port_out: Connection, stop: Event) -> None:
-        app = web.Application()
-        app.router.add_get("/sch/i.html", self._results)
-        app.router.add_get("/robots.txt", self._robots)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        port_out.send(runner.addresses[0][1])
-        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
-        await runner.cleanup()
+        await serve_ebay(self._results, port_out, stop, backlog=1024)
 
 
 @dataclass
@@ -88,15 +76,5 @@ def serving(pages: Mapping[str, bytes], delay: float) -> Iterator[ServedSite]:
     """A SlowSite in a forked child process (its CPU is not the bench's), pages built beforehand."""
     context = multiprocessing.get_context("fork")
     site = SlowSite(pages, delay, context)
-    port_in, port_out = context.Pipe(duplex=False)
-    stop = context.Event()
-    child = context.Process(target=lambda: asyncio.run(site.serve(port_out, stop)), name="fake-ebay", daemon=True)
-    child.start()
-    try:
-        if not port_in.poll(60):
-            raise RuntimeError("the fake eBay did not start within 60 s")
-        assert child.pid is not None
-        yield ServedSite(f"http://127.0.0.1:{port_in.recv()}", site, child.pid)
-    finally:
-        stop.set()
-        child.join(10)
+    with in_child(site.serve, context) as (url, pid):
+        yield ServedSite(url, site, pid)

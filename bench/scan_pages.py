@@ -9,7 +9,7 @@ import multiprocessing
 import random
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -183,21 +183,8 @@ class PageServer:
             return web.Response(status=404, text="no such query")
         return web.Response(body=self.source.page(index), content_type="text/html", charset="utf-8")
 
-    @staticmethod
-    async def _robots(request: web.Request) -> web.Response:
-        return web.Response(text="User-agent: *\nDisallow:\n")
-
     async def serve(self, port_out: Connection, stop: Event) -> None:
-        app = web.Application()
-        app.router.add_get("/sch/i.html", self._results)
-        app.router.add_get("/robots.txt", self._robots)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_out.send(runner.addresses[0][1])
-        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
-        await runner.cleanup()
+        await serve_ebay(self._results, port_out, stop)
 
 
 @dataclass
@@ -216,14 +203,45 @@ def serving(source: PageSource, queries: int) -> Iterator[ServedSite]:
     CPU and GIL are not the scan's. On a machine with few cores it still competes with the scan for them."""
     context = multiprocessing.get_context("fork")
     server = PageServer(source, queries, context.Value("q", 0))
+    with in_child(server.serve, context) as (url, _):
+        yield ServedSite(url, server)
+
+
+Serve = Callable[[Connection, Event], Awaitable[None]]
+
+
+async def _robots(request: web.Request) -> web.Response:
+    return web.Response(text="User-agent: *\nDisallow:\n")
+
+
+async def serve_ebay(results: Callable[[web.Request], Awaitable[web.StreamResponse]], port_out: Connection,
+                     stop: Event, *, backlog: int = 128) -> None:
+    """A fake eBay on a free port of 127.0.0.1: `results` answers /sch/i.html, robots.txt allows everything. Sends
+    its port through `port_out` and serves until `stop` is set."""
+    app = web.Application()
+    app.router.add_get("/sch/i.html", results)
+    app.router.add_get("/robots.txt", _robots)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=backlog)
+    await site.start()
+    port_out.send(runner.addresses[0][1])
+    await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+    await runner.cleanup()
+
+
+@contextmanager
+def in_child(serve: Serve, context: multiprocessing.context.BaseContext) -> Iterator[tuple[str, int]]:
+    """Run `serve` in a forked child process (its CPU is not the bench's); yields its base URL and pid."""
     port_in, port_out = context.Pipe(duplex=False)
     stop = context.Event()
-    child = context.Process(target=lambda: asyncio.run(server.serve(port_out, stop)), name="fake-ebay", daemon=True)
+    child = context.Process(target=lambda: asyncio.run(serve(port_out, stop)), name="fake-ebay", daemon=True)
     child.start()
     try:
         if not port_in.poll(60):
             raise RuntimeError("the fake eBay did not start within 60 s")
-        yield ServedSite(f"http://127.0.0.1:{port_in.recv()}", server)
+        assert child.pid is not None
+        yield f"http://127.0.0.1:{port_in.recv()}", child.pid
     finally:
         stop.set()
         child.join(10)
