@@ -22,6 +22,8 @@ from bot.apprise.notifier import AppriseNotifier
 from bot.commands import Commands
 from bot.connection import Connection
 from bot.console import ConsoleNotifier
+from dealscout.leader import TaskScanner
+from dealscout.parts import build_admin, build_commands, utc_now
 from ops.assembly import Ops, build_ops
 from ops.reporter import OpsOutbox, audit_threshold_changes, ops_destinations
 from scout import __version__
@@ -30,14 +32,12 @@ from scout.config import Settings
 from scout.delivery import Dispatcher, Notifier
 from scout.errors import ConfigError, InputError
 from scout.models import Destination, SavedSearch
-from dealscout.parts import build_admin, build_commands, utc_now
 from scout.scan import Scanner
-from dealscout.leader import TaskScanner
 from scout.scheduler import DELIVERY_JOB, ScoutScheduler
 from scrapers.base import Adapter, SearchQuery
 from scrapers.http import HttpFetcher
-from scrapers.shared_budget import BudgetMode, SharedBudget
 from scrapers.registry import build_adapters
+from scrapers.shared_budget import BudgetMode, SharedBudget
 from storage import db
 from storage.claims import ScanTasks
 from storage.leadership import LockHeld, SchedulerLock, describe_self

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from celery import Celery
 from kombu import Connection
 
+from dealscout.leader import lease_margin
 from scout.config import Settings
 from scout.errors import ConfigError
 
@@ -22,18 +23,14 @@ QUEUE = "celery"
 BROKER_TIMEOUT_SECONDS = 3.0
 
 
-def task_time_limit(settings: Settings) -> float:
-    """A task's hard limit: a worker starts a task only while its searches' leases last this long (see
-    dealscout.leader.lease_margin), so a task never outlives its lease."""
-    return settings.scan_lease_seconds / 2
-
 
 def build_celery(settings: Settings) -> Celery:
     broker = settings.celery_broker_url
     if not broker:
         raise ConfigError("CELERY_BROKER_URL: required by the leader and the workers (e.g. redis://127.0.0.1:6379/0)")
     app = Celery("dealscout", broker=broker)
-    limit = task_time_limit(settings)
+    # A worker starts a task only while its searches' leases last this long: a task never outlives its lease.
+    limit = lease_margin(settings.scan_lease_seconds).total_seconds()
     app.conf.update(
         task_default_queue=QUEUE,
         task_ignore_result=True,  # a task's outcome is in the database (task_logs), not in a result backend

@@ -433,9 +433,9 @@ async def check_robots(settings: Settings, resolve: Mapping[str, str] | None = N
 
 async def _check_database(settings: Settings) -> dict[str, Any]:
     """The detailed health as far as the database tells it, without the service (its scheduler reads as stopped)."""
-    from ops.health import HealthChecker
     from dealscout.app import open_store
     from dealscout.parts import utc_now
+    from ops.health import HealthChecker
     from scrapers.registry import build_adapters
 
     async with open_store(settings, migrate=False) as store:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from scout.models import SavedSearch
-from scout.scan import FetchKey, Scanner, ScanReport, ScanBatch
+from scout.scan import FetchKey, ScanBatch, Scanner, ScanReport
 from storage.claims import ScanTask, ScanTasks
 
 log = logging.getLogger(__name__)

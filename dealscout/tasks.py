@@ -16,10 +16,10 @@ import logging
 import os
 from typing import Any
 
-from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from dealscout.broker import TASK_NAME, build_celery
+
 # Loaded here, in the worker's main process, so that its pool processes inherit it instead of each importing the
 # whole service after the fork.
 from dealscout.worker import WorkerProcess, metrics_for_process

@@ -18,13 +18,13 @@ from dealscout.parts import configured_platforms, utc_now
 from ops.reporter import OpsOutbox, OpsReporter, ops_destinations
 from scout.circuit import Circuit, CircuitPolicy, Transition, record
 from scout.config import Settings
-from scout.models import FetchOutcome
 from scout.errors import InputError, StorageError
+from scout.models import FetchOutcome
 from scout.scan import Scanner, next_run
 from scrapers.base import Adapter, ScrapeResult, SearchQuery
 from scrapers.http import HttpFetcher
-from scrapers.shared_budget import BudgetDenied, SharedBudgetError
 from scrapers.registry import build_adapters
+from scrapers.shared_budget import BudgetDenied, SharedBudgetError
 from storage import db
 from storage.claims import ScanTasks, TaskVoid
 from storage.repo import Repository

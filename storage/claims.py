@@ -153,14 +153,6 @@ class ScanTasks:
         except SQLAlchemyError as err:
             raise StorageError(f"could not sweep old scan tasks: {err}") from err
 
-    async def count(self) -> tuple[int, int]:
-        """(tasks waiting to be sent, tasks sent and not committed)."""
-        async with self._sessions() as session:
-            rows = (await session.execute(sa.select(ScanTaskRow.sent_at.is_(None), sa.func.count())
-                                          .group_by(ScanTaskRow.sent_at.is_(None)))).all()
-        counts = {bool(unsent): n for unsent, n in rows}
-        return counts.get(True, 0), counts.get(False, 0)
-
     def commit_guard(self, task: ScanTask, *, ok: bool, next_run: Callable[[int], datetime]) -> CommitGuard:
         """What the task's commit checks and settles, in the saving transaction: its row must still exist (it is
         deleted, so a second delivery commits nothing), and only searches still under its lease count it done.
