@@ -44,6 +44,13 @@ class Listing(msgspec.Struct, frozen=True, gc=False):
     sold: bool = False
     # A paid placement the marketplace puts above its results (Kleinanzeigen's "TOP" ads), not a search result.
     sponsored: bool = False
+    # What delivery costs where the result page shows it: Money(0) for free delivery, None when the page says nothing.
+    shipping: Money | None = None
+    # The seller's standing where the page shows it, as a share of positive feedback in percent (eBay's
+    # "99.5% positive"); None when unknown.
+    seller_rating: Decimal | None = None
+    # The listing's own text where the result page carries some (a snippet or the whole body), for words to exclude.
+    description: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
