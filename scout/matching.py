@@ -1,4 +1,5 @@
-"""Pure filter rules: does a listing satisfy a saved search's words, exclusions and price range?"""
+"""Pure filter rules: does a listing satisfy a saved search's words, exclusions (in the title, and in the description
+where the result page carries one), sellers and price range?"""
 
 from __future__ import annotations
 
@@ -40,9 +41,15 @@ class Matcher:
     currency: str | None
     unpriced: UnpricedRule
     sponsored: SponsoredRule = SponsoredRule.INCLUDE
+    excluded_sellers: frozenset[str] = frozenset()  # folded seller names
+    min_seller_rating: Decimal | None = None
 
     def matches(self, listing: Listing) -> bool:
         return self.matches_folded(fold(listing.title), listing)
+
+    def has_words(self, title: str) -> bool:
+        """Whether a folded title carries every word of the search, whatever its other filters say."""
+        return all(pattern.search(title) for pattern in self.required)
 
     def matches_folded(self, title: str, listing: Listing) -> bool:
         """`matches` for a title already folded, so one fetch's titles are folded once for all its searches. A sold
@@ -52,9 +59,23 @@ class Matcher:
             return False
         if not all(pattern.search(title) for pattern in self.required):
             return False
-        if self.excluded is not None and self.excluded.search(title):
+        if self.excluded is not None and (
+            self.excluded.search(title)
+            or (listing.description is not None and self.excluded.search(fold(listing.description)))
+        ):
+            return False
+        if not self._seller_ok(listing):
             return False
         return self._price_ok(listing)
+
+    def _seller_ok(self, listing: Listing) -> bool:
+        """A seller left out by name, or one whose shown rating is below the search's least; a marketplace that
+        shows no seller or no rating lets the listing through (there is nothing to hold against it)."""
+        seller = listing.seller
+        if self.excluded_sellers and seller is not None and fold(seller.strip()) in self.excluded_sellers:
+            return False
+        rating = listing.seller_rating
+        return self.min_seller_rating is None or rating is None or rating >= self.min_seller_rating
 
     def _price_ok(self, listing: Listing) -> bool:
         if self.min_price is None and self.max_price is None:
@@ -79,6 +100,8 @@ def build_matcher(spec: SearchSpec) -> Matcher:
         currency=spec.currency,
         unpriced=spec.unpriced,
         sponsored=spec.sponsored,
+        excluded_sellers=frozenset(fold(seller.strip()) for seller in spec.exclude_sellers),
+        min_seller_rating=spec.min_seller_rating,
     )
 
 

@@ -57,6 +57,10 @@ class Listing(msgspec.Struct, frozen=True, gc=False):
         return (self.marketplace, self.external_id)
 
 
+# A price drop worth telling: a tenth of the price, the step at which deal hunters say a price "came down".
+DEFAULT_PRICE_DROP_SHARE = Decimal("0.10")
+
+
 class SearchStatus(enum.StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
@@ -102,6 +106,12 @@ class SearchSpec:
     radius_km: int | None = None
     unpriced: UnpricedRule = UnpricedRule.INCLUDE
     sponsored: SponsoredRule = SponsoredRule.INCLUDE
+    # Deals only: the weakest verdict an alert may carry ("great", "good", "fair"); None announces every match.
+    min_deal: str | None = None
+    # A drop of at least this share of the last price is announced to those who heard of the listing; None: never.
+    price_drop_share: Decimal | None = DEFAULT_PRICE_DROP_SHARE
+    exclude_sellers: tuple[str, ...] = ()  # folded seller names whose listings never match
+    min_seller_rating: Decimal | None = None  # percent positive feedback, where the marketplace shows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +142,7 @@ class SavedSearch:
     baselined: frozenset[str] = field(default_factory=frozenset)
     # marketplace key -> how the search's last fetch there went; marketplaces not yet fetched are absent.
     last_outcomes: dict[str, MarketplaceOutcome] = field(default_factory=dict, hash=False)
+    snoozed_until: datetime | None = None  # matches are recorded but not announced until then
 
     @property
     def query(self) -> str:
@@ -140,6 +151,33 @@ class SavedSearch:
     @property
     def marketplaces(self) -> tuple[str, ...]:
         return self.spec.marketplaces
+
+
+class AlertKind(enum.StrEnum):
+    """Why a listing is announced."""
+
+    NEW = "new"  # a search matched it for the first time
+    DROP = "drop"  # its price fell since the destination heard of it
+    RELIST = "relist"  # it was gone and is on sale again (under the same id, or a new one by the same seller)
+
+
+@dataclass(frozen=True, slots=True)
+class DealFacts:
+    """What the scan knew of a listing's price when it queued the alert; each part None where unknown."""
+
+    deal: str | None = None  # the deal line: "31% below the median of 41 similar listings"
+    verdict: str | None = None  # "great", "good", "fair", "above typical"
+    low_confidence: bool = False
+    trend: str | None = None  # a one-line sparkline of the price
+    old_price: Money | None = None  # a drop's price before, or a relisted item's last price
+    first_seen_at: datetime | None = None  # a relisted item's first sighting
+
+
+class Layout(enum.StrEnum):
+    """How a destination wants its alerts drawn."""
+
+    FULL = "full"  # a card: picture, fields, buttons
+    COMPACT = "compact"  # one line of text
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +192,9 @@ class Alert:
     attempts: int = 0
     queued_at: datetime | None = None  # when the scan that found the listing queued this alert
     batch: int | None = None  # the message it was first claimed in (see storage.tables.OutboxRow.batch_id)
+    kind: AlertKind = AlertKind.NEW
+    facts: DealFacts = field(default_factory=DealFacts)
+    layout: Layout = Layout.FULL
 
 
 class NoticeKind(enum.StrEnum):
@@ -231,6 +272,9 @@ class FetchOutcome:
     # error, and no marketplace's health or circuit counts it.
     refused: bool = False
     rows_lost: int = 0  # result rows of the page that did not become listings
+    # The normalised words of each search of the fetch -> the listings whose titles carry them all, whatever the
+    # searches' other filters: the comparables a deal is judged against (see scout.deals).
+    carrying: dict[str, tuple[Listing, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

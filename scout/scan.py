@@ -15,9 +15,10 @@ from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 from scout.circuit import Circuit, CircuitPolicy, CircuitState, Transition, admit, circuit_key, record
+from scout.deals import comparable_words
 from scout.errors import InputError, StorageError
 from scout.matching import build_matcher, fold
-from scout.models import FetchOutcome, MarketplaceState, SavedSearch, ScanSaved, SearchRun
+from scout.models import FetchOutcome, Listing, MarketplaceState, SavedSearch, ScanSaved, SearchRun
 from scout.ports import ScanStore
 from scrapers.base import Adapter, Fetcher, ScrapeResult, ScrapeStatus, SearchQuery, normalise_query
 from scrapers.host_pacer import turn_waits
@@ -358,11 +359,16 @@ class Scanner:
         status, error = task_status(result)
         folded = [(fold(listing.title), listing) for listing in result.listings]
         matches = {}
+        carrying: dict[str, tuple[Listing, ...]] = {}
         for search in searches:
             matcher = build_matcher(search.spec)
             matches[search.id] = tuple(listing for title, listing in folded if matcher.matches_folded(title, listing))
+            words = comparable_words(search.query)
+            if words and words not in carrying:
+                carrying[words] = tuple(listing for title, listing in folded if matcher.has_words(title))
         return FetchOutcome(marketplace, query.text, status, ms, result.listings, error, matches,
-                            circuit_host=self._circuit_host(key), refused=refused, rows_lost=result.rows_lost)
+                            circuit_host=self._circuit_host(key), refused=refused, rows_lost=result.rows_lost,
+                            carrying=carrying)
 
     async def _save(self, batch: ScanBatch, fetch: FetchOutcome) -> None:
         """Return once the fetch is saved. Fetches that complete while another save is being written are saved
@@ -390,7 +396,7 @@ class Scanner:
             [fetch] = fetches
             log.error("%s %r: %s; recorded as a failed fetch", fetch.marketplace, fetch.query, err)
             fetches = [replace(fetch, status=ScrapeStatus.FAILED.value, listings=(), error=str(err), refused=False,
-                               matches=dict.fromkeys(fetch.matches, ()))]
+                               matches=dict.fromkeys(fetch.matches, ()), carrying={})]
             saved, transitions = await self._write(batch, fetches)
         if self._observer is not None:
             for fetch in fetches:

@@ -70,6 +70,14 @@ def unnest_insert(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Any:
     from sqlalchemy.dialects.postgresql import insert as pg_insert  # loaded only where PostgreSQL is used
 
     names = list(rows[0])
-    arrays = [_array([row[name] for row in rows], table.c[name].type) for name in names]
+    # A JSON column travels as text[] and is cast back per row: asyncpg has no encoder for an array of JSON values.
+    as_json = {name for name in names if isinstance(table.c[name].type, sa.JSON)}
+    arrays = [
+        _array([None if row[name] is None else json.dumps(row[name]) for row in rows], sa.Text())
+        if name in as_json else _array([row[name] for row in rows], table.c[name].type)
+        for name in names
+    ]
     source = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="v")
-    return pg_insert(table).from_select(names, sa.select(*source.c))
+    columns = [sa.cast(column, table.c[column.name].type) if column.name in as_json else column
+               for column in source.c]
+    return pg_insert(table).from_select(names, sa.select(*columns))

@@ -45,6 +45,10 @@ def search_from_row(row: SearchRow) -> SavedSearch:
         radius_km=row.radius_km,
         unpriced=UnpricedRule(row.unpriced),
         sponsored=SponsoredRule(row.sponsored),
+        min_deal=row.min_deal,
+        price_drop_share=row.price_drop_share,
+        exclude_sellers=tuple(text_list(row.exclude_sellers)),
+        min_seller_rating=row.min_seller_rating,
     )
     return SavedSearch(
         id=row.id,
@@ -60,6 +64,7 @@ def search_from_row(row: SearchRow) -> SavedSearch:
         last_success_at=row.last_success_at,
         baselined=frozenset(text_list(row.baselined)),
         last_outcomes=outcomes_from_value(row.id, row.last_outcomes),
+        snoozed_until=row.snoozed_until,
     )
 
 
@@ -98,6 +103,8 @@ def listing_from_row(row: ListingRow) -> Listing:
         posted_at=row.posted_at,
         condition=row.condition,
         seller=row.seller,
+        shipping=Money(row.shipping, row.currency) if row.shipping is not None and row.currency else None,
+        seller_rating=row.seller_rating,
     )
 
 
@@ -115,6 +122,8 @@ def listing_values(listing: Listing, now: datetime) -> dict[str, Any]:
         "posted_at": listing.posted_at,
         "condition": (listing.condition or "")[:100] or None,
         "seller": (listing.seller or "")[:200] or None,
+        "shipping": shipping_amount(listing),
+        "seller_rating": listing.seller_rating,
         "first_seen_at": now,
         "last_seen_at": now,
     }
@@ -133,4 +142,16 @@ def spec_values(spec: SearchSpec) -> dict[str, Any]:
         "radius_km": spec.radius_km,
         "unpriced": spec.unpriced.value,
         "sponsored": spec.sponsored.value,
+        "min_deal": spec.min_deal,
+        "price_drop_share": spec.price_drop_share,
+        "exclude_sellers": list(spec.exclude_sellers),
+        "min_seller_rating": spec.min_seller_rating,
     }
+
+
+def shipping_amount(listing: Listing) -> Any:
+    """The delivery cost as stored: only in the listing's own currency, the one its row keeps."""
+    shipping, price = listing.shipping, listing.price
+    if shipping is None or (price is not None and shipping.currency != price.currency):
+        return None
+    return shipping.amount

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration, so that a command can see the schema is current without loading Alembic.
 # tests/storage/test_migrations.py holds it to Alembic's own reading of the scripts.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 # PostgreSQL advisory lock key held while migrating ("dealmigr" in ASCII; the scheduler lock uses another).
 MIGRATION_LOCK = 0x6465616C6D696772
 # How long a SQLite writer waits for another writer's lock before giving up.

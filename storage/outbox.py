@@ -14,6 +14,7 @@ from scout.models import (
     Alert,
     Delivery,
     Destination,
+    Layout,
     Listing,
     Notice,
     NoticeKind,
@@ -22,7 +23,9 @@ from scout.models import (
     StoredAlert,
 )
 from storage.convert import chunks, listing_from_row, search_from_row
-from storage.tables import DeliveryHoldRow, ListingRow, OutboxRow, SearchRow
+from storage.deals import facts_from_value
+from storage.preferences import quiet_destinations
+from storage.tables import DeliveryHoldRow, DestinationSettingsRow, ListingRow, OutboxRow, SearchRow
 
 # Rows that are waiting to go out: not claimed yet, or claimed by a send whose outcome was never recorded.
 UNSENT = ("pending", "sending")
@@ -75,6 +78,8 @@ class OutboxQueries:
         """
         per = per_destination or limit
         async with self._sessions() as session:
+            # Chats in their quiet hours wait: their queues are left whole until the window ends.
+            skip = {*skip, *await quiet_destinations(session, now)}
             heads = (await session.execute(_queue_heads(now, list(platforms)))).all()
             waiting = sorted((head, platform, target) for platform, target, head in heads
                              if head is not None and Destination(platform, target) not in skip)
@@ -84,7 +89,7 @@ class OutboxQueries:
             if not chosen:
                 return []
             rows = (await session.execute(_queue_rows(chosen, now=now, per=per, limit=limit))).all()
-        return [_delivery(outbox, listing, query) for outbox, listing, query in rows]
+        return [_delivery(outbox, listing, query, layout) for outbox, listing, query, layout in rows]
 
     async def claim_deliveries(self, messages: Sequence[Sequence[int]], *, now: datetime,
                                until: datetime) -> set[int]:
@@ -292,13 +297,15 @@ class OutboxQueries:
         ))
 
 
-def _delivery(outbox: OutboxRow, listing: ListingRow | None, query: str | None) -> Delivery:
+def _delivery(outbox: OutboxRow, listing: ListingRow | None, query: str | None, layout: str | None) -> Delivery:
     destination = Destination(outbox.platform, outbox.target)
     if outbox.kind == "alert" and listing is not None:
+        kind, facts = facts_from_value(outbox.detail)
         return Alert(
             outbox_id=outbox.id, destination=destination, listing=listing_from_row(listing),
             search_id=outbox.search_id, search_query=query or "", attempts=outbox.attempts,
-            queued_at=outbox.created_at, batch=outbox.batch_id,
+            queued_at=outbox.created_at, batch=outbox.batch_id, kind=kind, facts=facts,
+            layout=Layout.COMPACT if layout == Layout.COMPACT.value else Layout.FULL,
         )
     return Notice(
         outbox_id=outbox.id, destination=destination, text=outbox.body or "", kind=NoticeKind(outbox.kind),
@@ -363,9 +370,11 @@ def _queue_rows(destinations: Sequence[tuple[str, str]], *, now: datetime, per: 
     ]
     ids = sa.union_all(*[sa.select(share.c.id) for share in shares]) if len(shares) > 1 else sa.select(shares[0].c.id)
     return (
-        sa.select(OutboxRow, ListingRow, SearchRow.query)
+        sa.select(OutboxRow, ListingRow, SearchRow.query, DestinationSettingsRow.layout)
         .outerjoin(ListingRow, ListingRow.id == OutboxRow.listing_id)
         .outerjoin(SearchRow, SearchRow.id == OutboxRow.search_id)
+        .outerjoin(DestinationSettingsRow, sa.and_(DestinationSettingsRow.platform == OutboxRow.platform,
+                                                   DestinationSettingsRow.target == OutboxRow.target))
         .where(OutboxRow.id.in_(ids))
         .order_by(OutboxRow.id)
         .limit(limit)

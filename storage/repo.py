@@ -5,6 +5,7 @@ from __future__ import annotations
 from storage.apikeys import ApiKey, ApiKeyQueries
 from storage.ops_queries import FailureSummary, OpsQueries, OpsSnapshot, TaskLog
 from storage.outbox import OutboxQueries
+from storage.preferences import DestinationSettings, PreferenceQueries
 from storage.queries import DATABASE_ERROR_LENGTH, describe_database_error, raise_storage_errors
 from storage.scans import CIRCUIT_TASK_NAME, FAILING_STATUSES, PAUSED_REASON_LENGTH, SCAN_TASK_NAME, ScanQueries
 from storage.searches import SearchQueries
@@ -17,6 +18,7 @@ __all__ = [
     "PAUSED_REASON_LENGTH",
     "SCAN_TASK_NAME",
     "ApiKey",
+    "DestinationSettings",
     "FailureSummary",
     "OpsSnapshot",
     "PricePoint",
@@ -29,10 +31,12 @@ __all__ = [
 
 
 @raise_storage_errors
-class Repository(SearchQueries, ScanQueries, OpsQueries, ApiKeyQueries, ViewQueries, OutboxQueries):
+class Repository(SearchQueries, ScanQueries, OpsQueries, ApiKeyQueries, ViewQueries, PreferenceQueries,
+                 OutboxQueries):
     """All reads and writes: saved searches (storage.searches), a scan's results (storage.scans), marketplaces,
     task logs and the audit log (storage.ops_queries), the outbox (storage.outbox), the REST API's keys
-    (storage.apikeys) and its reads across aggregates (storage.views). Each public method is one
+    (storage.apikeys), its reads across aggregates (storage.views), and chats' preferences and snoozes
+    (storage.preferences). Each public method is one
     transaction, and raises StorageError (or OSError, for a connection it cannot open) when the database fails.
 
     OutboxQueries comes last: it declares the shared floor's methods without a body, for its own type checks, and

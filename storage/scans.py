@@ -4,7 +4,7 @@ schedule, the fetches' task logs, and each marketplace's health and circuit."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +15,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from scout.circuit import Circuit, CircuitState, Transition
 from scout.errors import StorageError
-from scout.models import FetchOutcome, Listing, MarketplaceOutcome, SavedSearch, ScanSaved, SearchRun, SearchStatus
+from scout.models import (
+    AlertKind,
+    DealFacts,
+    FetchOutcome,
+    Listing,
+    MarketplaceOutcome,
+    Money,
+    SavedSearch,
+    ScanSaved,
+    SearchRun,
+    SearchStatus,
+)
 from storage.bulk import POSTGRESQL, one_of, select_by_keys, unnest_insert
-from storage.convert import listing_values, outcome_value
+from storage.convert import listing_values, outcome_value, shipping_amount
+from storage.deals import (
+    RELIST_AFTER,
+    Known,
+    PriceChange,
+    announced_to,
+    comparable_words,
+    drops_worth_telling,
+    facts_value,
+    load_judge,
+    occasion,
+    passes,
+    predecessors,
+    price_trends,
+    record_words,
+)
 from storage.queries import Queries, describe_database_error
 from storage.tables import (
     ListingRow,
@@ -49,6 +75,19 @@ class _SearchState:
 
     baselined: set[str]
     outcomes: dict[str, Any]  # searches.last_outcomes, as stored
+
+
+@dataclass(slots=True)
+class _Upserted:
+    """What storing a save's listings found: each listing's id, the new ones, the prices that changed (and which
+    fell, in the same currency), and the listings back after RELIST_AFTER unseen (id -> when last seen)."""
+
+    ids: dict[tuple[str, str], int]
+    new_keys: set[tuple[str, str]]
+    price_changes: int
+    changes: list[PriceChange]
+    returned: dict[int, datetime]
+    fresh: list[Listing]
 
 
 async def marketplace_row(session: AsyncSession, key: str) -> MarketplaceStateRow:
@@ -99,35 +138,35 @@ class ScanQueries(Queries):
                 if guard is not None:
                     runs = [*runs, *await guard(session)]
                 listings = {listing.key: listing for fetch in fetches for listing in fetch.listings}
-                ids, new_keys, price_changes = await self._upsert_listings(session, list(listings.values()), now)
+                upserted = await self._upsert_listings(session, list(listings.values()), now)
+                await record_words(session, self.dialect, fetches, upserted.ids, now)
                 # Searches removed while the scan ran get neither matches nor outcomes nor schedule updates.
                 live = await self._lock_searches(session, searches)
-                new_matches, queued = await self._record_matches(session, fetches, searches, live, ids, now,
+                new_matches, queued = await self._record_matches(session, fetches, searches, live, upserted, now,
                                                                  baseline_first_scan)
                 await self._update_searches(session, fetches, runs, searches, live, now)
-                await self._log_fetches(session, fetches, new_keys, queued, now)
+                await self._log_fetches(session, fetches, upserted.new_keys, queued, now)
                 if circuit_step is not None:
                     circuits, transitions = await self._step_circuits(session, fetches, circuit_step)
                 await self._update_marketplace_health(session, fetches, circuits or {}, now)
                 self._log_transitions(session, transitions, now)
         except SQLAlchemyError as err:
             raise StorageError(f"the database refused the results: {describe_database_error(err)}") from err
-        return ScanSaved(len(new_keys), price_changes, sum(new_matches.values()), sum(queued.values()))
+        return ScanSaved(len(upserted.new_keys), upserted.price_changes, sum(new_matches.values()),
+                         sum(queued.values()))
 
-    async def _upsert_listings(
-        self, session: AsyncSession, listings: list[Listing], now: datetime
-    ) -> tuple[dict[tuple[str, str], int], set[tuple[str, str]], int]:
+    async def _upsert_listings(self, session: AsyncSession, listings: list[Listing], now: datetime) -> _Upserted:
         """Store the listings not seen before, mark the rest seen and record the prices that changed, in a fixed
-        number of statements however many listings there are. Returns each listing's id, the keys that were new,
-        and how many prices changed."""
+        number of statements however many listings there are."""
         known = await self._load_known(session, [listing.key for listing in listings])
-        ids = {key: row_id for key, (row_id, _, _) in known.items()}
+        ids = {key: row.id for key, row in known.items()}
         fresh = [listing for listing in listings if listing.key not in known]
         if fresh:
             ids.update(await self._insert_listings(session, fresh, now))
         new_keys = {listing.key for listing in fresh}
         history: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []
+        changes: list[PriceChange] = []
         for listing in listings:
             price = listing.price.amount if listing.price else None
             currency = listing.price.currency if listing.price else None
@@ -136,17 +175,20 @@ class ScanQueries(Queries):
                     history.append({"listing_id": ids[listing.key], "price": price, "currency": currency,
                                     "observed_at": now})
                 continue
-            _, old_price, old_currency = known[listing.key]
-            if price is not None and (old_price is None or old_price != price or old_currency != currency):
+            old = known[listing.key]
+            if price is not None and (old.price is None or old.price != price or old.currency != currency):
                 history.append({"listing_id": ids[listing.key], "price": price, "currency": currency,
                                 "observed_at": now})
                 changed.append({"row_id": ids[listing.key], "price": price, "currency": currency,
-                                "price_text": listing.price_text, "last_seen_at": now})
+                                "price_text": listing.price_text, "shipping": shipping_amount(listing),
+                                "last_seen_at": now})
+                if old.price is not None and old.currency == currency and currency is not None:
+                    changes.append(PriceChange(old.id, old.price, price, currency))
         if changed:
             table = ListingRow.__table__
             await session.execute(sa.update(table).where(table.c.id == sa.bindparam("row_id")), changed)
         repriced = {row["row_id"] for row in changed}
-        seen = [row_id for key, (row_id, _, _) in known.items() if row_id not in repriced]
+        seen = [row.id for row in known.values() if row.id not in repriced]
         if seen:
             await session.execute(
                 sa.update(ListingRow).where(one_of(self.dialect, ListingRow.id, seen)).values(last_seen_at=now)
@@ -154,16 +196,17 @@ class ScanQueries(Queries):
             )
         if history:
             await self._insert_rows(session, PriceHistoryRow.__table__, history)
-        return ids, new_keys, len(changed)
+        returned = {row.id: row.last_seen_at for row in known.values()
+                    if row.last_seen_at is not None and row.last_seen_at < now - RELIST_AFTER}
+        return _Upserted(ids, new_keys, len(changed), changes, returned, fresh)
 
-    async def _load_known(
-        self, session: AsyncSession, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], tuple[int, Any, Any]]:
+    async def _load_known(self, session: AsyncSession, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Known]:
         """The stored listings among `keys`: (marketplace, external id) -> (id, price, currency), an index lookup per
         key. PostgreSQL: the keys joined to the table (`= ANY` on the index's second column would be a filter in a
         generic plan, over every listing of the marketplace). SQLite: per marketplace, `marketplace = ? AND
         external_id` among one JSON array."""
-        columns = (ListingRow.id, ListingRow.marketplace, ListingRow.external_id, ListingRow.price, ListingRow.currency)
+        columns = (ListingRow.id, ListingRow.marketplace, ListingRow.external_id, ListingRow.price, ListingRow.currency,
+                   ListingRow.last_seen_at)
         if self.dialect == POSTGRESQL:
             statements = [select_by_keys(self.dialect, columns, (ListingRow.marketplace, ListingRow.external_id),
                                          list(keys))] if keys else []
@@ -174,10 +217,10 @@ class ScanQueries(Queries):
             statements = [sa.select(*columns).where(ListingRow.marketplace == marketplace,
                                                     one_of(self.dialect, ListingRow.external_id, external_ids))
                           for marketplace, external_ids in by_marketplace.items()]
-        known: dict[tuple[str, str], tuple[int, Any, Any]] = {}
+        known: dict[tuple[str, str], Known] = {}
         for statement in statements:
-            for row_id, marketplace, external_id, price, currency in await session.execute(statement):
-                known[(marketplace, external_id)] = (row_id, price, currency)
+            for row_id, marketplace, external_id, price, currency, last_seen in await session.execute(statement):
+                known[(marketplace, external_id)] = Known(row_id, price, currency, last_seen)
         return known
 
     async def _insert_listings(
@@ -200,7 +243,7 @@ class ScanQueries(Queries):
         # On SQLite all of them; on PostgreSQL only those another writer stored in the meantime.
         missing = [listing.key for listing in fresh if listing.key not in ids]
         if missing:
-            ids.update({key: row_id for key, (row_id, _, _) in (await self._load_known(session, missing)).items()})
+            ids.update({key: row.id for key, row in (await self._load_known(session, missing)).items()})
         return ids
 
     async def _lock_searches(
@@ -220,70 +263,136 @@ class ScanQueries(Queries):
 
     async def _record_matches(
         self, session: AsyncSession, fetches: Sequence[FetchOutcome], searches: Mapping[int, SavedSearch],
-        live: Mapping[int, _SearchState], ids: dict[tuple[str, str], int], now: datetime, baseline_first_scan: bool,
+        live: Mapping[int, _SearchState], upserted: _Upserted, now: datetime, baseline_first_scan: bool,
     ) -> tuple[dict[int, int], dict[int, int]]:
-        """Insert the new (search, listing) matches and one outbox row per new match past the baseline."""
-        wanted: dict[tuple[int, int], tuple[int, str]] = {}  # (search, listing) -> (fetch index, marketplace)
+        """Insert the new (search, listing) matches and the alerts they give: one per new match past the baseline
+        (scored, and left out where the search wants better deals or is snoozed), one per relisted listing a search
+        had matched, and one per price drop to each destination that heard of the listing."""
+        ids = upserted.ids
+        wanted: dict[tuple[int, int], tuple[int, Listing]] = {}  # (search, listing) -> (fetch index, listing)
+        where: dict[int, tuple[int, Listing]] = {}  # listing id -> (the first fetch with it, the listing)
         for index, fetch in enumerate(fetches):
+            for listing in fetch.listings:
+                where.setdefault(ids[listing.key], (index, listing))
             for search_id, matched in fetch.matches.items():
                 if search_id in live:
                     for listing in matched:
-                        wanted.setdefault((search_id, ids[listing.key]), (index, fetch.marketplace))
+                        wanted.setdefault((search_id, ids[listing.key]), (index, listing))
         already: set[tuple[int, int]] = set()
         if wanted:
             keys = (SearchMatchRow.search_id, SearchMatchRow.listing_id)
             rows = await session.execute(select_by_keys(self.dialect, keys, keys, list(wanted)))
             already.update((s, lst) for s, lst in rows)
         new_matches: dict[int, int] = {}
-        queued: dict[int, int] = {}
         match_rows: list[dict[str, Any]] = []
-        outbox_rows: list[dict[str, Any]] = []
-        queued_keys: set[tuple[str, str, int]] = set()  # one alert per destination, however many searches matched
-        for (search_id, listing_id), (index, marketplace) in wanted.items():
+        candidates: list[tuple[int, int, int, Listing, AlertKind]] = []  # search, listing, fetch index, kind
+        for (search_id, listing_id), (index, listing) in wanted.items():
             if (search_id, listing_id) in already:
+                if listing_id in upserted.returned:
+                    candidates.append((search_id, listing_id, index, listing, AlertKind.RELIST))
                 continue
-            search = searches[search_id]
-            baseline = baseline_first_scan and marketplace not in live[search_id].baselined
+            baseline = baseline_first_scan and listing.marketplace not in live[search_id].baselined
             match_rows.append({"search_id": search_id, "listing_id": listing_id, "matched_at": now,
                                "baseline": baseline})
             new_matches[index] = new_matches.get(index, 0) + 1
-            destination_key = (search.destination.platform, search.destination.target, listing_id)
-            if not baseline and destination_key not in queued_keys:
-                queued_keys.add(destination_key)
-                outbox_rows.append({
-                    "platform": search.destination.platform, "target": search.destination.target,
-                    "listing_id": listing_id, "search_id": search_id, "status": "pending", "attempts": 0,
-                    "next_attempt_at": now, "created_at": now, "_index": index,
-                })
+            if not baseline:
+                candidates.append((search_id, listing_id, index, listing, AlertKind.NEW))
         if match_rows:
             await self._insert_rows(session, SearchMatchRow.__table__, match_rows, skip_conflicts=True)
+        outbox_rows = await self._plan_alerts(session, candidates, searches, upserted, where, now)
+        queued: dict[int, int] = {}
         if outbox_rows:
             inserted = await self._queue_alerts(session, [{k: v for k, v in row.items() if k != "_index"}
                                                           for row in outbox_rows])
             for row in outbox_rows:
-                if (row["listing_id"], row["platform"], row["target"]) in inserted:
+                if (row["listing_id"], row["platform"], row["target"], row["occasion"]) in inserted:
                     queued[row["_index"]] = queued.get(row["_index"], 0) + 1
         return new_matches, queued
 
-    async def _queue_alerts(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[int, str, str]]:
-        """Insert outbox rows, one per destination and listing at most, in one statement; returns the
-        (listing id, platform, target) of those inserted (the others were queued before)."""
+    async def _plan_alerts(
+        self, session: AsyncSession, candidates: list[tuple[int, int, int, Listing, AlertKind]],
+        searches: Mapping[int, SavedSearch], upserted: _Upserted, where: Mapping[int, tuple[int, Listing]],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """The outbox rows of a save's new matches, relists and price drops, each with its deal facts: the
+        comparables of every fetch group among them are read once, one query per group."""
+        falling = [change for change in upserted.changes if change.new < change.old]
+        drops = drops_worth_telling(falling, await announced_to(session, self.dialect,
+                                                                {change.listing_id for change in falling}), now)
+        if not candidates and not drops:
+            return []
+        fresh = {listing.key for listing in upserted.fresh}
+        moved = await predecessors(session, self.dialect, list({
+            listing.key: listing for _, _, _, listing, kind in candidates
+            if kind is AlertKind.NEW and listing.key in fresh}.values()), now)
+        keys = {(comparable_words(searches[search_id].query), listing.marketplace)
+                for search_id, _, _, listing, _ in candidates}
+        keys.update((comparable_words(heard.query), where[heard.listing_id][1].marketplace) for heard, _ in drops)
+        judge = await load_judge(session, keys, now)
+        told = {lid for _, lid, _, _, kind in candidates if kind is AlertKind.RELIST}
+        told.update(change.listing_id for _, change in drops)
+        currencies = {lid: where[lid][1].price.currency for lid in told if where[lid][1].price is not None}
+        trends = await price_trends(session, self.dialect, currencies, currencies)
+        rows: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+
+        def add(platform: str, target: str, listing_id: int, search_id: int, index: int, kind: AlertKind,
+                told_as: AlertKind, facts: DealFacts) -> None:
+            """Queue one alert: `kind` names its occasion (news, a return, a drop), `told_as` how it reads."""
+            happening = occasion(kind, now)
+            rows.setdefault((platform, target, listing_id, happening), {
+                "platform": platform, "target": target, "listing_id": listing_id, "search_id": search_id,
+                "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+                "occasion": happening, "detail": facts_value(told_as, facts), "_index": index,
+            })
+
+        for search_id, listing_id, index, listing, kind in candidates:
+            search = searches[search_id]
+            if search.snoozed_until is not None and search.snoozed_until > now:
+                continue
+            facts, judged = judge.facts(listing_id, listing, comparable_words(search.query), search.spec.exclude)
+            if not passes(judged, search.spec.min_deal):
+                continue
+            # A new match is news of this listing to the chat (occasion ''), told as a relist where the item was
+            # off the market (under this id, or under another by the same seller); a listing the search had
+            # matched that comes back is a relist, told once for its return.
+            told_as = kind
+            if listing.key in moved:
+                first_seen, old_price = moved[listing.key]
+                facts = replace(facts, first_seen_at=first_seen, old_price=old_price)
+                told_as = AlertKind.RELIST
+            elif listing_id in upserted.returned:
+                told_as = AlertKind.RELIST
+            if told_as is AlertKind.RELIST:
+                facts = replace(facts, trend=trends.get(listing_id))
+            add(search.destination.platform, search.destination.target, listing_id, search_id, index,
+                kind, told_as, facts)
+        for heard, change in drops:
+            index, listing = where[change.listing_id]
+            facts, _ = judge.facts(change.listing_id, listing, comparable_words(heard.query), heard.exclude)
+            facts = replace(facts, old_price=Money(change.old, change.currency), trend=trends.get(change.listing_id))
+            add(heard.platform, heard.target, change.listing_id, heard.search_id, index, AlertKind.DROP,
+                AlertKind.DROP, facts)
+        return list(rows.values())
+
+    async def _queue_alerts(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[int, str, str, str]]:
+        """Insert outbox rows, one per destination, listing and occasion at most, in one statement; returns the
+        (listing id, platform, target, occasion) of those inserted (the others were queued before)."""
         table = OutboxRow.__table__
-        conflict = {"index_elements": ["platform", "target", "listing_id"]}
+        conflict = {"index_elements": ["platform", "target", "listing_id", "occasion"]}
         if self.dialect == POSTGRESQL:
             stmt = unnest_insert(table, rows).on_conflict_do_nothing(**conflict).returning(
-                table.c.listing_id, table.c.platform, table.c.target)
+                table.c.listing_id, table.c.platform, table.c.target, table.c.occasion)
             return set((await session.execute(stmt)).all())
         # SQLite: RETURNING would need a VALUES list as long as the rows, so the rows queued before are read first
         # (this transaction already holds SQLite's one write lock, so nobody queues any in between).
-        keys = [(row["platform"], row["target"], row["listing_id"]) for row in rows]
-        columns = (table.c.platform, table.c.target, table.c.listing_id)
+        keys = [(row["platform"], row["target"], row["listing_id"], row["occasion"]) for row in rows]
+        columns = (table.c.platform, table.c.target, table.c.listing_id, table.c.occasion)
         before = await session.execute(select_by_keys(self.dialect, columns, columns, keys))
         queued_before = set(before.all())
         new_rows = [row for row, key in zip(rows, keys, strict=True) if key not in queued_before]
         if new_rows:
             await session.execute(self._insert(table).on_conflict_do_nothing(**conflict), new_rows)
-        return {(row["listing_id"], row["platform"], row["target"]) for row in new_rows}
+        return {(row["listing_id"], row["platform"], row["target"], row["occasion"]) for row in new_rows}
 
     async def _update_searches(
         self, session: AsyncSession, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],

@@ -43,6 +43,16 @@ class SearchRow(Base):
     radius_km: Mapped[int | None] = mapped_column(sa.Integer)
     unpriced: Mapped[str] = mapped_column(sa.String(16), default="include")
     sponsored: Mapped[str] = mapped_column(sa.String(16), default="include", server_default="include")
+    # Deals only: the weakest deal verdict an alert may carry ('great', 'good', 'fair'); None alerts every match.
+    min_deal: Mapped[str | None] = mapped_column(sa.String(16))
+    # A price drop of at least this share of the last price is announced again; None turns drop alerts off.
+    price_drop_share: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 4), default=Decimal("0.10"),
+                                                             server_default="0.10")
+    # Sellers whose listings never match, and the least share of positive feedback a seller must show.
+    exclude_sellers: Mapped[list[str] | None] = mapped_column(TextList, default=list)
+    min_seller_rating: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 2))
+    # Until then the search is scanned, but its matches are not announced.
+    snoozed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     paused_reason: Mapped[str | None] = mapped_column(sa.String(300))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -118,10 +128,34 @@ class ListingRow(Base):
     posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     condition: Mapped[str | None] = mapped_column(sa.String(100))
     seller: Mapped[str | None] = mapped_column(sa.String(200))
+    shipping: Mapped[Decimal | None] = mapped_column(Price)  # in the listing's currency; 0 is free delivery
+    seller_rating: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 2))
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    __table_args__ = (sa.UniqueConstraint("marketplace", "external_id", name="uq_listings_marketplace_external_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("marketplace", "external_id", name="uq_listings_marketplace_external_id"),
+        # A seller's other listings on a marketplace: a listing put up again under a new id is a relist.
+        sa.Index("ix_listings_seller", "marketplace", "seller"),
+    )
+
+
+class ListingWordsRow(Base):
+    """Which listings carried all the words of a search: the comparables a deal is judged against.
+
+    One row per (normalised search words, marketplace, listing), refreshed each time a fetch sees the listing again,
+    so one range of the primary key holds every comparable of a fetch.
+    """
+
+    __tablename__ = "listing_words"
+
+    words: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    marketplace: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    listing_id: Mapped[int] = mapped_column(sa.ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    # The listing's foreign key: deleting a listing finds its rows without a scan.
+    __table_args__ = (sa.Index("ix_listing_words_listing", "listing_id"),)
 
 
 class PriceHistoryRow(Base):
@@ -167,6 +201,11 @@ class OutboxRow(Base):
     listing_id: Mapped[int | None] = mapped_column(sa.ForeignKey("listings.id", ondelete="CASCADE"))
     search_id: Mapped[int | None] = mapped_column(sa.ForeignKey("searches.id", ondelete="SET NULL"))
     body: Mapped[str | None] = mapped_column(sa.Text)  # the text of a notice or ops message
+    # Why a listing is announced: '' when it is new to the destination, 'drop:<when>' for a price drop,
+    # 'relist:<when>' for a listing back on sale. A destination hears of each occasion once.
+    occasion: Mapped[str] = mapped_column(sa.String(40), default="", server_default="")
+    # What the scan knew when it queued an alert: the deal score, the price trend, the old price of a drop.
+    detail: Mapped[dict[str, object] | None] = mapped_column(sa.JSON)
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -178,7 +217,7 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
-        sa.UniqueConstraint("platform", "target", "listing_id", name="uq_alert_outbox_destination_listing"),
+        sa.UniqueConstraint("platform", "target", "listing_id", "occasion", name="uq_alert_outbox_destination_listing"),
         sa.CheckConstraint("status IN ('pending', 'sending', 'sent', 'dead', 'held', 'summarised')", name="status"),
         sa.CheckConstraint("kind IN ('alert', 'notice', 'ops') AND (kind <> 'alert' OR listing_id IS NOT NULL)",
                            name="kind"),
@@ -193,6 +232,8 @@ class OutboxRow(Base):
         sa.Index("ix_alert_outbox_sent", "sent_at", "status", "created_at"),
         # A search's alerts, newest first (`search show`); also serves the search's foreign key.
         sa.Index("ix_alert_outbox_search", "search_id", "id"),
+        # Who heard of a listing: the destinations a price drop or a relist is announced to.
+        sa.Index("ix_alert_outbox_listing", "listing_id"),
     )
 
 
@@ -205,6 +246,22 @@ class DeliveryHoldRow(Base):
     target: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     until: Mapped[datetime] = mapped_column(UtcDateTime)
     reason: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class DestinationSettingsRow(Base):
+    """How one chat wants its alerts: a quiet-hours window in its own time zone, and the alert layout."""
+
+    __tablename__ = "destination_settings"
+
+    platform: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    target: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    # Minutes after local midnight; the window may wrap past midnight (22:00-07:00). Both None: no quiet hours.
+    quiet_start: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    quiet_end: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
+    layout: Mapped[str] = mapped_column(sa.String(16), default="full", server_default="full")
+
+    __table_args__ = (sa.CheckConstraint("layout IN ('full', 'compact')", name="layout"),)
 
 
 class TaskLogRow(Base):

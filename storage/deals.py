@@ -1,0 +1,323 @@
+"""The deal part of a scan's save: the comparables kept per search words, a deal score on each alert, and price drops
+and relists announced to the destinations that heard of a listing.
+
+Scoring the alerts of a save costs one indexed query per (search words, marketplace) among them, however many
+listings the fetch holds: the listing_words primary key holds every comparable of one fetch group in one range.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scout.deals import (
+    Comparable,
+    DealPolicy,
+    DealScore,
+    Verdict,
+    comparable_words,
+    describe,
+    is_price_drop,
+    meets,
+    pick_comparables,
+    score,
+    total_price,
+)
+from scout.models import AlertKind, DealFacts, FetchOutcome, Listing, Money
+from scout.sparkline import price_trend
+from storage.bulk import POSTGRESQL, one_of, unnest_insert
+from storage.tables import ListingRow, ListingWordsRow, OutboxRow, PriceHistoryRow, SearchRow
+from storage.types import text_list
+
+__all__ = ["comparable_words"]  # the save imports it from here, with the rest of the deal part
+
+# A listing not seen for this long that shows up again was off the market: it is announced as a relist, not as
+# news to nobody. A day spans every search interval the service allows but the weekly one, so a listing that only
+# slipped to the next page between two scans is not taken for one.
+RELIST_AFTER = timedelta(hours=24)
+# Comparables kept per fetch group: the newest this many, so one popular search's range stays a bounded read.
+MAX_COMPARABLES = 5000
+# The price history points drawn in an alert's one-line trend.
+TREND_POINTS = 12
+
+WordsKey = tuple[str, str]  # (normalised search words, marketplace)
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A stored listing as the save found it before this fetch."""
+
+    id: int
+    price: Decimal | None
+    currency: str | None
+    last_seen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChange:
+    listing_id: int
+    old: Decimal
+    new: Decimal
+    currency: str
+
+
+@dataclass(slots=True)
+class Judge:
+    """The comparables of the save's fetch groups, loaded once, and the deal facts they give each listing.
+
+    The comparables of one (words, marketplace, currency, excluded words) are picked and sorted once for all the
+    listings judged against them; each listing then leaves only itself out."""
+
+    comparables: dict[WordsKey, list[Comparable]] = field(default_factory=dict)
+    currencies: dict[int, str] = field(default_factory=dict)  # listing id -> its currency
+    policy: DealPolicy = field(default_factory=DealPolicy)
+    _picked: dict[tuple[str, str, str, tuple[str, ...]], tuple[list[Decimal], dict[int, Decimal]]] = field(
+        default_factory=dict)
+
+    def facts(self, listing_id: int, listing: Listing, words: str,
+              exclude: Sequence[str]) -> tuple[DealFacts, DealScore | None]:
+        total = total_price(listing)
+        currency = listing.price.currency if listing.price else None
+        if total is None or currency is None:
+            return DealFacts(), None
+        totals, by_id = self._pick(words, listing.marketplace, currency, tuple(exclude))
+        if listing_id in by_id:  # a listing is not its own comparable
+            totals = totals.copy()
+            del totals[bisect_left(totals, by_id[listing_id])]
+        judged = score(total, totals, self.policy)
+        if judged is None:
+            return DealFacts(), None
+        return DealFacts(deal=describe(judged), verdict=judged.verdict.value,
+                         low_confidence=judged.low_confidence), judged
+
+    def _pick(self, words: str, marketplace: str, currency: str,
+              exclude: tuple[str, ...]) -> tuple[list[Decimal], dict[int, Decimal]]:
+        key = (words, marketplace, currency, exclude)
+        if key not in self._picked:
+            same = [c for c in self.comparables.get((words, marketplace), ())
+                    if self.currencies.get(c.listing_id) == currency]
+            picked = pick_comparables(same, exclude=exclude)
+            self._picked[key] = (sorted(c.total for c in picked), {c.listing_id: c.total for c in picked})
+        return self._picked[key]
+
+
+async def record_words(session: AsyncSession, dialect: str, fetches: Sequence[FetchOutcome],
+                       ids: Mapping[tuple[str, str], int], now: datetime) -> None:
+    """Keep, for each fetch group's search words, the listings whose titles carry them all (seen now)."""
+    keys = sorted({(words, fetch.marketplace, ids[listing.key])
+                   for fetch in fetches for words, carried in fetch.carrying.items() for listing in carried})
+    if not keys:
+        return
+    # Rows in key order: two saves writing overlapping rows at once lock them in the same order.
+    values = [{"words": words, "marketplace": marketplace, "listing_id": listing_id, "seen_at": now}
+              for words, marketplace, listing_id in keys]
+    table = ListingWordsRow.__table__
+    index = ["words", "marketplace", "listing_id"]
+    if dialect == POSTGRESQL:
+        stmt = unnest_insert(table, values)
+        await session.execute(stmt.on_conflict_do_update(index_elements=index, set_={"seen_at": stmt.excluded.seen_at}))
+    else:
+        stmt = sqlite_insert(table)
+        await session.execute(stmt.on_conflict_do_update(index_elements=index, set_={"seen_at": stmt.excluded.seen_at}),
+                              values)
+
+
+async def load_judge(session: AsyncSession, keys: Iterable[WordsKey], now: datetime,
+                     policy: DealPolicy | None = None) -> Judge:
+    """The comparables of each (words, marketplace): one range of listing_words joined to listings, per key."""
+    judge = Judge(policy=policy or DealPolicy())
+    since = now - timedelta(days=judge.policy.window_days)
+    listings, words_table = ListingRow.__table__, ListingWordsRow.__table__
+    for words, marketplace in sorted(set(keys)):
+        stmt = (
+            sa.select(listings.c.id, listings.c.title, listings.c.price, listings.c.shipping, listings.c.currency)
+            .select_from(words_table.join(listings, listings.c.id == words_table.c.listing_id))
+            .where(words_table.c.words == words, words_table.c.marketplace == marketplace,
+                   words_table.c.seen_at >= since, listings.c.price.is_not(None))
+            .order_by(words_table.c.seen_at.desc())
+            .limit(MAX_COMPARABLES)
+        )
+        found = []
+        for listing_id, title, price, shipping, currency in await session.execute(stmt):
+            found.append(Comparable(listing_id, title, price + (shipping or 0)))
+            judge.currencies[listing_id] = currency
+        judge.comparables[(words, marketplace)] = found
+    return judge
+
+
+def facts_value(kind: AlertKind, facts: DealFacts) -> dict[str, Any] | None:
+    """alert_outbox.detail: the facts worth keeping, JSON-ready."""
+    value: dict[str, Any] = {}
+    if kind is not AlertKind.NEW:
+        value["kind"] = kind.value
+    if facts.deal:
+        value.update(deal=facts.deal, verdict=facts.verdict, low_confidence=facts.low_confidence)
+    if facts.trend:
+        value["trend"] = facts.trend
+    if facts.old_price is not None:
+        value["old_price"] = [str(facts.old_price.amount), facts.old_price.currency]
+    if facts.first_seen_at is not None:
+        value["first_seen_at"] = facts.first_seen_at.astimezone(UTC).isoformat()
+    return value or None
+
+
+def facts_from_value(value: Any) -> tuple[AlertKind, DealFacts]:
+    """alert_outbox.detail back as facts; anything unreadable is left out, never fatal to a delivery."""
+    if not isinstance(value, Mapping):
+        return AlertKind.NEW, DealFacts()
+    try:
+        kind = AlertKind(value.get("kind", AlertKind.NEW.value))
+    except ValueError:
+        kind = AlertKind.NEW
+    old_price = None
+    first_seen = None
+    try:
+        if isinstance(value.get("old_price"), list):
+            amount, currency = value["old_price"]
+            old_price = Money(Decimal(str(amount)), str(currency))
+        if value.get("first_seen_at"):
+            first_seen = datetime.fromisoformat(str(value["first_seen_at"])).astimezone(UTC)
+    except (ValueError, TypeError, ArithmeticError):
+        pass
+    text = value.get("deal")
+    trend = value.get("trend")
+    return kind, DealFacts(
+        deal=text if isinstance(text, str) else None,
+        verdict=value.get("verdict") if isinstance(value.get("verdict"), str) else None,
+        low_confidence=bool(value.get("low_confidence")),
+        trend=trend if isinstance(trend, str) else None,
+        old_price=old_price,
+        first_seen_at=first_seen,
+    )
+
+
+def wanted_verdict(min_deal: str | None) -> Verdict | None:
+    try:
+        return Verdict(min_deal) if min_deal else None
+    except ValueError:
+        return None
+
+
+def passes(judged: DealScore | None, min_deal: str | None) -> bool:
+    return meets(judged, wanted_verdict(min_deal))
+
+
+async def price_trends(session: AsyncSession, dialect: str, listing_ids: Collection[int],
+                       currencies: Mapping[int, str]) -> dict[int, str]:
+    """A one-line sparkline of each listing's observed prices (those with two or more), in one query."""
+    if not listing_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(PriceHistoryRow.listing_id, PriceHistoryRow.price, PriceHistoryRow.currency)
+        .where(one_of(dialect, PriceHistoryRow.listing_id, sorted(listing_ids)), PriceHistoryRow.price.is_not(None))
+        .order_by(PriceHistoryRow.listing_id, PriceHistoryRow.observed_at, PriceHistoryRow.id)
+    )
+    prices: dict[int, list[Decimal]] = {}
+    for listing_id, price, currency in rows:
+        if currency == currencies.get(listing_id):
+            prices.setdefault(listing_id, []).append(price)
+    return {listing_id: price_trend(points[-TREND_POINTS:], currencies[listing_id])
+            for listing_id, points in prices.items() if len(points) >= 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Announced:
+    """A destination that was told of a listing, through a search that is still there."""
+
+    platform: str
+    target: str
+    listing_id: int
+    search_id: int
+    query: str
+    exclude: tuple[str, ...]
+    drop_share: Decimal | None
+    snoozed_until: datetime | None
+    active: bool
+
+
+async def announced_to(session: AsyncSession, dialect: str, listing_ids: Collection[int]) -> list[Announced]:
+    """Who heard of these listings (an alert sent, or on its way), one row per destination and listing."""
+    if not listing_ids:
+        return []
+    outbox = OutboxRow.__table__
+    rows = await session.execute(
+        sa.select(outbox.c.platform, outbox.c.target, outbox.c.listing_id, SearchRow.id, SearchRow.query,
+                  SearchRow.exclude_words, SearchRow.price_drop_share, SearchRow.snoozed_until, SearchRow.status)
+        .select_from(outbox.join(SearchRow.__table__, SearchRow.id == outbox.c.search_id))
+        .where(one_of(dialect, outbox.c.listing_id, sorted(listing_ids)), outbox.c.kind == "alert",
+               outbox.c.status.in_(("sent", "pending", "sending", "held")))
+        .order_by(outbox.c.id)
+    )
+    found: dict[tuple[str, str, int], Announced] = {}
+    for platform, target, listing_id, search_id, query, exclude, share, snoozed, status in rows:
+        found.setdefault((platform, target, listing_id), Announced(
+            platform, target, listing_id, search_id, query, tuple(text_list(exclude)), share, snoozed,
+            status == "active"))
+    return list(found.values())
+
+
+def drops_worth_telling(changes: Iterable[PriceChange], announced: Iterable[Announced],
+                        now: datetime) -> list[tuple[Announced, PriceChange]]:
+    """The (destination, drop) pairs to announce: the search still active and not snoozed, and the drop at
+    least the search's share."""
+    by_listing = {change.listing_id: change for change in changes}
+    pairs = []
+    for heard in announced:
+        change = by_listing.get(heard.listing_id)
+        if change is None or not heard.active or heard.drop_share is None:
+            continue
+        if heard.snoozed_until is not None and heard.snoozed_until > now:
+            continue
+        if is_price_drop(change.old, change.new, heard.drop_share):
+            pairs.append((heard, change))
+    return pairs
+
+
+def occasion(kind: AlertKind, now: datetime) -> str:
+    """alert_outbox.occasion: '' for news, else the kind and the moment, so each drop or relist is told once."""
+    return "" if kind is AlertKind.NEW else f"{kind.value}:{now.astimezone(UTC):%Y%m%dT%H%M%S}"
+
+
+async def predecessors(session: AsyncSession, dialect: str, fresh: Sequence[Listing],
+                       now: datetime) -> dict[tuple[str, str], tuple[datetime, Money | None]]:
+    """New listings that are an item put up again under a new id: the same seller's listing of the same title,
+    gone for RELIST_AFTER. Returns the new listing's key -> (the old one's first sighting, its last price)."""
+    sellers: dict[str, set[str]] = {}
+    for listing in fresh:
+        if listing.seller:
+            sellers.setdefault(listing.marketplace, set()).add(listing.seller[:200])
+    if not sellers:
+        return {}
+    wanted = {(listing.marketplace, (listing.seller or "")[:200], _same_title(listing.title)): listing.key
+              for listing in fresh if listing.seller}
+    fresh_keys = {listing.key for listing in fresh}
+    found: dict[tuple[str, str], tuple[datetime, Money | None]] = {}
+    table = ListingRow.__table__
+    for marketplace, names in sorted(sellers.items()):
+        rows = await session.execute(
+            sa.select(table.c.external_id, table.c.seller, table.c.title, table.c.first_seen_at, table.c.price,
+                      table.c.currency)
+            .where(table.c.marketplace == marketplace, one_of(dialect, table.c.seller, sorted(names)),
+                   table.c.last_seen_at < now - RELIST_AFTER)
+        )
+        for external_id, seller, title, first_seen, price, currency in rows:
+            if (marketplace, external_id) in fresh_keys:
+                continue
+            key = wanted.get((marketplace, seller, _same_title(title)))
+            if key is not None:
+                old = Money(price, currency) if price is not None and currency else None
+                if key not in found or first_seen < found[key][0]:
+                    found[key] = (first_seen, old)
+    return found
+
+
+def _same_title(title: str) -> str:
+    return " ".join(comparable_words(title).split())
