@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot.apprise.urls import check_apprise_url, redact_apprise_url
 from bot.buttons import existed_by
+from bot.deal_options import (
+    read_drop_share,
+    read_duration,
+    read_layout,
+    read_min_deal,
+    read_quiet_hours,
+    read_seller_rating,
+    read_sellers,
+)
 from scout.errors import InputError, NotFoundError
 from scout.models import (
+    DEFAULT_PRICE_DROP_SHARE,
     Destination,
     Listing,
     SavedSearch,
@@ -23,7 +33,8 @@ from scout.models import (
     UnpricedRule,
 )
 from scrapers.base import Adapter, SearchQuery
-from storage.repo import Repository
+from scrapers.search_urls import read_search_url
+from storage.repo import DestinationSettings, Repository
 
 # searches.query is VARCHAR(200); a longer query is a paste accident, not a search.
 MAX_QUERY_LENGTH = 200
@@ -145,6 +156,10 @@ def build_spec(
     radius_km: int | str | None = None,
     unpriced: str | UnpricedRule | None = None,
     sponsored: str | SponsoredRule | None = None,
+    min_deal: str | None = None,
+    price_drop: str | Decimal | None = None,
+    exclude_sellers: Iterable[str] | str | None = None,
+    min_seller_rating: str | Decimal | None = None,
     default_unpriced: UnpricedRule = UnpricedRule.INCLUDE,
     default_marketplaces: Iterable[str] = (),
 ) -> SearchSpec:
@@ -233,7 +248,9 @@ def build_spec(
 
     return SearchSpec(query=text, marketplaces=chosen, check_interval_minutes=interval, exclude=words,
                       min_price=low, max_price=high, currency=code, location=place, radius_km=radius, unpriced=rule,
-                      sponsored=paid)
+                      sponsored=paid, min_deal=read_min_deal(min_deal), price_drop_share=read_drop_share(price_drop),
+                      exclude_sellers=read_sellers(exclude_sellers),
+                      min_seller_rating=read_seller_rating(min_seller_rating))
 
 
 def _market_name(key: str, adapters: Mapping[str, Adapter] | None) -> str:
@@ -264,6 +281,7 @@ def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None 
         parts.append(f"near {spec.location}" + (f" ({spec.radius_km} km)" if spec.radius_km else ""))
     if spec.sponsored is SponsoredRule.EXCLUDE:
         parts.append("no sponsored listings")
+    parts.extend(describe_deal_options(spec))
     parts.append(describe_state(search))
     for key in spec.marketplaces:
         if paused_marketplaces and key in paused_marketplaces:
@@ -309,10 +327,29 @@ def describe_outcomes(search: SavedSearch, adapters: Mapping[str, Adapter] | Non
     return lines
 
 
-def describe_state(search: SavedSearch) -> str:
-    """'active', or paused and why. Every pause through the service records a reason; a search paused without one
-    was paused in the database itself (the runbook's SQL), by an operator."""
+def describe_deal_options(spec: SearchSpec) -> list[str]:
+    """The deal options a search differs from the defaults in, as parts of its description."""
+    parts = []
+    if spec.min_deal:
+        parts.append(f"{spec.min_deal} deals only")
+    if spec.price_drop_share is None:
+        parts.append("no price-drop alerts")
+    elif spec.price_drop_share != DEFAULT_PRICE_DROP_SHARE:
+        parts.append(f"price drops of {spec.price_drop_share * 100:.4g}% or more")
+    if spec.exclude_sellers:
+        parts.append("not from " + ", ".join(spec.exclude_sellers))
+    if spec.min_seller_rating is not None:
+        parts.append(f"sellers rated {spec.min_seller_rating.normalize():f}% or better")
+    return parts
+
+
+def describe_state(search: SavedSearch, now: datetime | None = None) -> str:
+    """'active', snoozed, or paused and why. Every pause through the service records a reason; a search paused
+    without one was paused in the database itself (the runbook's SQL), by an operator."""
     if search.status is SearchStatus.ACTIVE:
+        until = search.snoozed_until
+        if until is not None and (now is None or until > now):
+            return f"active, snoozed until {until:%Y-%m-%d %H:%M} UTC"
         return "active"
     return f"paused ({search.paused_reason or 'by an operator, no reason given'})"
 
@@ -433,7 +470,10 @@ class Commands:
             "query": spec.query, "marketplaces": spec.marketplaces, "interval_minutes": spec.check_interval_minutes,
             "exclude": spec.exclude, "min_price": spec.min_price, "max_price": spec.max_price,
             "currency": spec.currency, "location": spec.location, "radius_km": spec.radius_km,
-            "unpriced": spec.unpriced, "sponsored": spec.sponsored,
+            "unpriced": spec.unpriced, "sponsored": spec.sponsored, "min_deal": spec.min_deal,
+            "price_drop": spec.price_drop_share if spec.price_drop_share is not None else "off",
+            "exclude_sellers": spec.exclude_sellers,
+            "min_seller_rating": spec.min_seller_rating if spec.min_seller_rating is not None else "off",
         }
         unknown = set(changes) - set(current)
         if unknown:
@@ -443,6 +483,47 @@ class Commands:
         if new_spec == spec:
             return search
         return await self.repo.update_search(search.id, now=self._clock(), spec=new_spec)
+
+    async def snooze_search(self, actor: Actor, search_id: int | str, duration: str, *,
+                            scope: str | None = None) -> SavedSearch:
+        """Announce none of the search's matches for `duration` ('2h', '1d'), or wake it ('off'). The search keeps
+        scanning, so what it finds meanwhile is not announced later as new."""
+        search = await self._mine(actor, search_id, scope)
+        now = self._clock()
+        text = str(duration).strip().lower()
+        until = None if text in ("off", "wake", "now", "0") else now + read_duration(text)
+        return await self.repo.snooze_search(search.id, until=until, now=now)
+
+    async def destination_settings(self, destination: Destination) -> DestinationSettings:
+        return await self.repo.load_destination_settings(check_destination(destination))
+
+    async def set_quiet_hours(self, destination: Destination, window: str,
+                              timezone: str | None = None) -> DestinationSettings:
+        """Quiet hours for a chat ('22:00-07:00' in its time zone; 'off'): its alerts wait until the window ends."""
+        current = await self.destination_settings(destination)
+        return await self.repo.save_destination_settings(
+            replace(current, quiet_hours=read_quiet_hours(window, timezone)))
+
+    async def set_layout(self, destination: Destination, layout: str) -> DestinationSettings:
+        """'full' (a card with picture and buttons) or 'compact' (one line of text) for a chat's alerts."""
+        current = await self.destination_settings(destination)
+        return await self.repo.save_destination_settings(replace(current, layout=read_layout(layout)))
+
+    def search_from_url(self, url: str, **overrides: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The fields of a search pasted as a marketplace search address, with what the user typed besides taking
+        precedence, and the address's filters a saved search cannot keep. Raises InputError when the address
+        cannot be read or the search it asks for is refused (checked as add_search would)."""
+        pasted = read_search_url(url)
+        if pasted.marketplace not in self.adapters:
+            raise InputError(f"{pasted.marketplace} is not enabled on this service.", field="url")
+        fields: dict[str, Any] = {
+            "query": pasted.query, "marketplaces": [pasted.marketplace], "min_price": pasted.min_price,
+            "max_price": pasted.max_price, "currency": pasted.currency, "location": pasted.location,
+            "radius_km": pasted.radius_km, "exclude": list(pasted.exclude) or None,
+        }
+        fields.update({key: value for key, value in overrides.items() if value is not None})
+        self.build_search_spec(**fields)
+        return fields, pasted.ignored
 
     async def remove_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
                             existed_at: datetime | None = None) -> SavedSearch:

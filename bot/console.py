@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from bot.alert_text import compact_line, extra_lines
 from scout.delivery import DeliveryResult
-from scout.models import Alert, Destination, Notice, NoticeKind
+from scout.models import Alert, Destination, Layout, Notice, NoticeKind
 
 
 def render_console_alert(alert: Alert) -> str:
@@ -17,7 +18,10 @@ def render_console_alert(alert: Alert) -> str:
         parts.append(listing.location)
     head = " | ".join(parts)
     search = f"search #{alert.search_id} {alert.search_query!r}" if alert.search_id else "deleted search"
-    return f"DEAL {head}\n     {listing.url}\n     matched {search} -> {alert.destination}"
+    if alert.layout is Layout.COMPACT:
+        return f"DEAL {compact_line(alert)} {listing.url}"
+    lines = "".join(f"\n     {line}" for line in extra_lines(alert))
+    return f"DEAL {head}{lines}\n     {listing.url}\n     matched {search} -> {alert.destination}"
 
 
 def render_console_notice(notice: Notice) -> str:

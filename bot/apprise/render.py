@@ -7,7 +7,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from scout.models import Alert, Listing, Notice, NoticeKind
+from bot.alert_text import compact_line, extra_lines
+from scout.models import Alert, Layout, Listing, Notice, NoticeKind
 
 # Pushover's limits (title 250, message 1024 characters: pushover.net/api#limits) are the tightest of the common
 # services; ntfy takes 4096 bytes, Slack, Matrix and webhooks far more. Apprise would split or cut past a service's
@@ -81,8 +82,13 @@ def _fit(lines: list[str], tail: str, limit: int) -> str:
 
 def render_alert(alert: Alert, *, marketplace_names: Mapping[str, str] | None = None) -> RenderedMessage:
     listing = alert.listing
+    if alert.layout is Layout.COMPACT:
+        link = safe_link(listing.url)
+        return RenderedMessage("Deal Scout", _fit([clean(compact_line(alert, marketplace_names))],
+                                                  f"\n{link}" if link else "", BODY_LIMIT))
     title = cut(clean(listing.title) or "(untitled)", TITLE_LIMIT)
-    lines = [f"{_price(listing)} \u00b7 {_market(listing, marketplace_names)}"]
+    lines = [clean(line) for line in extra_lines(alert)]
+    lines.append(f"{_price(listing)} \u00b7 {_market(listing, marketplace_names)}")
     if listing.location:
         lines.append(f"near {clean(listing.location)}")
     if listing.posted_at:

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from bot.alert_text import compact_line, extra_lines
 from bot.buttons import STAMP_PATTERN, encode_stamp
-from scout.models import Alert, Destination, Notice, SavedSearch, StoredAlert
+from scout.models import Alert, Destination, Layout, Notice, SavedSearch, StoredAlert
 
 # Discord's limits, from https://discord.com/developers/docs/resources/message#embed-object-embed-limits
 # and #create-message. Discord counts UTF-16 code units, so every length here does too.
@@ -231,6 +232,9 @@ def render_alert_embed(alert: Alert, *, marketplace_name: str, compact: bool = F
     if listing.condition and not compact:
         fields.append(_field("Condition", escape_cut(listing.condition, EMBED_FIELD_VALUE_LIMIT)))
     embed["fields"] = fields
+    lines = extra_lines(alert)
+    if lines:
+        embed["description"] = escape_cut("\n".join(lines), EMBED_DESCRIPTION_LIMIT)
     image = safe_url(listing.image_url)
     if image:
         embed["thumbnail" if compact else "image"] = {"url": image}
@@ -271,8 +275,14 @@ def _message(*, content: str = "", embeds: Sequence[dict[str, Any]] = (), compon
 
 
 def render_alert_message(alert: Alert, *, marketplace_names: Mapping[str, str]) -> dict[str, Any]:
-    """The create-message payload of one alert."""
+    """The create-message payload of one alert: an embed with buttons, or one line of text (compact layout)."""
     name = marketplace_names.get(alert.listing.marketplace, alert.listing.marketplace)
+    if alert.layout is Layout.COMPACT:
+        url = safe_url(alert.listing.url)
+        # The link in angle brackets: Discord shows no preview card, so the line stays one line.
+        tail = f" <{url}>" if url else ""
+        line = escape_cut(compact_line(alert, marketplace_names), CONTENT_LIMIT - discord_length(tail))
+        return _message(content=line + tail, nonce=alert_nonce(alert.outbox_id))
     return _message(embeds=[render_alert_embed(alert, marketplace_name=name)],
                     components=render_alert_components(alert), nonce=alert_nonce(alert.outbox_id))
 

@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.alert_text import compact_line, extra_lines
 from bot.buttons import encode_stamp, parse_stamp
-from scout.models import Alert, Listing, StoredAlert
+from scout.models import Alert, Layout, Listing, StoredAlert
 
 # Bot API limits, counted after entity parsing (https://core.telegram.org/bots/api#sendmessage, #sendphoto).
 MESSAGE_LIMIT = 4096
@@ -132,9 +133,15 @@ def _market(listing: Listing, names: Mapping[str, str] | None) -> str:
 def render_alert(alert: Alert, *, marketplace_names: Mapping[str, str] | None = None) -> RenderedAlert:
     """One alert: a photo with an HTML caption when there is an image, else a text message; buttons below."""
     listing = alert.listing
-    photo = safe_url(listing.image_url)
     link = safe_url(listing.url)
-    pieces = [
+    if alert.layout is Layout.COMPACT:  # one line of text, no picture, no buttons
+        pieces = [_Piece(compact_line(alert, marketplace_names), shrink=1, floor=MIN_TITLE)]
+        if link:
+            pieces += [_Piece(" "), _Piece("open", f'<a href="{_attr(link)}">', "</a>")]
+        return RenderedAlert(_fit(pieces, MESSAGE_LIMIT), None, ())
+    photo = safe_url(listing.image_url)
+    pieces = [_Piece(f"{line}\n", "<i>", "</i>", shrink=2, floor=20) for line in extra_lines(alert)]
+    pieces += [
         _Piece(" ".join(listing.title.split()) or "(untitled)", "<b>", "</b>", shrink=3, floor=MIN_TITLE),
         _Piece(f"\n\U0001f4b0 {_price(listing)} \u00b7 {_market(listing, marketplace_names)}", shrink=1, floor=30),
     ]
