@@ -321,3 +321,33 @@ async def predecessors(session: AsyncSession, dialect: str, fresh: Sequence[List
 
 def _same_title(title: str) -> str:
     return " ".join(comparable_words(title).split())
+
+
+class DealQueries:
+    """The deal part of storage.repo.Repository: what `history` draws."""
+
+    _sessions: Any
+    dialect: str
+
+    async def find_listing_id(self, marketplace: str, external_id: str) -> int | None:
+        async with self._sessions() as session:
+            return (await session.execute(
+                sa.select(ListingRow.id).where(ListingRow.marketplace == marketplace,
+                                               ListingRow.external_id == external_id))).scalar()
+
+    async def load_comparable_totals(self, words: str, marketplaces: Sequence[str], *, exclude: Sequence[str],
+                                     now: datetime, policy: DealPolicy | None = None) -> dict[str, list[Decimal]]:
+        """The totals (price and delivery) of a search's comparables over the deal window, by currency: the
+        prices a search's new listings are judged against, as one range of listing_words per marketplace."""
+        judge = await self._judge([(words, marketplace) for marketplace in marketplaces], now, policy)
+        totals: dict[str, list[Decimal]] = {}
+        for (_, _), found in judge.comparables.items():
+            for comparable in pick_comparables(found, exclude=exclude):
+                currency = judge.currencies.get(comparable.listing_id)
+                if currency:
+                    totals.setdefault(currency, []).append(comparable.total)
+        return totals
+
+    async def _judge(self, keys: Iterable[WordsKey], now: datetime, policy: DealPolicy | None) -> Judge:
+        async with self._sessions() as session:
+            return await load_judge(session, keys, now, policy)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from storage.apikeys import ApiKey, ApiKeyQueries
+from storage.deals import DealQueries
 from storage.ops_queries import FailureSummary, OpsQueries, OpsSnapshot, TaskLog
 from storage.outbox import OutboxQueries
 from storage.preferences import DestinationSettings, PreferenceQueries
@@ -32,11 +33,11 @@ __all__ = [
 
 @raise_storage_errors
 class Repository(SearchQueries, ScanQueries, OpsQueries, ApiKeyQueries, ViewQueries, PreferenceQueries,
-                 OutboxQueries):
+                 DealQueries, OutboxQueries):
     """All reads and writes: saved searches (storage.searches), a scan's results (storage.scans), marketplaces,
     task logs and the audit log (storage.ops_queries), the outbox (storage.outbox), the REST API's keys
-    (storage.apikeys), its reads across aggregates (storage.views), and chats' preferences and snoozes
-    (storage.preferences). Each public method is one
+    (storage.apikeys), its reads across aggregates (storage.views), chats' preferences and snoozes
+    (storage.preferences), and the comparables that deals are judged against (storage.deals). Each public method is one
     transaction, and raises StorageError (or OSError, for a connection it cannot open) when the database fails.
 
     OutboxQueries comes last: it declares the shared floor's methods without a body, for its own type checks, and
