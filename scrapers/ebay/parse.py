@@ -13,7 +13,7 @@ from selectolax.lexbor import LexborDocumentOptions, LexborHTMLParser, LexborNod
 from scout.errors import BlockedError, ParseError
 from scout.models import Listing
 from scrapers.base import Distinct, ScrapeResult, ScrapeStatus
-from scrapers.ebay.locations import is_location_line
+from scrapers.ebay.rows import read_card_rows
 from scrapers.ebay.span import RESULT_LISTS, results_span, results_start, span_was_closed
 from scrapers.money import parse_money
 
@@ -47,6 +47,8 @@ class _Part(enum.Enum):
     CONDITION = enum.auto()
     ATTRIBUTE_ROW = enum.auto()  # an untyped s-card row: price, shipping, location, seller...
     LOCATION = enum.auto()
+    SHIPPING = enum.auto()
+    SELLER = enum.auto()
 
 
 # The class tokens of each layout's typed parts. One css walk per card finds them all (lexbor answers in document
@@ -54,8 +56,13 @@ class _Part(enum.Enum):
 _SCARD_PARTS = {"s-card__title": _Part.TITLE, "s-card__price": _Part.PRICE, "s-card__subtitle": _Part.CONDITION,
                 "s-card__attribute-row": _Part.ATTRIBUTE_ROW}
 _SITEM_PARTS = {"s-item__title": _Part.TITLE, "s-item__price": _Part.PRICE, "SECONDARY_INFO": _Part.CONDITION,
-                "s-item__location": _Part.LOCATION, "s-item__itemLocation": _Part.LOCATION}
-_PARTS = {**_SCARD_PARTS, **_SITEM_PARTS}
+                "s-item__location": _Part.LOCATION, "s-item__shipping": _Part.SHIPPING,
+                "s-item__seller-info-text": _Part.SELLER}
+# Second names eBay writes on the same elements ("s-item__location s-item__itemLocation", "s-item__shipping
+# s-item__logisticsCost"): known when a class list is read, but never asked for, because lexbor returns an element
+# once for each selector it matches, and each asked-for class costs the walk of every card.
+_SITEM_ALIASES = {"s-item__itemLocation": _Part.LOCATION, "s-item__logisticsCost": _Part.SHIPPING}
+_PARTS = {**_SCARD_PARTS, **_SITEM_PARTS, **_SITEM_ALIASES}
 # The item link, images, nested cards (a card holding cards is a carousel), then the layout's typed parts.
 _COMMON_SELECTOR = 'a[href*="/itm/"], img, li'
 
@@ -234,6 +241,9 @@ class _Fields:
         self.price_els: list[LexborNode] = []
         self.rows: dict[int, LexborNode] = {}  # attribute rows by lexbor's node id
         self.location_els: list[LexborNode] = []
+        self.shipping_el: LexborNode | None = None  # s-item only: s-cards say it in an attribute row
+        self.seller_el: LexborNode | None = None  # s-item only
+        self.price_rows: set[int] = set()  # the attribute rows that hold a price: no other part is read from them
         self.images: list[LexborNode] = []
         self.holds_cards = False
         self._title: str | None = None
@@ -267,6 +277,10 @@ class _Fields:
             self.title_el = self.title_el or element
         elif part is _Part.CONDITION:
             self.condition_el = self.condition_el or element
+        elif part is _Part.SHIPPING:
+            self.shipping_el = self.shipping_el or element
+        elif part is _Part.SELLER:
+            self.seller_el = self.seller_el or element
         else:
             self.location_els.append(element)
 
@@ -283,17 +297,25 @@ class _Fields:
         if not title:
             return None
         price_text, sold = self.price()
+        price = parse_money(price_text, currency) if price_text else None
+        # Delivery is charged in the currency the page prices in ("S/." on a Spanish-language ebay.com page).
+        location, shipping, seller, seller_rating = read_card_rows(
+            self.location_els, self.rows, self.price_rows, price.currency if price is not None else currency,
+            shipping_el=self.shipping_el, seller_el=self.seller_el)
         return Listing(
             marketplace=MARKETPLACE,
             external_id=item_id,
             title=title,
             url=f"https://{_host(self.href, domain)}/itm/{item_id}",
-            price=parse_money(price_text, currency) if price_text else None,
+            price=price,
             price_text=price_text,
-            location=self.location(),
+            location=location,
             image_url=self.image(),
             condition=self.condition(),
+            seller=seller,
             sold=sold,
+            shipping=shipping,
+            seller_rating=seller_rating,
         )
 
     def is_template(self) -> bool:
@@ -335,6 +357,8 @@ class _Fields:
         groups: dict[int, list[LexborNode]] = {}
         for element in self.price_els:
             row = self._attribute_row(element)
+            if row is not None:
+                self.price_rows.add(row.mem_id)
             groups.setdefault(element.mem_id if row is None else row.mem_id, []).append(element)
         return list(groups.values())
 
@@ -348,15 +372,6 @@ class _Fields:
             if row is not None:
                 return row
             ancestor = ancestor.parent
-        return None
-
-    def location(self) -> str | None:
-        for element in self.location_els:
-            text = element.text().strip()
-            if not text:
-                continue
-            if element.mem_id not in self.rows or is_location_line(text):
-                return _clean(text)
         return None
 
     def condition(self) -> str | None:

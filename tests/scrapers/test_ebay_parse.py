@@ -156,6 +156,7 @@ def test_sitem_page_parses_rows_and_skips_templates() -> None:
         location="From United Kingdom",
         image_url="https://i.ebayimg.com/thumbs/images/g/AAA/s-l225.jpg",
         condition="Brand new",
+        shipping=Money(Decimal("2.50"), "GBP"),
     )
     assert second.price == Money(Decimal("0.99"), "GBP")
     assert second.price_text == "£0.99 to £1.99"
