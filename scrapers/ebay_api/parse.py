@@ -30,6 +30,8 @@ MARKETPLACE_DOMAINS: dict[str, str] = {
 }
 # An item link may point at any eBay storefront; anything else (a tracking host) falls back to the marketplace's.
 _EBAY_HOST = re.compile(r"(?:www\.)?ebay\.(?:com|[a-z]{2}|co\.[a-z]{2}|com\.[a-z]{2})")
+# seller.feedbackPercentage is a share of positive feedback in percent: above this it is no rating.
+_HUNDRED = Decimal(100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ def _parse_item(item: dict[str, Any]) -> Listing | None:
         posted_at=_timestamp(item.get("itemCreationDate")),
         condition=str(item["condition"]) if item.get("condition") else None,
         seller=_seller(item.get("seller")),
+        shipping=_shipping(item.get("shippingOptions")),
+        seller_rating=_seller_rating(item.get("seller")),
     )
 
 
@@ -196,3 +200,28 @@ def _timestamp(text: Any) -> datetime | None:
 def _seller(data: Any) -> str | None:
     name = data.get("username") if isinstance(data, dict) else None
     return str(name) if name else None
+
+
+def _seller_rating(data: Any) -> Decimal | None:
+    """seller.feedbackPercentage ("99.9", a string): the share of positive feedback, 0-100."""
+    value = data.get("feedbackPercentage") if isinstance(data, dict) else None
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        rating = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return rating if rating.is_finite() and 0 <= rating <= _HUNDRED else None
+
+
+def _shipping(options: Any) -> Money | None:
+    """The cheapest of the item's shippingOptions[].shippingCost: what delivery costs at least, 0 when free. An
+    option without a cost (shippingCostType CALCULATED: it depends on the buyer's address) tells nothing."""
+    if not isinstance(options, list):
+        return None
+    costs = [money for option in options if isinstance(option, dict)
+             if (money := _money(option.get("shippingCost"))) is not None and money.amount >= 0]
+    if not costs:
+        return None
+    # Options in another currency than the first are not compared with it.
+    return min((money for money in costs if money.currency == costs[0].currency), key=lambda money: money.amount)
