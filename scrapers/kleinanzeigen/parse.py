@@ -11,7 +11,7 @@ import msgspec
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from scout.errors import ParseError
-from scout.models import Listing
+from scout.models import Listing, Money
 from scrapers.base import ScrapeResult
 from scrapers.money import parse_money
 
@@ -32,12 +32,19 @@ _CARDS = "article.aditem[data-adid]"
 # ("h2 a") or, on cards whose title is not a link, a span that carries the ad's address ("h2 span[data-url]").
 # Prices sit in "--price-shipping--price" (the older markup: "p.aditem-main--middle--price"; the struck-through
 # "--old-price" beside them is never read). Pictures are an img (lazy ones keep the address in data-src) or, in
-# the older markup, a box whose data-imgsrc holds it.
+# the older markup, a box whose data-imgsrc holds it. The description is the site's own snippet of the ad's text
+# (cut by the site, ending in "..."); a shipping line beside the price counts only when it shows an amount.
 _CARD_FIELDS = (
     "h2 a, h2 span[data-url], .aditem-main--middle--price-shipping--price, p.aditem-main--middle--price, "
-    ".aditem-main--top--left, .aditem-main--top--right, .aditem-image img, .aditem-image [data-imgsrc]"
+    ".aditem-main--top--left, .aditem-main--top--right, .aditem-image img, .aditem-image [data-imgsrc], "
+    "p.aditem-main--middle--description, .aditem-main--middle--price-shipping--shipping"
 )
 _PRICE_CLASSES = frozenset({"aditem-main--middle--price-shipping--price", "aditem-main--middle--price"})
+_DESCRIPTION_CLASS = "aditem-main--middle--description"
+_SHIPPING_CLASS = "aditem-main--middle--price-shipping--shipping"
+# Longest description kept: the site's snippets are about a hundred characters, and a changed page must not put
+# a whole ad (or the page) into every stored listing and alert.
+DESCRIPTION_LIMIT = 2000
 # Paid "TOP" placements: the card's list item (or the card) carries these classes.
 _SPONSORED_CLASSES = frozenset({"is-topad", "badge-topad"})
 # The zero-results page: "Es wurden leider keine Ergebnisse für „…“ gefunden." inside the result column.
@@ -112,7 +119,7 @@ def _utf8(body: bytes, encoding: str | None) -> bytes | str:
 
 def _card_listing(card: LexborNode, ad_id: str, today: datetime | None) -> Listing | None:
     href = (card.attributes.get("data-href") or "").strip()
-    title = price_text = location = when = image = None
+    title = price_text = location = when = image = description = shipping_text = None
     for node in card.css(_CARD_FIELDS):
         attrs = node.attributes
         tag = node.tag
@@ -123,7 +130,9 @@ def _card_listing(card: LexborNode, ad_id: str, today: datetime | None) -> Listi
                 image = next((url for url in sources if url and url.startswith("https://")), None)
             continue
         classes = (attrs.get("class") or "").split()
-        if tag in ("a", "span"):
+        if _SHIPPING_CLASS in classes:  # checked first: it may be a span, like a title
+            shipping_text = shipping_text or _text(node)
+        elif tag in ("a", "span"):
             if title is None:
                 title = _text(node)
                 href = href or (attrs.get("href") or attrs.get("data-url") or "").strip()
@@ -133,6 +142,8 @@ def _card_listing(card: LexborNode, ad_id: str, today: datetime | None) -> Listi
             location = _text(node)
         elif when is None and "aditem-main--top--right" in classes:
             when = _text(node)
+        elif description is None and _DESCRIPTION_CLASS in classes:
+            description = _text(node)
     if not ad_id.isdigit() or not title or not href:
         log.debug("Kleinanzeigen card without an ad id, a title or a link: %r", ad_id)
         return None
@@ -147,7 +158,23 @@ def _card_listing(card: LexborNode, ad_id: str, today: datetime | None) -> Listi
         image_url=image,
         posted_at=parse_when(when, today) if when else None,
         sponsored=_sponsored(card),
+        shipping=parse_shipping(shipping_text),
+        description=_cap(description),
     )
+
+
+def parse_shipping(text: str | None) -> Money | None:
+    """The delivery cost in a card's shipping line when that line shows an amount ("Versand ab 5,49 €"); None
+    otherwise. Cards mostly say only "Versand möglich" (delivery possible, at a price agreed later): no cost."""
+    if not text or not any(c.isdigit() for c in text):
+        return None
+    return parse_money(text, CURRENCY)
+
+
+def _cap(text: str | None) -> str | None:
+    if text is None or len(text) <= DESCRIPTION_LIMIT:
+        return text
+    return text[: DESCRIPTION_LIMIT - 1].rstrip() + "…"
 
 
 def _sponsored(card: LexborNode) -> bool:
