@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from datetime import UTC, datetime
@@ -27,6 +28,18 @@ SUBREDDIT_CURRENCIES = {"bapcsalescanada": "CAD", "bapcsalesaustralia": "AUD", "
 _OVER = re.compile(r"\b(?:expired|sold\s*out|out\s*of\s*stock|oos|deal\s*over|dead|ended|closed|sold)\b", re.IGNORECASE)
 # The thumbnail field holds these words instead of a URL when a post has no picture.
 _NO_THUMBNAIL = frozenset({"", "self", "default", "nsfw", "spoiler", "image"})
+# Longest description kept: a deal post's text can run to Reddit's 40,000 characters, and one listing is stored
+# and alerted many times; the first 2,000 carry the terms that matter.
+DESCRIPTION_LIMIT = 2000
+# selftext of a post a moderator or its author took down.
+_GONE_TEXTS = frozenset({"[removed]", "[deleted]"})
+# Markdown that is markup, not words: [words](address) and ![words](address), runs of emphasis marks (*, _, ~ and
+# backticks) at a word's edge, and heading, quote and list marks that start a line.
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")
+_MD_MARKS = re.compile(r"(?:(?<=\s)|^)[*_~`]+|[*_~`]+(?=[\s.,;:!?)]|$)")
+_MD_LINE_MARKS = re.compile(r"^[ \t]*(?:#{1,6}|>+|[-*+](?=\s))[ \t]*", re.MULTILINE)
+# Reddit's editor writes a zero-width space ("&#x200B;") on blank lines.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
 # What Reddit answers instead of JSON when it refuses a client: its HTML block pages.
 _BLOCK_MARKERS = ("whoa there, pardner", "blocked by network security", "you've been blocked", "too many requests",
                   "our cdn was unable to reach", "captcha")
@@ -52,6 +65,7 @@ class _Post(msgspec.Struct):
     permalink: Any = None
     subreddit: Any = None
     author: Any = None
+    selftext: Any = None
     created_utc: Any = None
     link_flair_text: Any = None
     link_flair_css_class: Any = None
@@ -189,7 +203,25 @@ def _post_listing(post: _Post) -> Listing | None:
         image_url=_image(post),
         posted_at=_posted(post.created_utc),
         seller=author[:200] if isinstance(author, str) and author != "[deleted]" else None,
+        description=parse_selftext(post.selftext),
     )
+
+
+def parse_selftext(text: Any) -> str | None:
+    """A post's own text as plain words: Markdown links keep their words, emphasis, heading and quote marks and
+    HTML entities go, whitespace collapses, and past DESCRIPTION_LIMIT it is cut. None for a link post (empty
+    text) and for a removed or deleted one."""
+    if not isinstance(text, str) or not text or text in _GONE_TEXTS:
+        return None
+    plain = html.unescape(text)
+    if "&amp;" in text:  # an answer asked without raw_json escapes the Markdown's own entities ("&amp;#x200B;")
+        plain = html.unescape(plain)
+    plain = _MD_LINK.sub(r"\1", plain)
+    plain = _MD_MARKS.sub("", _MD_LINE_MARKS.sub("", plain))
+    plain = " ".join(plain.translate(_INVISIBLE).split())
+    if len(plain) > DESCRIPTION_LIMIT:
+        plain = plain[: DESCRIPTION_LIMIT - 1].rstrip() + "…"
+    return plain or None
 
 
 def _is_over(post: _Post) -> bool:
