@@ -33,6 +33,9 @@ _BLOCKED_URL_PARTS = ("/login", "/checkpoint/", "/two_step_verification/", "/pri
 # Texts of its "slow down" and checkpoint pages (English UI: the adapter asks for English).
 _BLOCKED_TEXTS = ("temporarily blocked", "going too fast", "security check", "confirm you're human",
                   "confirm you\u2019re human")
+# Longest seller name kept, as for Reddit's authors: a person's or a shop's name is far shorter, and a changed
+# answer must not put a long text into every alert.
+_SELLER_LIMIT = 200
 _BLOCKED_TITLES = ("log in", "log into", "login", "checkpoint", "security check")
 
 
@@ -151,6 +154,7 @@ def _parse_listing(item: dict[str, Any], currency: str | None) -> Listing | None
         price_text=price_text,
         location=_location(item.get("location")),
         image_url=_dig(item, "primary_listing_photo", "image", "uri"),
+        seller=_seller(item.get("marketplace_listing_seller")),
     )
 
 
@@ -175,6 +179,14 @@ def _location(data: Any) -> str | None:
         return None
     parts = [str(geo[k]).strip() for k in ("city", "state") if geo.get(k)]
     return ", ".join(parts) or None
+
+
+def _seller(data: Any) -> str | None:
+    """The seller's shown name, where the answer names one: a logged-out page leaves marketplace_listing_seller
+    null. Search results carry no delivery cost (delivery_types says only how a buyer gets the item: IN_PERSON,
+    PUBLIC_MEETUP, DOOR_PICKUP, DOOR_DROPOFF on the real page) and no description, so listings from here have neither."""
+    name = _dig(data, "name")
+    return (" ".join(name.split())[:_SELLER_LIMIT] or None) if name else None
 
 
 def _dig(data: Any, *keys: str) -> str | None:
