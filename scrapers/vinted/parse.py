@@ -85,6 +85,10 @@ def _parse_item(item: dict[str, Any], domain: str, fallback_currency: str | None
         url = f"https://{domain}/items/{item_id}"
     user = item.get("user")
     photo = item.get("photo")
+    # The catalog gives the seller's login and nothing more about them (no feedback), no description, and no
+    # delivery cost: service_fee is the buyer-protection fee and total_item_price the price with it, while
+    # delivery is priced at checkout by the carrier the buyer picks. So shipping, seller_rating and description
+    # stay unknown; neither fee is ever read as delivery.
     return Listing(
         marketplace=MARKETPLACE,
         external_id=item_id,
