@@ -335,7 +335,7 @@ def describe_deal_options(spec: SearchSpec) -> list[str]:
     if spec.price_drop_share is None:
         parts.append("no price-drop alerts")
     elif spec.price_drop_share != DEFAULT_PRICE_DROP_SHARE:
-        parts.append(f"price drops of {spec.price_drop_share * 100:.4g}% or more")
+        parts.append(f"price drops of {(spec.price_drop_share * 100).normalize():f}% or more")
     if spec.exclude_sellers:
         parts.append("not from " + ", ".join(spec.exclude_sellers))
     if spec.min_seller_rating is not None:

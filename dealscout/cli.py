@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dealscout.cli_deals import add_deal_parsers
 from scout.config import SETTINGS, Settings, default_data_dir, load_settings, whole_number
 from scout.errors import ConfigError, DealScoutError, InputError, StorageError
 
@@ -186,13 +187,22 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
         commands = build_commands(settings, repo, adapters)
         action = args.search_action
         if action == "add":
-            search = await commands.add_search(
-                actor, parse_destination(args.to), query=args.query, marketplaces=args.marketplaces,
-                interval_minutes=args.every, exclude=args.exclude, min_price=args.min_price,
-                max_price=args.max_price, currency=args.currency, location=args.location, radius_km=args.radius,
-                unpriced=args.unpriced, sponsored=args.sponsored,
-            )
+            fields: dict[str, Any] = {
+                "marketplaces": args.marketplaces, "interval_minutes": args.every, "exclude": args.exclude,
+                "min_price": args.min_price, "max_price": args.max_price, "currency": args.currency,
+                "location": args.location, "radius_km": args.radius, "unpriced": args.unpriced,
+                "sponsored": args.sponsored, "min_deal": args.min_deal, "price_drop": args.price_drop,
+                "exclude_sellers": args.exclude_sellers, "min_seller_rating": args.min_seller_rating,
+            }
+            ignored: tuple[str, ...] = ()
+            if args.query.strip().lower().startswith(("http://", "https://")):
+                fields, ignored = commands.search_from_url(args.query.strip(), **fields)
+            else:
+                fields["query"] = args.query
+            search = await commands.add_search(actor, parse_destination(args.to), **fields)
             print(f"saved {describe_search(search, adapters)}")
+            if ignored:
+                print(f"not kept from the address (a saved search cannot filter by them): {', '.join(ignored)}")
             print("the first scan runs within seconds of `dealscout run`; it records what is listed now, "
                   "and new listings after it are alerted")
         elif action == "list":
@@ -228,6 +238,8 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
             print(f"resumed {describe_search(await commands.resume_search(actor, args.id))}")
         elif action == "remove":
             print(f"removed {describe_search(await commands.remove_search(actor, args.id))}")
+        elif action == "snooze":
+            print(f"{describe_search(await commands.snooze_search(actor, args.id, args.duration))}")
     return 0
 
 
@@ -536,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="manage saved searches")
     actions = search.add_subparsers(dest="search_action", required=True)
     add = actions.add_parser("add", help="save a search")
-    add.add_argument("query")
+    add.add_argument("query", help="the words to look for, or a marketplace search address to copy")
     add.add_argument("-m", "--marketplaces", help="comma-separated marketplace keys (default: DEFAULT_MARKETPLACES)")
     add.add_argument("--exclude", help="words that rule a listing out, comma- or space-separated")
     add.add_argument("--min-price")
@@ -550,6 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="listings a marketplace marks as paid placements (default include)")
     add.add_argument("--to", default="console", help="console (default), discord:<channel id>, telegram:<chat id> "
                      "or apprise:<Apprise URL> (ntfy, Slack, Matrix, Pushover, webhooks...)")
+    add.add_argument("--min-deal", help="deals only: good, great or fair (judged against similar listings seen)")
+    add.add_argument("--price-drop", help="announce drops of at least this share again, e.g. 15%% (default 10%%), "
+                     "or off")
+    add.add_argument("--exclude-sellers", help="seller names to leave out, comma-separated")
+    add.add_argument("--min-seller-rating", help="least share of positive feedback, e.g. 98 (where shown)")
     listing = actions.add_parser("list", help="list saved searches, a page at a time, oldest first")
     listing.add_argument("--page", type=bounded(1, 10**9), default=1, help="which page (default 1)")
     listing.add_argument("--per-page", type=bounded(1, PER_PAGE_MAX), default=PER_PAGE,
@@ -562,7 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
     pause.add_argument("--reason")
     for name, text in (("resume", "check a paused search again"), ("remove", "delete a search")):
         actions.add_parser(name, help=text).add_argument("id")
+    snooze = actions.add_parser("snooze", help="announce nothing of a search for a while; it keeps checking")
+    snooze.add_argument("id")
+    snooze.add_argument("duration", help="30m, 2h, 1d or 1w; 'off' wakes it")
     search.set_defaults(func=cmd_search)
+    add_deal_parsers(sub)
 
     scrape = sub.add_parser("scrape", help="fetch one search from a marketplace and print the listings")
     scrape.add_argument("marketplace")

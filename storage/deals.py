@@ -2,7 +2,7 @@
 and relists announced to the destinations that heard of a listing.
 
 Scoring the alerts of a save costs one indexed query per (search words, marketplace) among them, however many
-listings the fetch holds: the listing_words primary key holds every comparable of one fetch group in one range.
+listings the fetch holds: ix_listing_words_recent holds the comparables of one fetch group in one range, newest first.
 """
 
 from __future__ import annotations

@@ -154,8 +154,13 @@ class ListingWordsRow(Base):
     listing_id: Mapped[int] = mapped_column(sa.ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    # The listing's foreign key: deleting a listing finds its rows without a scan.
-    __table_args__ = (sa.Index("ix_listing_words_listing", "listing_id"),)
+    __table_args__ = (
+        # The listing's foreign key: deleting a listing finds its rows without a scan.
+        sa.Index("ix_listing_words_listing", "listing_id"),
+        # A fetch group's comparables within the deal window, newest first: the read stops at the window's start
+        # however many older rows its words have gathered.
+        sa.Index("ix_listing_words_recent", "words", "marketplace", "seen_at"),
+    )
 
 
 class PriceHistoryRow(Base):

@@ -1,7 +1,7 @@
 """Deal intelligence: comparables, deal scores, price drops and relists, seller filters, snoozes and quiet hours.
 
 - listing_words: which listings carried all the words of a search, per marketplace, and when last seen: the
-  comparables a new listing's price is judged against, one primary-key range per fetch.
+  comparables a new listing's price is judged against, one range of ix_listing_words_recent per fetch group.
 - listings.shipping and .seller_rating where a result page shows them; ix_listings_seller finds a seller's other
   listings (a listing put up again under a new id).
 - alert_outbox.occasion: a destination hears of a listing once per occasion ('' new, 'drop:...', 'relist:...');
@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('words', 'marketplace', 'listing_id', name=op.f('pk_listing_words')),
     )
     op.create_index('ix_listing_words_listing', 'listing_words', ['listing_id'], unique=False)
+    op.create_index('ix_listing_words_recent', 'listing_words', ['words', 'marketplace', 'seen_at'], unique=False)
     op.create_table(
         'destination_settings',
         sa.Column('platform', sa.String(length=32), nullable=False),
@@ -108,5 +109,6 @@ def downgrade() -> None:
         batch_op.drop_column('seller_rating')
         batch_op.drop_column('shipping')
     op.drop_table('destination_settings')
+    op.drop_index('ix_listing_words_recent', table_name='listing_words')
     op.drop_index('ix_listing_words_listing', table_name='listing_words')
     op.drop_table('listing_words')
