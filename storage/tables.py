@@ -46,8 +46,8 @@ class SearchRow(Base):
     # Deals only: the weakest deal verdict an alert may carry ('great', 'good', 'fair'); None alerts every match.
     min_deal: Mapped[str | None] = mapped_column(sa.String(16))
     # A price drop of at least this share of the last price is announced again; None turns drop alerts off.
-    price_drop_share: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 4), default=Decimal("0.10"),
-                                                             server_default="0.10")
+    # (Searches saved before drop alerts existed got 0.10 from the migration; a new one always names its share.)
+    price_drop_share: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 4))
     # Sellers whose listings never match, and the least share of positive feedback a seller must show.
     exclude_sellers: Mapped[list[str] | None] = mapped_column(TextList, default=list)
     min_seller_rating: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 2))
