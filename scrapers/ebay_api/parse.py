@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -155,14 +156,22 @@ def _legacy_id(item: dict[str, Any]) -> str | None:
 def _money(data: Any) -> Money | None:
     if not isinstance(data, dict):
         return None
-    currency = str(data.get("currency") or "").upper()
+    value, currency = data.get("value"), data.get("currency")
+    if isinstance(value, str) and isinstance(currency, str):
+        return _money_of(value, currency)
+    return _money_of.__wrapped__(value, currency)  # a number, or a list or dict that no cache can key on
+
+
+@functools.lru_cache(maxsize=1024)  # pure, and an answer repeats the same few amounts ("0.00" USD delivery)
+def _money_of(value: Any, currency: Any) -> Money | None:
+    code = str(currency or "").upper()
     try:
-        amount = Decimal(str(data.get("value")))
+        amount = Decimal(str(value))
     except InvalidOperation:
         return None
-    if len(currency) != 3 or not amount.is_finite():
+    if len(code) != 3 or not amount.is_finite():
         return None
-    return Money(amount, currency)
+    return Money(amount, code)
 
 
 def _web_host(item: dict[str, Any]) -> str:
@@ -207,8 +216,13 @@ def _seller_rating(data: Any) -> Decimal | None:
     value = data.get("feedbackPercentage") if isinstance(data, dict) else None
     if value is None or isinstance(value, bool):
         return None
+    return _rating_of(value if isinstance(value, str) else str(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _rating_of(text: str) -> Decimal | None:
     try:
-        rating = Decimal(str(value))
+        rating = Decimal(text)
     except InvalidOperation:
         return None
     return rating if rating.is_finite() and 0 <= rating <= _HUNDRED else None
@@ -216,12 +230,15 @@ def _seller_rating(data: Any) -> Decimal | None:
 
 def _shipping(options: Any) -> Money | None:
     """The cheapest of the item's shippingOptions[].shippingCost: what delivery costs at least, 0 when free. An
-    option without a cost (shippingCostType CALCULATED: it depends on the buyer's address) tells nothing."""
+    option without a cost (shippingCostType CALCULATED: it depends on the buyer's address) tells nothing, and
+    options in another currency than the first priced one are not compared with it."""
     if not isinstance(options, list):
         return None
-    costs = [money for option in options if isinstance(option, dict)
-             if (money := _money(option.get("shippingCost"))) is not None and money.amount >= 0]
-    if not costs:
-        return None
-    # Options in another currency than the first are not compared with it.
-    return min((money for money in costs if money.currency == costs[0].currency), key=lambda money: money.amount)
+    cheapest: Money | None = None
+    for option in options:  # nearly always one
+        cost = _money(option.get("shippingCost")) if isinstance(option, dict) else None
+        if cost is None or cost.amount < 0:
+            continue
+        if cheapest is None or (cost.currency == cheapest.currency and cost.amount < cheapest.amount):
+            cheapest = cost
+    return cheapest
