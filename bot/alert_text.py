@@ -60,9 +60,15 @@ def trend_line(alert: Alert) -> str | None:
     return alert.facts.trend or None
 
 
-def extra_lines(alert: Alert) -> list[str]:
-    """The lines a full alert shows under its title, in order: headline, deal verdict, trend."""
-    return [line for line in (headline(alert), deal_line(alert), trend_line(alert)) if line]
+def also_lines(alert: Alert, names: Mapping[str, str] | None = None) -> list[str]:
+    """"Also on Kleinanzeigen: <link>", for the same item by the same seller elsewhere."""
+    return [f"Also on {(names or {}).get(marketplace, marketplace)}: {url}" for marketplace, url in alert.facts.also]
+
+
+def extra_lines(alert: Alert, names: Mapping[str, str] | None = None) -> list[str]:
+    """The lines a full alert shows under its title, in order: headline, deal verdict, trend, other links."""
+    lines = [line for line in (headline(alert), deal_line(alert), trend_line(alert)) if line]
+    return lines + also_lines(alert, names)
 
 
 def compact_line(alert: Alert, names: Mapping[str, str] | None = None) -> str:

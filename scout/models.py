@@ -171,6 +171,8 @@ class DealFacts:
     trend: str | None = None  # a one-line sparkline of the price
     old_price: Money | None = None  # a drop's price before, or a relisted item's last price
     first_seen_at: datetime | None = None  # a relisted item's first sighting
+    # The same item by the same seller on other marketplaces: (marketplace, link) each.
+    also: tuple[tuple[str, str], ...] = ()
 
 
 class Layout(enum.StrEnum):

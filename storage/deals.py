@@ -189,6 +189,8 @@ def facts_from_value(value: Any) -> tuple[AlertKind, DealFacts]:
         pass
     text = value.get("deal")
     trend = value.get("trend")
+    also = tuple((str(link[0]), str(link[1])) for link in value.get("also") or ()
+                 if isinstance(link, list) and len(link) == 2)
     return kind, DealFacts(
         deal=text if isinstance(text, str) else None,
         verdict=value.get("verdict") if isinstance(value.get("verdict"), str) else None,
@@ -196,6 +198,7 @@ def facts_from_value(value: Any) -> tuple[AlertKind, DealFacts]:
         trend=trend if isinstance(trend, str) else None,
         old_price=old_price,
         first_seen_at=first_seen,
+        also=also,
     )
 
 

@@ -29,6 +29,7 @@ from scout.models import (
 )
 from storage.bulk import POSTGRESQL, one_of, select_by_keys, unnest_insert
 from storage.convert import listing_values, outcome_value, shipping_amount
+from storage.crosslist import fold_cross_listings
 from storage.deals import (
     RELIST_AFTER,
     Known,
@@ -372,7 +373,8 @@ class ScanQueries(Queries):
             facts = replace(facts, old_price=Money(change.old, change.currency), trend=trends.get(change.listing_id))
             add(heard.platform, heard.target, change.listing_id, heard.search_id, index, AlertKind.DROP,
                 AlertKind.DROP, facts)
-        return list(rows.values())
+        listings = {listing_id: listing for listing_id, (_, listing) in where.items()}
+        return await fold_cross_listings(session, self.dialect, list(rows.values()), listings, now)
 
     async def _queue_alerts(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[int, str, str, str]]:
         """Insert outbox rows, one per destination, listing and occasion at most, in one statement; returns the
