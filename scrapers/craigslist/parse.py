@@ -4,6 +4,7 @@ verdict; pure."""
 from __future__ import annotations
 
 import functools
+import html as html_text
 import logging
 import re
 from typing import Any
@@ -36,6 +37,27 @@ _POSTING_TOKEN = re.compile(r"/view/d/[^/?#]+/([A-Za-z0-9]{8,40})/?(?:[?#]|$)")
 _ROW_FIELDS = ("title", "price", "location")
 _TITLE, _PRICE, _LOCATION = range(len(_ROW_FIELDS))
 _EXACT_FIELDS = {name: field for field, name in enumerate(_ROW_FIELDS)}
+# The result list exactly as the server writes it, read with expressions instead of a tree: a tree of the list costs
+# as much as a bare lxml parse of the whole page, and the row fields through it twice that. Any byte of the list
+# that is not in these shapes (another tag, attribute or order, a comment, a nested list) sends the page to the tree
+# parse, so what the expressions read is exactly what lexbor would. HTML's whitespace may stand between the tags,
+# as in the prettified copy of a real page.
+_GAP = "[ \t\n\f\r]*"
+_SERVER_LIST_OPEN = re.compile('<ol class="cl-static-search-results">' + _GAP)
+# The "see also" row the server writes first: text in plain div elements, which the row's end closes in any case.
+_SERVER_HUB_ROW = re.compile('<li class="cl-static-hub-links">(?:[^<]|</?div>)*</li>' + _GAP)
+# A result row: its link (no "&" or space, which attribute parsing would change), the title, then an optional price
+# and location, each plain text.
+_SERVER_ROW = re.compile(
+    "<li class=\"cl-static-search-result\" title=(?:\"[^\"]*\"|'[^']*')>" + _GAP
+    + '<a href="([^"<&\t\n\f\r ]+)">' + _GAP
+    + '<div class="title">([^<]*)</div>' + _GAP
+    + '<div class="details">' + _GAP
+    + '(?:<div class="price">([^<]*)</div>' + _GAP + ")?"
+    + '(?:<div class="location">([^<]*)</div>' + _GAP + ")?"
+    + "</div>" + _GAP + "</a>" + _GAP + "</li>" + _GAP
+)
+_SERVER_LIST_CLOSE = "</ol>"
 # What Craigslist answers a client it has rate limited, and the interstitials of the CDNs in front of it.
 _BLOCK_MARKERS = ("this ip has been automatically blocked", "your ip has been blocked", "access denied",
                   "just a moment...", "attention required", "captcha")
@@ -85,6 +107,8 @@ _LD_ELEMENT_DECODER = msgspec.json.Decoder(_LdElement)
 _LD_BARE_DECODER = msgspec.json.Decoder(_LdBareElement)
 _JSON = msgspec.json.Decoder()
 _NO_ITEM = _LdItem()
+# A result row's link, title, price text and location, as shown; None where the row shows none.
+_Row = tuple[str | None, str | None, str | None, str | None]
 
 
 def parse_search_page(
@@ -109,12 +133,14 @@ def parse_static_page(body: bytes | str, *, base_url: str = "", encoding: str | 
     # The server writes the list after the ld+json block (in the head): the search starts past the block.
     rows_at = html.find(_RESULTS_LIST_OPEN, ld_span[3]) if ld_span is not None else -1
     if rows_at >= 0 and ld_span is not None:
-        # Only the result list is parsed: the head, scripts and styles before it are two thirds of the rest of the
+        # Only the result list is read: the head, scripts and styles before it are two thirds of the rest of the
         # page, and none of them is read when there are rows. The list runs to the page's last "</ol>" (to its
         # end on a page cut short), so a list nested in a row stays inside it.
         rows_end = html.rfind(_RESULTS_LIST_CLOSE, rows_at)
         fragment = html[rows_at : rows_end + len(_RESULTS_LIST_CLOSE)] if rows_end >= 0 else html[rows_at:]
-        rows = LexborHTMLParser(fragment).css(_RESULT_ROWS)
+        rows = _server_rows(fragment)
+        if rows is None:
+            rows = [_tree_row(row) for row in LexborHTMLParser(fragment).css(_RESULT_ROWS)]
         if rows:
             return _rows_result(rows, _ld_items(html[ld_span[1] : ld_span[2]]), base_url)
     # No rows in the list, or no list or ld+json block where the server writes them: the whole page decides
@@ -137,7 +163,7 @@ def _parse_whole_page(html: bytes, ld_span: tuple[int, int, int, int] | None, ba
     ld_items = _ld_items(ld_text) if ld_text is not None else None
     rows = tree.css(_RESULT_ROWS)
     if rows:
-        return _rows_result(rows, ld_items, base_url)
+        return _rows_result([_tree_row(row) for row in rows], ld_items, base_url)
     # No-results first: the page repeats the query, which may say "blocked". With nothing found the static page
     # keeps its list, holding only the "see also" links, and an empty ld+json list; a page cut short has no
     # ld+json block at all, so it cannot pass for empty.
@@ -152,16 +178,84 @@ def _parse_whole_page(html: bytes, ld_span: tuple[int, int, int, int] | None, ba
     raise ParseError("no Craigslist results list and no recognisable no-results or block page")
 
 
-def _rows_result(rows: list[LexborNode], ld_items: list[_LdItem] | None, base_url: str) -> ScrapeResult:
+def _rows_result(rows: list[_Row], ld_items: list[_LdItem] | None, base_url: str) -> ScrapeResult:
+    """The rows' listings, each merged with the ld+json item in its place; a row without a posting link or a
+    title is a lost row."""
     found = Distinct()
-    for index, row in enumerate(rows):
-        listing = _parse_static_row(row, ld_items, index, base_url)
-        if listing is not None:
-            found.add(listing)
+    add = found.add
+    known = len(ld_items) if ld_items else 0
+    # One loop, no call per row but the Listing's: a call per row costs a tenth of the page's parse.
+    for index, (href, title, price_text, location) in enumerate(rows):
+        posting_id = _posting_id(href) if href else None
+        if not title or posting_id is None or href is None:
+            continue
+        # The ld+json list is in page order; the name check guards against the two lists ever drifting apart.
+        ld = ld_items[index] if index < known else _NO_ITEM  # type: ignore[index]
+        name = ld.name
+        if name != title and ld is not _NO_ITEM and " ".join(str(name or "").split()).casefold() != title.casefold():
+            log.debug("Craigslist ld+json item %d is %r, not %r: not merged", index, name, title)
+            ld = _NO_ITEM
+        offers = ld.offers
+        currency = offers.priceCurrency if offers is not None else None
+        if type(currency) is not str or not currency:
+            currency = DEFAULT_CURRENCY
+        images = ld.image
+        add(Listing(
+            marketplace=MARKETPLACE,
+            external_id=posting_id,
+            title=title,
+            url=href if href.startswith("https://") else urljoin(base_url, href),
+            price=parse_money(price_text, currency) if price_text else _ld_price(offers, currency),
+            price_text=price_text,
+            location=location or _ld_locality(offers),
+            image_url=_first_image(images) if images else None,
+        ))
     if not found.listings:
         raise ParseError(f"{len(rows)} Craigslist result rows but none had a posting link and title")
     return ScrapeResult.of(found.listings, rows=len(rows) - found.repeats)
 
+
+def _server_rows(fragment: bytes) -> list[_Row] | None:
+    """The rows of a result list written exactly as the server writes it (see _SERVER_ROW); None when any part of
+    it is written otherwise, for the tree to read."""
+    try:
+        text = fragment.decode()
+    except UnicodeDecodeError:
+        return None  # lexbor mends broken bytes its own way
+    opened = _SERVER_LIST_OPEN.match(text)
+    if opened is None or "\0" in text:
+        return None  # lexbor drops NUL characters from text
+    at = opened.end()
+    hub = _SERVER_HUB_ROW.match(text, at)
+    if hub is not None:
+        at = hub.end()
+    rows: list[_Row] = []
+    next_row = _SERVER_ROW.match
+    unescape = html_text.unescape
+    while (row := next_row(text, at)) is not None:
+        href, title, price, location = row.groups()
+        # The fields as lexbor's text would give them: references decoded (HTML's rules, which html.unescape
+        # follows), whitespace collapsed.
+        if "&" in title:
+            title = unescape(title)
+        if price and "&" in price:
+            price = unescape(price)
+        if location and "&" in location:
+            location = unescape(location)
+        title = " ".join(title.split())
+        if not title:
+            return None  # the tree reads the row's title attribute instead
+        rows.append((
+            href,
+            title,
+            " ".join(price.split()) or None if price else None,
+            " ".join(location.split()) or None if location else None,
+        ))
+        at = row.end()
+    # Every byte up to the list's end is a row as the server writes it, and nothing follows the list.
+    if at + len(_SERVER_LIST_CLOSE) != len(text) or not text.startswith(_SERVER_LIST_CLOSE, at):
+        return None
+    return rows
 
 def _utf8(body: bytes | str, encoding: str | None) -> bytes:
     """The page as UTF-8 bytes, which is what lexbor reads; a page in another declared charset is decoded first."""
@@ -242,7 +336,8 @@ def _tolerant_ld_elements(text: bytes) -> list[_LdElement] | None:
     return found
 
 
-def _parse_static_row(row: LexborNode, ld_items: list[_LdItem] | None, index: int, base_url: str) -> Listing | None:
+def _tree_row(row: LexborNode) -> _Row:
+    """A row's fields read from lexbor's tree: any markup the server might write."""
     # A row is a dozen elements: one walk over them costs a third of a selector query per field.
     title = price_text = location = href = None
     for node in row.traverse():
@@ -262,23 +357,8 @@ def _parse_static_row(row: LexborNode, ld_items: list[_LdItem] | None, index: in
                 price_text = price_text or _text(node)
             elif field == _LOCATION:
                 location = location or _text(node)
-    title = title or " ".join((row.attrs.get("title") or "").split())
-    posting_id = _posting_id(href) if href else None
-    if not title or posting_id is None or href is None:
-        return None
-    ld = _matching_ld_item(ld_items, index, title)
-    offers = ld.offers
-    currency = (offers.priceCurrency if offers and isinstance(offers.priceCurrency, str) else None) or DEFAULT_CURRENCY
-    return Listing(
-        marketplace=MARKETPLACE,
-        external_id=posting_id,
-        title=title,
-        url=href if href.startswith("https://") else urljoin(base_url, href),
-        price=parse_money(price_text, currency) if price_text else _ld_price(offers, currency),
-        price_text=price_text,
-        location=location or _ld_locality(offers),
-        image_url=_first_image(ld.image) if ld.image else None,
-    )
+    title = title or " ".join((row.attrs.get("title") or "").split()) or None
+    return href, title, price_text, location
 
 
 def _text(node: LexborNode) -> str | None:
@@ -302,18 +382,6 @@ def _posting_id(href: str) -> str | None:
             return number
     found = _POSTING_ID.search(href) or _POSTING_TOKEN.search(href)
     return found.group(1) if found else None
-
-
-def _matching_ld_item(ld_items: list[_LdItem] | None, index: int, title: str) -> _LdItem:
-    # The ld+json list is in page order; the name check guards against the two lists ever drifting apart.
-    if not ld_items or index >= len(ld_items):
-        return _NO_ITEM
-    item = ld_items[index]
-    name = item.name
-    if name != title and " ".join(str(name or "").split()).casefold() != title.casefold():
-        log.debug("Craigslist ld+json item %d is %r, not %r: not merged", index, name, title)
-        return _NO_ITEM
-    return item
 
 
 def _first_image(images: Any) -> str | None:

@@ -12,6 +12,7 @@ import pytest
 from scout.errors import ConfigError, InputError, ParseError
 from scout.models import Listing, Money
 from scrapers.base import Page, ScrapeStatus, SearchQuery
+from scrapers.craigslist import parse as craigslist_parse
 from scrapers.craigslist.adapter import CraigslistAdapter
 from scrapers.craigslist.parse import parse_sapi, parse_search_page, parse_static_page
 from tests.conftest import fixture_path
@@ -366,3 +367,67 @@ def test_an_ld_json_block_full_of_markup_is_still_read_to_its_end() -> None:
     body = page.replace(b'"name":"Road bike, 56cm",', f'"name":"Road bike, 56cm","description":"{markup}",'.encode())
     road = parse_static_page(body, base_url=BASE).listings[0]
     assert road.image_url == "https://images.craigslist.org/00a0a_one_600x450.jpg"
+
+
+# --- rows read as the server writes them, and from the tree -------------------------------------------------------
+
+
+def _through_the_tree(page: bytes) -> bytes:
+    """The page with a comment at the head of its result list: no longer written exactly as the server writes it,
+    so its rows are read from lexbor's tree."""
+    opener = b'<ol class="cl-static-search-results">'
+    assert opener in page
+    return page.replace(opener, opener + b"<!-- -->", 1)
+
+
+@pytest.mark.parametrize("name", ["craigslist_static.html", "craigslist_view_links.html"])
+def test_rows_read_from_the_bytes_are_the_rows_of_the_tree(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    page = _page(name)
+    tree = parse_static_page(_through_the_tree(page), base_url=BASE)
+
+    def no_tree(*args: object) -> None:
+        raise AssertionError("a list written as the server writes it needs no tree")
+
+    monkeypatch.setattr(craigslist_parse, "LexborHTMLParser", no_tree)
+    assert parse_static_page(page, base_url=BASE) == tree
+
+
+@pytest.mark.fixtures
+def test_real_page_rows_read_from_the_bytes_are_the_rows_of_the_tree() -> None:
+    body = fixture_path("craigslist/sfbay-sss-surfing-board-static-2025-10.html").read_bytes()
+    base = "https://sfbay.craigslist.org/search/sss?query=surfing%20board"
+    fast = parse_static_page(body, base_url=base)
+    assert fast == parse_static_page(_through_the_tree(body), base_url=base)
+    assert (fast.status, len(fast.listings), fast.rows_lost) == (ScrapeStatus.SUCCESS, 65, 0)
+
+
+def test_references_and_spacing_in_row_text_read_alike_both_ways() -> None:
+    page = _page("craigslist_static.html").replace(
+        b'<div class="title">Road bike, 56cm</div>',
+        b'<div class="title">\n  Road &amp; track  bike &#8211;&nbsp;56cm\n</div>',
+    ).replace(b'<div class="location">downtown</div>', b'<div class="location">\n downtown &quot;core&quot; </div>')
+    fast = parse_static_page(page, base_url=BASE)
+    assert fast == parse_static_page(_through_the_tree(page), base_url=BASE)
+    road = fast.listings[0]
+    assert road.title == "Road & track bike – 56cm"
+    assert road.location == 'downtown "core"'
+    assert road.image_url is None  # the ld+json item is named otherwise: not merged
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'<div class="title">Road bike, 56cm</div>', b'<div class="title">Road <b>bike</b>, 56cm</div>'),
+        (b'<div class="title">Road bike, 56cm</div>', b'<div class="title">  </div>'),
+        (b'/corvallis-road-bike/7800000001.html">', b'/corvallis-road-bike/7800000001.html" data-x="1">'),
+        (b'<div class="price">$250</div>', b'<span class="price">$250</span>'),
+    ],
+    ids=["markup-in-a-field", "blank-title", "another-attribute", "another-tag"],
+)
+def test_a_row_written_otherwise_is_read_from_the_tree(old: bytes, new: bytes) -> None:
+    page = _page("craigslist_static.html")
+    assert old in page
+    result = parse_static_page(page.replace(old, new), base_url=BASE)
+    assert result == parse_static_page(_through_the_tree(page.replace(old, new)), base_url=BASE)
+    road = result.listings[0]
+    assert (road.title, road.price, road.external_id) == ("Road bike, 56cm", Money(Decimal(250), "USD"), "7800000001")
