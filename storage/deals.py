@@ -247,7 +247,8 @@ class Announced:
 
 
 async def announced_to(session: AsyncSession, dialect: str, listing_ids: Collection[int]) -> list[Announced]:
-    """Who heard of these listings (an alert sent, or on its way), one row per destination and listing."""
+    """Who heard of these listings, one row per destination and listing: an alert that went out. (One still
+    waiting shows the listing as it stands when it goes, the lower price included.)"""
     if not listing_ids:
         return []
     outbox = OutboxRow.__table__
@@ -256,7 +257,7 @@ async def announced_to(session: AsyncSession, dialect: str, listing_ids: Collect
                   SearchRow.exclude_words, SearchRow.price_drop_share, SearchRow.snoozed_until, SearchRow.status)
         .select_from(outbox.join(SearchRow.__table__, SearchRow.id == outbox.c.search_id))
         .where(one_of(dialect, outbox.c.listing_id, sorted(listing_ids)), outbox.c.kind == "alert",
-               outbox.c.status.in_(("sent", "pending", "sending", "held")))
+               outbox.c.status == "sent")
         .order_by(outbox.c.id)
     )
     found: dict[tuple[str, str, int], Announced] = {}

@@ -38,6 +38,13 @@ class SearchFields(BaseModel):
     radius_km: Minutes = Field(None, description="Kilometres around the location")
     unpriced: StrictStr | None = Field(None, description="include or exclude listings without a comparable price")
     sponsored: StrictStr | None = Field(None, description="include or exclude paid placements")
+    min_deal: StrictStr | None = Field(None, description="Deals only: good, great or fair (judged against similar "
+                                       "listings seen in the last 90 days); any for every match")
+    price_drop: PriceIn = Field(None, description="Announce a drop of at least this share again: 10%, 0.15, or off",
+                                examples=["10%"])
+    exclude_sellers: Words = Field(None, description="Seller names whose listings never match")
+    min_seller_rating: PriceIn = Field(None, description="Least share of positive feedback, in percent, where the "
+                                       "marketplace shows it", examples=[98])
 
 
 class SearchCreate(SearchFields):
@@ -83,6 +90,11 @@ class SearchOut(BaseModel):
     radius_km: int | None
     unpriced: str
     sponsored: str
+    min_deal: str | None
+    price_drop: str | None = Field(description="The share of a price a drop must reach to be told, or null: never")
+    exclude_sellers: list[str]
+    min_seller_rating: str | None
+    snoozed_until: datetime | None
     status: Literal["active", "paused"]
     paused_reason: str | None
     destination: str = Field(description="Where alerts go; an Apprise URL is shown without its secrets")
@@ -101,7 +113,9 @@ class SearchOut(BaseModel):
             interval_minutes=spec.check_interval_minutes, exclude=list(spec.exclude),
             min_price=_amount(spec.min_price), max_price=_amount(spec.max_price), currency=spec.currency,
             location=spec.location, radius_km=spec.radius_km, unpriced=spec.unpriced.value,
-            sponsored=spec.sponsored.value, status=search.status.value, paused_reason=search.paused_reason,
+            sponsored=spec.sponsored.value, min_deal=spec.min_deal, price_drop=_amount(spec.price_drop_share),
+            exclude_sellers=list(spec.exclude_sellers), min_seller_rating=_amount(spec.min_seller_rating),
+            snoozed_until=search.snoozed_until, status=search.status.value, paused_reason=search.paused_reason,
             destination=describe_destination(search.destination), description=describe_search(search, adapters),
             created_at=search.created_at, next_run_at=search.next_run_at, last_run_at=search.last_run_at,
             last_success_at=search.last_success_at,

@@ -44,6 +44,21 @@ async def test_a_search_from_create_to_delete(rest: Rest) -> None:
     assert await rest.repo.load_searches() == []
 
 
+async def test_deal_options_are_set_read_and_changed(rest: Rest) -> None:
+    key = await rest.key("alice", "write")
+    status, made = await rest.call("POST", "/api/v1/searches", key, json={
+        "query": "lego 42100", "marketplaces": ["ebay"], "min_deal": "good", "price_drop": "15%",
+        "exclude_sellers": ["Junk Shop"], "min_seller_rating": 98})
+    assert status == 201, made
+    assert (made["min_deal"], made["price_drop"], made["exclude_sellers"], made["min_seller_rating"]) == (
+        "good", "0.15", ["junk shop"], "98")
+    assert made["snoozed_until"] is None
+    status, edited = await rest.call("PATCH", f"/api/v1/searches/{made['id']}", key, json={
+        "min_deal": "any", "price_drop": "off"})
+    assert status == 200 and (edited["min_deal"], edited["price_drop"]) == (None, None)
+    assert edited["min_seller_rating"] == "98" and edited["exclude_sellers"] == ["junk shop"]
+
+
 async def test_destinations_are_named_as_the_clis_to(rest: Rest) -> None:
     writer, admin = await rest.key("alice", "write"), await rest.key("ops", "admin")
     body = {"query": "steam deck", "marketplaces": ["ebay"], "to": "apprise:ntfys://ntfy.sh/secret-topic"}
@@ -71,6 +86,10 @@ BAD_CREATES: list[tuple[dict[str, Any], list[str], str]] = [
     ({"query": "lego", "min_price": 300, "max_price": 100}, ["body", "min_price"], "above the maximum"),
     ({"query": "lego", "currency": "dollars"}, ["body", "currency"], "not a currency code"),
     ({"query": "lego", "to": "fax:123"}, ["body", "to"], "Unknown destination platform"),
+    ({"query": "lego", "min_deal": "superb"}, ["body", "min_deal"], "not one of: great, good, fair"),
+    ({"query": "lego", "price_drop": "-5%"}, ["body", "price_drop"], "price drop worth telling"),
+    ({"query": "lego", "min_seller_rating": 150}, ["body", "min_seller_rating"], "from 1% to 100%"),
+    ({"query": "lego", "exclude_sellers": ["x" * 101]}, ["body", "exclude_sellers"], "at most 100 characters"),
     # Wrong types: FastAPI's own refusals, in the same shape.
     ({"query": 42}, ["body", "query"], "string"),
     ({"query": "lego", "max_price": [1]}, ["body", "max_price"], ""),
