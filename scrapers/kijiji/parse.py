@@ -60,7 +60,8 @@ def _feed_items(root: etree._Element) -> list[etree._Element]:
 
 def _item_listing(item: etree._Element) -> Listing | None:
     # One pass over the item's dozen leaf children, reading only the texts used: an lxml find() per field, or
-    # the text of every child (the description is the longest), costs more than the rest of the parse.
+    # the text of every child (the description is the longest), costs more than the rest of the parse. The guid
+    # and pubDate are read only when the link or dc:date is missing.
     title = link = guid = price_text = lat = lon = pub_date = dc_date = image = None
     # A slice lists the children in one call, faster than stepping the element's own iterator.
     for child in item[:]:
@@ -69,12 +70,12 @@ def _item_listing(item: etree._Element) -> Listing | None:
             title = child.text
         elif tag == "link":
             link = child.text
-        elif tag == "pubDate":
-            pub_date = child.text
         elif tag == "enclosure":
             image = child.get("url")
+        elif tag == "pubDate":
+            pub_date = child
         elif tag == "guid":
-            guid = child.text
+            guid = child
         elif tag == _DC_DATE:
             dc_date = child.text
         elif tag == _PRICE:
@@ -87,7 +88,7 @@ def _item_listing(item: etree._Element) -> Listing | None:
     if title and "&" in title:
         title = html.unescape(title)
     title = " ".join(title.split()) if title else None
-    link = (link.strip() if link else "") or (guid.strip() if guid else "")
+    link = (link.strip() if link else "") or ((guid.text or "").strip() if guid is not None else "")
     # https://www.kijiji.ca/v-<category>/<place>/<slug>/<ad id>, perhaps with a query or a trailing slash.
     parts = link.rstrip("/").split("/")
     ad_id = parts[-1].split("?", 1)[0]
@@ -108,7 +109,7 @@ def _item_listing(item: etree._Element) -> Listing | None:
     )
 
 
-def _posted(dc_date: str | None, pub_date: str | None) -> datetime | None:
+def _posted(dc_date: str | None, pub_date: etree._Element | None) -> datetime | None:
     # dc:date is the same time as pubDate, in ISO 8601, which reads at a quarter of the cost; Kijiji writes it with
     # its zone ("2023-07-15T02:29:12Z"), which the standard reader takes as it is.
     if dc_date:
@@ -118,7 +119,7 @@ def _posted(dc_date: str | None, pub_date: str | None) -> datetime | None:
             when = None
         if when is not None and when.tzinfo is not None:
             return when
-    return parse_date(dc_date) or parse_date(pub_date)
+    return parse_date(dc_date) or parse_date(pub_date.text if pub_date is not None else None)
 
 
 def _price(text: str) -> Money | None:

@@ -39,6 +39,7 @@ _RSS_NAMES = {
 }
 # listings.external_id is VARCHAR(128); longer or feed-local ids are hashed to fit and to stay unique across feeds.
 MAX_EXTERNAL_ID = 128
+_WEB = ("http://", "https://")
 # The first <img src> of an item's HTML description: many deal feeds (Slickdeals among them) put the picture there.
 _IMG_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
@@ -233,20 +234,25 @@ def _item_listing(item: etree._Element, feed_url: str) -> Listing | _Refused | N
     else:
         fields = _rss_fields(item, RSS1 if tag == _RSS1_ITEM else "")
     title, link, guid, posted, image, seller, description = fields
-    url = _absolute(link, feed_url) or _absolute(guid, feed_url)
     if not title or not (link or guid):
         return None
+    # Absolute web addresses, nearly every link and picture, need no resolving.
+    url = link if link and link.startswith(_WEB) else _absolute(link, feed_url) or _absolute(guid, feed_url)
     if not url:
         return _UNSAFE_LINK
+    key = guid or url
     found = find_price(title)
+    if image:
+        image = image if image.startswith(_WEB) else _absolute(image, feed_url)
     return Listing(
         marketplace=MARKETPLACE,
-        external_id=_external_id(guid or url, feed_url),
+        # An absolute URL is unique across feeds as it is; anything else ("1234", a tag: URI) only within its feed.
+        external_id=key if len(key) <= MAX_EXTERNAL_ID and key.startswith(_WEB) else _hashed_id(key, feed_url),
         title=title,
         url=url,
         price=found[0] if found else None,
         price_text=found[1] if found else None,
-        image_url=_absolute(image, feed_url) or _description_image(description, feed_url),
+        image_url=image or _description_image(description, feed_url),
         posted_at=posted,
         seller=seller[:200] if seller else None,
     )
@@ -264,7 +270,8 @@ _Fields = tuple[str | None, str | None, str | None, datetime | None, str | None,
 
 def _rss_fields(item: etree._Element, ns: str) -> _Fields:
     # One pass over the item's children, keeping the last of each name: an lxml find() per field costs more than
-    # the rest of the parse.
+    # the rest of the parse. The common case of each field (a leaf element) is read in place: a helper call per
+    # field of every item is a tenth of the parse.
     names = _RSS_NAMES[ns]
     found: list[etree._Element | None] = [None] * len(_RSS_FIELDS)
     image = None
@@ -279,14 +286,39 @@ def _rss_fields(item: etree._Element, ns: str) -> _Fields:
             if not kind or kind.startswith("image/"):
                 image = child.get("url") or None
     title, link, guid, pub_date, dc_date, creator, description = found
-    # Titles are HTML-escaped text in practice, often escaped twice ("&amp;amp;"): unescaping plain text is harmless.
-    title_text = _clean_title(text_of(title))
-    posted = parse_date(text_of(pub_date)) or parse_date(text_of(dc_date))
-    guid_text = text_of(guid) or item.get(_RDF_ABOUT)
-    image = image or _media_image(item)
+    title_text = None
+    if title is not None:
+        raw = title.text if len(title) == 0 else "".join(title.itertext())
+        # Titles are HTML-escaped text in practice, often escaped twice ("&amp;amp;"): unescaping plain text is
+        # harmless.
+        if raw:
+            title_text = " ".join((html.unescape(raw) if "&" in raw else raw).split()) or None
+    link_text = None
+    if link is not None:
+        raw = link.text if len(link) == 0 else "".join(link.itertext())
+        link_text = " ".join(raw.split()) or None if raw else None
+    posted = None
+    if pub_date is not None:
+        raw = pub_date.text
+        # Most feeds write RFC 9110's fixed-width date exactly: it is read as it stands.
+        if raw is not None and len(raw) == _IMF_FIXDATE_LENGTH and len(pub_date) == 0:
+            posted = _imf_fixdate(raw)
+        if posted is None:
+            posted = parse_date(text_of(pub_date))
+    if posted is None and dc_date is not None:
+        posted = parse_date(text_of(dc_date))
     # The description is read only for its picture, so only when the item names none itself.
-    description_text = text_of(description) if image is None else None
-    return title_text, text_of(link), guid_text, posted, image, text_of(creator), description_text
+    if image is None:
+        image = _media_image(item)
+    return (
+        title_text,
+        link_text,
+        (text_of(guid) if guid is not None else None) or item.get(_RDF_ABOUT),
+        posted,
+        image,
+        text_of(creator) if creator is not None else None,
+        text_of(description) if image is None and description is not None else None,
+    )
 
 
 def _atom_fields(entry: etree._Element) -> _Fields:
@@ -331,7 +363,9 @@ def _description_image(description: str | None, feed_url: str) -> str | None:
 
 
 def _clean_title(title: str | None) -> str | None:
-    return " ".join(html.unescape(title).split()) or None if title else None
+    if not title:
+        return None
+    return " ".join((html.unescape(title) if "&" in title else title).split()) or None
 
 
 def _absolute(link: str | None, base: str) -> str | None:
@@ -345,9 +379,7 @@ def _absolute(link: str | None, base: str) -> str | None:
     return url if url.startswith(("http://", "https://")) else None
 
 
-def _external_id(key: str, feed_url: str) -> str:
-    # An absolute URL is unique across feeds as it is; anything else ("1234", a tag: URI) only within its feed.
-    if key.startswith(("http://", "https://")) and len(key) <= MAX_EXTERNAL_ID:
-        return key
+def _hashed_id(key: str, feed_url: str) -> str:
+    """An id for a key unique only within its feed, or too long for the id column: hashed with the feed's address."""
     digest = hashlib.sha256(f"{feed_url}\n{key}".encode()).hexdigest()
     return f"sha256:{digest[:40]}"

@@ -101,6 +101,15 @@ def test_an_item_that_cannot_be_read_makes_the_fetch_partial() -> None:
     assert result.listings[0].location == "ottawa"
 
 
+def test_an_item_without_a_link_is_read_from_its_guid() -> None:
+    body = b"""<rss version="2.0"><channel><title>x</title><item><title>Lamp</title>
+      <guid> https://www.kijiji.ca/v-lamps/ottawa/lamp/1700000009 </guid>
+      <pubDate>Sat, 15 Jul 2023 02:29:12 GMT</pubDate></item></channel></rss>"""
+    [lamp] = parse_feed(body).listings
+    assert (lamp.external_id, lamp.url) == ("1700000009", "https://www.kijiji.ca/v-lamps/ottawa/lamp/1700000009")
+    assert lamp.posted_at == datetime(2023, 7, 15, 2, 29, 12, tzinfo=UTC)  # no dc:date: pubDate stands in
+
+
 # -- feed URLs ---------------------------------------------------------------------------------------------------
 
 

@@ -327,3 +327,13 @@ def test_the_service_registers_every_new_adapter_and_builds_its_fetcher() -> Non
     assert {"kleinanzeigen", "kijiji", "reddit", "rss"} <= set(adapters)
     assert isinstance(adapters["rss"].build_request(SearchQuery("x", FEED_URL)).url_guard, UrlGuard)
     build_fetcher(settings, adapters)
+
+
+def test_a_padded_or_loose_pub_date_reads_as_the_fixed_width_one() -> None:
+    """The fixed-width date is read as it stands; any other spelling of it still goes through the full reader."""
+    expected = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    for written in ("Tue, 14 Nov 2023 22:13:20 GMT", "\n  Tue, 14 Nov 2023 22:13:20 GMT\n", "Tue,  14 Nov 2023 22:13:20 GMT",
+                    "Tue, 14 Nov 2023 22:13:20 +0000"):
+        body = (f'<rss version="2.0"><channel><item><title>t</title><link>https://d.example/1</link>'
+                f"<pubDate>{written}</pubDate></item></channel></rss>").encode()
+        assert parse_feed(body, feed_url=FEED_URL).listings[0].posted_at == expected, written
