@@ -346,6 +346,8 @@ class ScanQueries(Queries):
                 "occasion": happening, "detail": facts_value(told_as, facts), "_index": index,
             })
 
+        # A listing back on sale for less is one alert to a destination, the relist with the price before, not two.
+        cheaper = {(heard.platform, heard.target, change.listing_id): change for heard, change in drops}
         for search_id, listing_id, index, listing, kind in candidates:
             search = searches[search_id]
             if search.snoozed_until is not None and search.snoozed_until > now:
@@ -365,9 +367,14 @@ class ScanQueries(Queries):
                 told_as = AlertKind.RELIST
             if told_as is AlertKind.RELIST:
                 facts = replace(facts, trend=trends.get(listing_id))
+                change = cheaper.pop((search.destination.platform, search.destination.target, listing_id), None)
+                if change is not None and facts.old_price is None:
+                    facts = replace(facts, old_price=Money(change.old, change.currency))
             add(search.destination.platform, search.destination.target, listing_id, search_id, index,
                 kind, told_as, facts)
         for heard, change in drops:
+            if (heard.platform, heard.target, change.listing_id) not in cheaper:
+                continue  # told with its relist
             index, listing = where[change.listing_id]
             facts, _ = judge.facts(change.listing_id, listing, comparable_words(heard.query), heard.exclude)
             facts = replace(facts, old_price=Money(change.old, change.currency), trend=trends.get(change.listing_id))

@@ -286,6 +286,18 @@ async def test_a_listing_back_after_a_day_is_told_as_a_relist(world: World) -> N
     assert (await world.scan(*seed(), item(100, "100"))).alerts_queued == 0
 
 
+async def test_a_listing_back_for_less_is_one_relist_with_the_price_before(world: World) -> None:
+    """Regression: a listing back after a day at a lower price was told twice at once, as a relist and as a drop."""
+    await drop_scene(world)
+    half = RELIST_AFTER / 2 + timedelta(hours=1)
+    await world.scan(*seed(), after=half)
+    assert (await world.scan(*seed(), item(100, "70"), after=half)).alerts_queued == 1
+    [relist] = await world.due()
+    assert (relist.kind, relist.destination) == (AlertKind.RELIST, DEST)
+    assert relist.facts.old_price == Money(Decimal(100), "USD")
+    assert relist.facts.trend is not None
+
+
 async def test_a_listing_missing_for_less_than_a_day_is_no_relist(world: World) -> None:
     await world.add()
     await world.scan(*seed())
