@@ -45,7 +45,7 @@ def build_webhook_router(path: str, secret: str | None,
         try:
             data = json.loads(await request.body())
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-                raise ValueError("not an update")
+                raise TypeError("not an update")
             update = Update.de_json(data, app.bot)
         except (ValueError, TypeError, KeyError, UnicodeDecodeError) as err:
             log.warning("Telegram webhook call refused: malformed update (%s)", type(err).__name__)
