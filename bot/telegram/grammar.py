@@ -1,4 +1,5 @@
-"""The one-line search grammar of the Telegram /add and /edit commands: a line of words -> fields for build_spec."""
+"""The one-line grammar of the Telegram commands: /add and /edit lines -> fields for build_spec (or a pasted search
+address), and the /quiet window."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.commands import looks_like_markup
+from bot.deal_options import read_min_deal
 from scout.errors import InputError
 
 # A line longer than this is a paste accident; build_spec would refuse its query anyway.
@@ -23,6 +25,15 @@ _RADIUS = re.compile(r"^(\d{1,6})\s*km$")
 _PRICE_OP = re.compile(r"^(<=?|>=?)(.*)$")
 # The words after `no` / `with` that speak of paid placements: `no ads` leaves them out.
 _ADS = ("ads", "sponsored")
+# `name:value` tokens of the deal options, each name as people are likely to type it.
+_DEAL = ("deal", "deals")
+_DROP = ("drop", "drops")
+_SELLER = ("seller", "sellers")
+_RATING = ("rating",)
+# Values that undo an option in /edit: every seller again, any seller rating.
+_ANY = ("any", "all", "off", "none")
+# A pasted search address: what `/add https://www.ebay.com/sch/i.html?_nkw=lego` starts with.
+_URL = re.compile(r"^https?://\S+$", re.IGNORECASE)
 
 
 @dataclass
@@ -38,6 +49,11 @@ class SearchLine:
     location: str | None = None
     radius_km: str | None = None
     sponsored: str | None = None  # "exclude" for `no ads`, "include" for `with ads`
+    min_deal: str | None = None  # "good", "great", "fair", or "any" to take every match again
+    price_drop: str | None = None  # "15%", or "off"
+    exclude_sellers: list[str] | None = None  # [] after `seller:any`: no seller is left out any more
+    min_seller_rating: str | None = None  # "98", or "off"
+    url: str | None = None  # a pasted search address, read by Commands.search_from_url (not a build_spec field)
 
     @property
     def query(self) -> str | None:
@@ -49,17 +65,23 @@ class SearchLine:
             "query": self.query, "exclude": self.exclude, "min_price": self.min_price, "max_price": self.max_price,
             "marketplaces": self.marketplaces, "interval_minutes": self.interval_minutes,
             "location": self.location, "radius_km": self.radius_km, "sponsored": self.sponsored,
+            "min_deal": self.min_deal, "price_drop": self.price_drop, "exclude_sellers": self.exclude_sellers,
+            "min_seller_rating": self.min_seller_rating,
         }
         return {key: value for key, value in values.items() if value is not None}
 
 
 def parse_search_line(text: str) -> SearchLine:
-    """Read `rtx 3080 -broken <500 >100 @ebay,craigslist every 10m near sfbay within 25km`.
+    """Read `rtx 3080 -broken <500 >100 @ebay,craigslist every 10m near sfbay within 25km deal:good`.
 
     Words are the query; `-word` excludes; `<N` / `>N` bound the price; `@a,b` picks marketplaces;
     `every 10m|2h|1d` sets the interval; `near PLACE` and `within N km` set a location; `no ads` leaves out
-    listings a marketplace marks as sponsored (`with ads` takes them back). Values are checked by
-    bot.commands.build_spec, so the messages match the other front ends; this only refuses a line it cannot read.
+    listings a marketplace marks as sponsored (`with ads` takes them back). The deal options: `deal:good|great|fair`
+    (`deal:any` for every match), `drop:15%` or `drops:off`, `seller:-name` to leave a seller out (once per seller;
+    `seller:any` takes them all back), `rating:98` for sellers rated 98% or better. A line that starts with an
+    http(s) address is a pasted search (`url`); the rest of the line changes what the address says. Values are
+    checked by bot.commands.build_spec, so the messages match the other front ends; this only refuses a line it
+    cannot read.
     """
     if len(text) > MAX_LINE_LENGTH:
         raise InputError(f"That line is {len(text)} characters long; keep it under {MAX_LINE_LENGTH}.")
@@ -70,6 +92,9 @@ def parse_search_line(text: str) -> SearchLine:
     tokens = text.split()
     line = SearchLine()
     index = 0
+    if tokens and _URL.match(tokens[0]):
+        line.url = tokens[0]
+        index = 1
     while index < len(tokens):
         token = tokens[index]
         lowered = token.lower()
@@ -86,6 +111,8 @@ def parse_search_line(text: str) -> SearchLine:
         elif lowered in ("no", "with") and index < len(tokens) and tokens[index].lower() in _ADS:
             _set_once(line, "sponsored", "exclude" if lowered == "no" else "include", "choice of sponsored ads")
             index += 1
+        elif ":" in token and token.partition(":")[0].lower() in (*_DEAL, *_DROP, *_SELLER, *_RATING):
+            _take_option(line, *token.split(":", 1))
         elif token.startswith("@"):
             names = [name for name in token[1:].replace(",", " ").split() if name]
             if not names:
@@ -117,6 +144,9 @@ def parse_edit_line(text: str) -> tuple[str, SearchLine]:
         raise InputError("Tell me which search to change and how, as in: /edit 12 <400 every 30m.",
                          field="search_id")
     line = parse_search_line(rest)
+    if line.url:
+        raise InputError("A pasted search address starts a new search: send it with /add. /edit changes a search "
+                         "with words such as <400 every 30m.", field="url")
     if not line.fields():
         raise InputError(f"Tell me what to change, as in: /edit {head[:12]} <400 every 30m.")
     return head, line
@@ -164,6 +194,38 @@ def _take_radius(line: SearchLine, tokens: list[str], index: int) -> int:
     return index
 
 
+def _take_option(line: SearchLine, name: str, value: str) -> None:
+    """One `name:value` deal option. build_spec judges the values, all but the deal level's, whose message here can
+    name what was typed."""
+    key = name.lower()
+    if not value.strip():
+        raise InputError(f"'{name[:12]}:' needs a value, as in deal:good, drop:15%, seller:-name or rating:98.",
+                         field=key)
+    if key in _DEAL:
+        try:
+            read_min_deal(value)
+        except InputError:
+            # build_spec's message names the field (min_deal); this one names what was typed here.
+            raise InputError(f"'{name[:12]}:{value[:20]}' is not a choice: write deal:great, deal:good, deal:fair "
+                             "or deal:any.", field="min_deal") from None
+        _set_once(line, "min_deal", value.lower(), "deal level")
+    elif key in _DROP:
+        _set_once(line, "price_drop", value.lower(), "price-drop share")
+    elif key in _RATING:
+        _set_once(line, "min_seller_rating", "off" if value.lower() in _ANY else value, "seller rating")
+    elif value.lower() in _ANY:
+        if line.exclude_sellers:
+            raise InputError(f"'{name[:12]}:{value[:12]}' takes back every seller left out, so it cannot come with "
+                             "seller:-name.", field="exclude_sellers")
+        line.exclude_sellers = []
+    elif not value.startswith("-") or len(value) < 2:
+        example = value.lstrip("-")[:40] or "name"
+        raise InputError(f"To leave out a seller, put '-' before the name, as in {name[:12]}:-{example}.",
+                         field="exclude_sellers")
+    else:
+        line.exclude_sellers = [*(line.exclude_sellers or []), value[1:]]
+
+
 def _set_once(line: SearchLine, name: str, value: str, label: str) -> None:
     if getattr(line, name) is not None:
         raise InputError(f"Give the {label} once.", field=name)
@@ -185,3 +247,13 @@ def parse_price_answer(text: str) -> tuple[str | None, str | None]:
     if line.fields().keys() - {"min_price", "max_price"}:
         raise InputError("Send only a price range here, such as <500 or 100-500.", field="price")
     return line.min_price, line.max_price
+
+
+def parse_quiet_line(text: str) -> tuple[str, str | None]:
+    """`/quiet 22:00-07:00 Europe/Berlin` (spaces around the dash allowed), `/quiet 22-7`, `/quiet off` -> the
+    window and the time zone as typed, for bot.deal_options to judge."""
+    parts = re.sub(r"\s*[-\u2013]\s*", "-", text.strip()).split()
+    if not parts or len(parts) > 2:
+        raise InputError("Send quiet hours as /quiet 22:00-07:00 with your time zone, as in "
+                         "/quiet 22:00-07:00 Europe/Berlin, or /quiet off.", field="quiet_hours")
+    return parts[0], parts[1] if len(parts) > 1 else None

@@ -197,7 +197,14 @@ class GuidedAdd:
         if draft is None:
             return END
         try:
-            fields = parse_search_line(_text(update)).fields()
+            line = parse_search_line(_text(update))
+            if line.url:
+                # A pasted search address answers every question at once; a bad one is asked again.
+                text, markup = await self.h.add_line(update, _text(update))
+                self._forget(update, context)
+                await self.h.reply(update, text, markup)
+                return END
+            fields = line.fields()
             self._check(fields)
         except InputError as err:
             return await self._again(update, draft, err, ASK_QUERY)

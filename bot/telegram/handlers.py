@@ -16,6 +16,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot.admin import AdminCommands
 from bot.buttons import existed_by, latest_creation
 from bot.commands import Actor, Commands, describe_outcomes, describe_search
+from bot.telegram.deal_handlers import DealHandlers
 from bot.telegram.grammar import EXAMPLE, parse_edit_line, parse_search_line
 from bot.telegram.guided import command_args, for_another_bot, install_guided_add
 from bot.telegram.notifier import TelegramNotifier, to_markup
@@ -42,6 +43,10 @@ BOT_COMMANDS = (
     ("resume", "Resume a search: /resume 12"),
     ("remove", "Remove a search: /remove 12"),
     ("deals", "Latest deals of a search: /deals 12"),
+    ("snooze", "No alerts from a search for a while: /snooze 12 2h"),
+    ("history", "Prices a search or listing saw, as a chart: /history 12"),
+    ("quiet", "Quiet hours for this chat: /quiet 22:00-07:00 Europe/Berlin"),
+    ("layout", "Alerts in this chat as cards or one line: /layout compact"),
     ("help", "What Deal Scout does, with examples"),
     ("cancel", "Stop a guided /add"),
 )
@@ -64,12 +69,25 @@ def help_text(marketplaces: Collection[str]) -> str:
         "• <code>every 10m</code>, <code>every 2h</code>: how often (default: as often as allowed)\n"
         "• <code>near sfbay</code>: a Craigslist area\n"
         "• <code>no ads</code>: leave out listings marked sponsored\n"
+        "• <code>deal:good</code>, <code>deal:great</code>: only listings priced well below similar ones "
+        "(<code>deal:any</code>: every match)\n"
+        "• <code>drop:15%</code>: tell me when a listing's price falls that much (default 10%; "
+        "<code>drops:off</code>: never)\n"
+        "• <code>seller:-name</code>: leave out a seller (<code>seller:any</code> takes them back); "
+        "<code>rating:98</code>: sellers rated 98% or better\n"
+        "Or paste a marketplace search address: "
+        "<code>/add https://www.ebay.com/sch/i.html?_nkw=lego every 30m</code>\n"
         "Or send /add alone and I will ask step by step.\n\n"
         "<b>Then</b>\n/list: the searches in this chat\n/show 12: one search\n"
         "/edit 12 &lt;400 every 30m: change it (what you give replaces what was there)\n"
-        "/pause 12, /resume 12, /remove 12\n/deals 12: what it found lately\n\n"
+        "/pause 12, /resume 12, /remove 12\n/deals 12: what it found lately\n"
+        "/snooze 12 2h: no alerts from it for a while, though it keeps checking (/snooze 12 off)\n"
+        "/history 12: the prices it has seen, as a chart (/history ebay:1234567890: one listing)\n\n"
+        "<b>This chat</b>\n/quiet 22:00-07:00 Europe/Berlin: hold alerts back overnight (/quiet off)\n"
+        "/layout compact: one line per alert (/layout full: cards)\n\n"
         "Every alert has buttons to open the listing and to pause or remove its search. In groups anyone can add "
-        "a search; only its owner or a group admin can change it."
+        "a search; only its owner or a group admin can change it, and only group admins set quiet hours and the "
+        "layout."
     )
 
 
@@ -82,6 +100,7 @@ class TelegramHandlers:
         self.admin = admin
         self.notifier = notifier
         self.operator_ids = frozenset(operator_ids)
+        self.deal = DealHandlers(self)
 
     def install(self, application: Application) -> None:
         application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.on_migrate))
@@ -93,6 +112,8 @@ class TelegramHandlers:
         }
         for name, action in simple.items():
             application.add_handler(CommandHandler(name, self.guard(action), filters=ONLY_NEW))
+        for name, callback in self.deal.callbacks().items():
+            application.add_handler(CommandHandler(name, callback, filters=ONLY_NEW))
         application.add_handler(CallbackQueryHandler(self.on_button))
         application.add_handler(MessageHandler(filters.COMMAND & ONLY_NEW, self.on_unknown_command))
         application.add_handler(MessageHandler(filters.ChatType.PRIVATE & ONLY_NEW, self.on_chatter))
@@ -202,8 +223,8 @@ class TelegramHandlers:
     # --- commands -------------------------------------------------------------------------------------------
 
     async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE, args: str) -> Reply:
-        return ("Hello! I post new second-hand listings that match your searches.\n"
-                "Try: <code>/add nintendo switch &lt;200</code>, or /help for everything I understand.", None)
+        return (("Hello! I post new second-hand listings that match your searches.\n"
+                 "Try: <code>/add nintendo switch &lt;200</code>, or /help for everything I understand."), None)
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE, args: str) -> Reply:
         return help_text(self.commands.adapters), None
@@ -213,11 +234,20 @@ class TelegramHandlers:
         fields.setdefault("query", "")
         search = await self.commands.add_search(self.actor(update), Destination(PLATFORM, here), scope=here,
                                                 **fields)
-        return (f"Saved {self.describe(search)}.\nNew matches will be posted here. Change it with "
-                f"/edit {search.id}, stop it with /pause {search.id}.", self.keyboard(search))
+        return ((f"Saved {self.describe(search)}.\nNew matches will be posted here. Change it with "
+                 f"/edit {search.id}, stop it with /pause {search.id}."), self.keyboard(search))
 
     async def add_line(self, update: Update, line: str) -> Reply:
-        return await self.save(update, parse_search_line(line).fields())
+        """`/add <words>`, or `/add <search address> [<words>]`: what follows an address changes what it says."""
+        parsed = parse_search_line(line)
+        if parsed.url is None:
+            return await self.save(update, parsed.fields())
+        fields, ignored = self.commands.search_from_url(parsed.url, **parsed.fields())
+        text, markup = await self.save(update, fields)
+        if ignored:
+            text += "\n" + html.escape(f"Not kept from the address (a saved search cannot filter by them): "
+                                       f"{', '.join(ignored)}.", quote=False)
+        return text, markup
 
     async def list_here(self, update: Update, context: ContextTypes.DEFAULT_TYPE, args: str) -> Reply:
         here = self.here(update)

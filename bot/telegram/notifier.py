@@ -13,7 +13,15 @@ from dataclasses import replace
 from datetime import timedelta
 
 import msgspec
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -257,17 +265,30 @@ class TelegramNotifier:
         Flood control's answer is waited out and the message sent again, REPLY_ATTEMPTS sends in all; other
         Telegram errors, and the last flood answer, are raised to the caller.
         """
-        bot = self._require_bot()
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        return await self._send_reply(chat_id, lambda bot: bot.send_message(
+            chat_id, html_text, parse_mode=ParseMode.HTML, reply_parameters=reply,
+            reply_markup=reply_markup,  # type: ignore[arg-type]
+            link_preview_options=LinkPreviewOptions(is_disabled=True)))
+
+    async def send_picture(self, chat_id: int, png: bytes, caption_html: str, *, filename: str,
+                           reply_to: int | None = None) -> Message:
+        """A command's answer as an uploaded picture (multipart) with an HTML caption, paced and retried as
+        send_text. The caller keeps the caption within CAPTION_LIMIT (render.render_caption does)."""
+        reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        return await self._send_reply(chat_id, lambda bot: bot.send_photo(
+            chat_id, InputFile(png, filename=filename), caption=caption_html, parse_mode=ParseMode.HTML,
+            reply_parameters=reply))
+
+    async def _send_reply(self, chat_id: int, send: Callable[[Bot], Awaitable[Message]]) -> Message:
+        """Send a command reply ahead of the alerts waiting for its chat, waiting out flood control's answer."""
+        bot = self._require_bot()
         with self._replies.waiting(chat_id):
             attempt = 1
             while True:
                 await self.pace(chat_id, reply=True)
                 try:
-                    return await bot.send_message(chat_id, html_text, parse_mode=ParseMode.HTML,
-                                                  reply_parameters=reply,
-                                                  reply_markup=reply_markup,  # type: ignore[arg-type]
-                                                  link_preview_options=LinkPreviewOptions(is_disabled=True))
+                    return await send(bot)
                 except RetryAfter as err:
                     wait = retry_after_seconds(err)
                     self._held_until[chat_id] = self._clock() + wait

@@ -96,7 +96,7 @@ def _fit(pieces: list[_Piece], limit: int) -> str:
         group = [p for p in pieces if p.shrink == rank]
         sizes = [utf16_len(p.text) for p in group]
 
-        def saved(cap: int) -> int:
+        def saved(cap: int, group: list[_Piece] = group, sizes: list[int] = sizes) -> int:
             return sum(size - max(p.floor, min(size, cap)) for p, size in zip(group, sizes))
 
         # The longest common cap that saves enough, so pieces of one rank (digest titles) are cut alike.
@@ -249,6 +249,12 @@ def render_search_detail(description: str, outcomes: Sequence[str]) -> str:
     pieces = [_Piece(description, shrink=2, floor=200), _Piece("\n"), _Piece("Last checks", "<b>", "</b>")]
     pieces += [_Piece(f"\n\u2022 {line}", shrink=1, floor=40) for line in outcomes]
     return _fit(pieces, MESSAGE_LIMIT)
+
+
+def render_plain(text: str, *, limit: int = MESSAGE_LIMIT) -> str:
+    """Plain text (a /history summary) as escaped HTML of at most `limit` visible units: CAPTION_LIMIT under a
+    picture, MESSAGE_LIMIT alone."""
+    return _fit([_Piece(text, shrink=1, floor=1)], limit)
 
 
 def render_lines(head: str, lines: Sequence[str], *, more: str = "\u2026 and {n} more") -> str:

@@ -7,7 +7,13 @@ from decimal import Decimal
 import pytest
 
 from bot.commands import build_spec
-from bot.telegram.grammar import parse_edit_line, parse_interval, parse_price_answer, parse_search_line
+from bot.telegram.grammar import (
+    parse_edit_line,
+    parse_interval,
+    parse_price_answer,
+    parse_quiet_line,
+    parse_search_line,
+)
 from scout.errors import InputError
 from tests.bot.telegram.helpers import ADAPTERS
 
@@ -88,7 +94,7 @@ def test_values_are_checked_by_the_shared_command_layer(line: str, message: str)
 def test_a_good_line_becomes_a_spec() -> None:
     spec = build_spec(ADAPTERS, **parse_search_line("RTX 3080 -Broken <500 >100 @ebay every 10m").fields())
     assert (spec.query, spec.exclude, spec.min_price, spec.max_price, spec.marketplaces,
-            spec.check_interval_minutes) == ("RTX 3080", ("broken",), Decimal("100"), Decimal("500"), ("ebay",), 10)
+            spec.check_interval_minutes) == ("RTX 3080", ("broken",), Decimal(100), Decimal(500), ("ebay",), 10)
 
 
 def test_edit_lines() -> None:
@@ -135,3 +141,88 @@ def test_an_html_looking_line_is_refused_as_a_query_not_as_a_price(line: str) ->
     assert str(caught.value) == HTML_QUERY
     with pytest.raises(InputError, match="The maximum price '<b>500</b>' is not a number"):
         build_spec(ADAPTERS, query="lego", max_price=parse_price_answer("<b>500</b>")[1])
+
+
+@pytest.mark.parametrize(("line", "fields"), [
+    ("lego deal:good", {"query": "lego", "min_deal": "good"}),
+    ("lego DEAL:Great", {"query": "lego", "min_deal": "great"}),
+    ("lego deal:any", {"query": "lego", "min_deal": "any"}),
+    ("lego drop:15%", {"query": "lego", "price_drop": "15%"}),
+    ("lego drops:off", {"query": "lego", "price_drop": "off"}),
+    ("lego seller:-BadShop seller:-junk_dealer", {"query": "lego", "exclude_sellers": ["BadShop", "junk_dealer"]}),
+    ("lego seller:any", {"query": "lego", "exclude_sellers": []}),
+    ("lego rating:98", {"query": "lego", "min_seller_rating": "98"}),
+    ("lego rating:99.5%", {"query": "lego", "min_seller_rating": "99.5%"}),
+    ("lego rating:any", {"query": "lego", "min_seller_rating": "off"}),
+    ("lego -broken deal:great drop:20% seller:-bob rating:97 @ebay every 30m",
+     {"query": "lego", "exclude": ["broken"], "min_deal": "great", "price_drop": "20%", "exclude_sellers": ["bob"],
+      "min_seller_rating": "97", "marketplaces": ["ebay"], "interval_minutes": 30}),
+    ("ideal:deal tv", {"query": "ideal:deal tv"}),  # only the option names before ':' are options
+])
+def test_deal_option_tokens(line: str, fields: dict) -> None:
+    parsed = parse_search_line(line)
+    assert (parsed.fields(), parsed.url) == (fields, None)
+
+
+def test_deal_option_tokens_become_a_spec() -> None:
+    spec = build_spec(ADAPTERS, **parse_search_line(
+        "lego deal:good drop:15% seller:-BadShop seller:-Junk_Dealer rating:98 @ebay").fields())
+    assert (spec.min_deal, spec.price_drop_share, spec.exclude_sellers, spec.min_seller_rating) == (
+        "good", Decimal("0.15"), ("badshop", "junk_dealer"), Decimal(98))
+    spec = build_spec(ADAPTERS, **parse_search_line("lego deal:any drops:off seller:any rating:any").fields())
+    assert (spec.min_deal, spec.price_drop_share, spec.exclude_sellers, spec.min_seller_rating) == (
+        None, None, (), None)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("lego deal:superb", "'deal:superb' is not a choice: write deal:great, deal:good, deal:fair or deal:any."),
+    ("lego deal:", "'deal:' needs a value, as in deal:good, drop:15%, seller:-name or rating:98."),
+    ("lego deal:good deal:great", "Give the deal level once."),
+    ("lego drop:10% drops:off", "Give the price-drop share once."),
+    ("lego rating:98 rating:99", "Give the seller rating once."),
+    ("lego seller:bob", "To leave out a seller, put '-' before the name, as in seller:-bob."),
+    ("lego seller:-", "To leave out a seller, put '-' before the name, as in seller:-name."),
+    ("lego seller:-bob seller:any", ("'seller:any' takes back every seller left out, so it cannot come with "
+                                     "seller:-name.")),
+])
+def test_deal_option_tokens_that_cannot_be_read(line: str, message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_search_line(line)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("lego rating:150", "The seller rating is a share of positive feedback from 1% to 100%."),
+    ("lego rating:abc", "The seller rating 'abc' is not a percentage such as 98%."),
+    ("lego drop:150%", "A price drop worth telling is from 1% to 90% of the price."),
+    ("lego drop:lots", "The price-drop share 'lots' is not a percentage such as 10%, or 'off'."),
+])
+def test_deal_option_values_are_checked_by_the_shared_command_layer(line: str, message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        build_spec(ADAPTERS, **parse_search_line(line).fields())
+    assert str(caught.value) == message
+
+
+def test_a_line_that_starts_with_a_web_address_is_a_pasted_search() -> None:
+    address = "https://www.ebay.com/sch/i.html?_nkw=lego&_udhi=50"
+    parsed = parse_search_line(f"{address} every 30m deal:good")
+    assert (parsed.url, parsed.fields()) == (address, {"interval_minutes": 30, "min_deal": "good"})
+    assert parse_search_line("HTTP://example.com/x").url == "HTTP://example.com/x"
+    assert parse_search_line("lego https://example.com").url is None  # only a first word is an address
+    with pytest.raises(InputError, match="A pasted search address starts a new search: send it with /add"):
+        parse_edit_line(f"3 {address}")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("22:00-07:00", ("22:00-07:00", None)), ("22:00-07:00 Europe/Berlin", ("22:00-07:00", "Europe/Berlin")),
+    ("22:00 - 07:00 UTC", ("22:00-07:00", "UTC")), ("22\u20137", ("22-7", None)), ("off", ("off", None)),
+    ("23-6 America/Port-au-Prince", ("23-6", "America/Port-au-Prince")),
+])
+def test_quiet_lines(text: str, expected: tuple) -> None:
+    assert parse_quiet_line(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "  ", "22:00-07:00 Europe/Berlin now"])
+def test_a_quiet_line_that_cannot_be_read(text: str) -> None:
+    with pytest.raises(InputError, match=r"Send quiet hours as /quiet 22:00-07:00 with your time zone"):
+        parse_quiet_line(text)

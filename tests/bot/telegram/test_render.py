@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -22,10 +23,11 @@ from bot.telegram.render import (
     render_deals,
     render_digest,
     render_lines,
+    render_plain,
     render_search_detail,
     utf16_len,
 )
-from scout.models import Alert, Destination, Listing, Money, StoredAlert
+from scout.models import Alert, AlertKind, DealFacts, Destination, Layout, Listing, Money, StoredAlert
 from tests.bot.telegram.helpers import visible
 
 ALLOWED_TAGS = {"b", "a", "code"}
@@ -199,3 +201,32 @@ def test_a_search_detail_fits_one_message_whatever_its_parts() -> None:
     shown = visible(text)
     assert utf16_len(shown) <= MESSAGE_LIMIT and well_formed(text)
     assert "\nLast checks\n\u2022 Market0: failed" in shown and "Market10: failed" in shown
+
+
+@pytest.mark.parametrize("unit", ["a", "&", "<", "\U0001f600"])
+def test_a_compact_alert_is_one_line_within_the_message_limit(unit: str) -> None:
+    item = listing(unit * 6000 + " END", location="Berlin")
+    drop = replace(alert(item), layout=Layout.COMPACT, kind=AlertKind.DROP,
+                   facts=DealFacts(verdict="great", old_price=Money(Decimal(250), "USD")))
+    rendered = render_alert(drop, marketplace_names={"ebay": "eBay"})
+    shown = visible(rendered.html)
+    assert (rendered.photo_url, rendered.keyboard) == (None, ())  # no picture, no buttons
+    assert "\n" not in shown and shown.startswith("[eBay] " + unit)
+    assert MESSAGE_LIMIT - 10 < utf16_len(shown) <= MESSAGE_LIMIT
+    assert well_formed(rendered.html).links == ["https://www.ebay.com/itm/1"]
+    assert shown.endswith(" open")  # the link survives the cut
+
+
+def test_a_short_compact_alert_keeps_every_part() -> None:
+    compact = replace(alert(), layout=Layout.COMPACT, facts=DealFacts(verdict="good", deal="20% below"))
+    rendered = render_alert(compact, marketplace_names={"ebay": "eBay"})
+    assert visible(rendered.html) == "[eBay] Nintendo Switch OLED \u00b7 199.99 USD \u00b7 good deal open"
+
+
+def test_plain_text_is_escaped_and_cut_to_the_caption_limit() -> None:
+    text = "#3 \u201clego <castle>\u201d & more\n" + "\u2581\u2583\u2587" * 600
+    caption = render_plain(text, limit=CAPTION_LIMIT)
+    assert utf16_len(visible(caption)) == CAPTION_LIMIT and visible(caption).endswith("\u2026")
+    assert caption.startswith("#3 \u201clego &lt;castle&gt;\u201d &amp; more\n")
+    well_formed(caption)
+    assert render_plain("short <b>") == "short &lt;b&gt;"
