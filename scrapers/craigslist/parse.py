@@ -183,14 +183,14 @@ def _rows_result(rows: list[_Row], ld_items: list[_LdItem] | None, base_url: str
     title is a lost row."""
     found = Distinct()
     add = found.add
-    known = len(ld_items) if ld_items else 0
-    # One loop, no call per row but the Listing's: a call per row costs a tenth of the page's parse.
+    items = ld_items or ()
+    # Each row is merged in the loop itself: a helper call per row cost a tenth of the page's parse.
     for index, (href, title, price_text, location) in enumerate(rows):
         posting_id = _posting_id(href) if href else None
         if not title or posting_id is None or href is None:
             continue
         # The ld+json list is in page order; the name check guards against the two lists ever drifting apart.
-        ld = ld_items[index] if index < known else _NO_ITEM  # type: ignore[index]
+        ld = items[index] if index < len(items) else _NO_ITEM
         name = ld.name
         if name != title and ld is not _NO_ITEM and " ".join(str(name or "").split()).casefold() != title.casefold():
             log.debug("Craigslist ld+json item %d is %r, not %r: not merged", index, name, title)
@@ -256,6 +256,7 @@ def _server_rows(fragment: bytes) -> list[_Row] | None:
     if at + len(_SERVER_LIST_CLOSE) != len(text) or not text.startswith(_SERVER_LIST_CLOSE, at):
         return None
     return rows
+
 
 def _utf8(body: bytes | str, encoding: str | None) -> bytes:
     """The page as UTF-8 bytes, which is what lexbor reads; a page in another declared charset is decoded first."""
