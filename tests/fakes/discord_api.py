@@ -10,6 +10,7 @@
         fake.release_answers()                  # ...until this (or exit): the bot may die knowing nothing
         await fake.wait_for_callback(interaction_id)   # the recorded interaction callback payload
         fake.messages, fake.statuses, fake.rate_limited, fake.synced, fake.dms
+        fake.uploads                            # requests that carried files (multipart): raw body, payload, files
 
 Rate limits, as Discord documents them in its headers: each channel's messages go in fixed windows of
 `channel_limit` per `channel_window` seconds starting at the window's first request (X-RateLimit-Limit, -Remaining,
@@ -23,6 +24,8 @@ discord.py checks for that string.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.message
 import json
 import math
 import time
@@ -30,7 +33,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import discord
 from aiohttp import web
@@ -56,6 +59,16 @@ class Posted:
         return self.payload.get("nonce")
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A request that carried files, as discord.py sends them: multipart/form-data with a `payload_json` part."""
+
+    path: str
+    raw: bytes  # the whole body as it arrived
+    payload: dict[str, Any]
+    files: dict[str, tuple[str, bytes]]  # form field ("files[0]") -> (file name, content)
+
+
 @dataclass
 class _Window:
     start: float
@@ -77,6 +90,7 @@ class FakeDiscord:
     callback_at: dict[str, float] = field(default_factory=dict)  # time.perf_counter() when each arrived
     followups: list[dict[str, Any]] = field(default_factory=list)
     edits: list[dict[str, Any]] = field(default_factory=list)
+    uploads: list[Upload] = field(default_factory=list)
     synced: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)  # answers to message POSTs, by status
     rate_limited: list[tuple[str, str]] = field(default_factory=list)  # (scope, route) of every 429
@@ -171,7 +185,7 @@ class FakeDiscord:
 
     # --- the server ----------------------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> FakeDiscord:
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_route("*", API_PREFIX + "/{tail:.*}", self._dispatch)
         if self.gateway is not None:
@@ -203,7 +217,13 @@ class FakeDiscord:
         parts = path.strip("/").split("/")
         body: Any = None
         if request.can_read_body:
-            body = json.loads(await request.read() or b"null")
+            raw = await request.read()
+            if request.content_type == "multipart/form-data":
+                upload = read_upload(path, raw, request.headers["Content-Type"])
+                self.uploads.append(upload)
+                body = upload.payload
+            else:
+                body = json.loads(raw or b"null")
         self.requests.append((request.method, path))
         is_interaction = parts[0] in ("interactions", "webhooks")
         if not is_interaction:
@@ -357,6 +377,28 @@ class FakeDiscord:
 # What @everyone may do in a new server, as far as alerts are concerned.
 _DEFAULT_EVERYONE = discord.Permissions(view_channel=True, send_messages=True, embed_links=True,
                                         read_message_history=True, use_application_commands=True).value
+
+
+def read_upload(path: str, raw: bytes, content_type: str) -> Upload:
+    """Split a multipart/form-data body at its boundary, keeping each part's bytes exactly as sent."""
+    header = email.message.Message()
+    header["Content-Type"] = content_type
+    boundary = str(header.get_param("boundary"))
+    payload: dict[str, Any] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    for chunk in raw.split(b"--" + boundary.encode())[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        content = content.removesuffix(b"\r\n")
+        part = email.message_from_bytes(head + b"\r\n\r\n")
+        name = str(part.get_param("name", header="content-disposition"))
+        filename = part.get_filename()
+        if filename is not None:
+            files[name] = (filename, content)
+        elif name == "payload_json":
+            payload = json.loads(content)
+    return Upload(path, raw, payload, files)
 
 
 def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
