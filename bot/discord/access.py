@@ -98,6 +98,13 @@ class Access:
         roles = await self._guild_roles(interaction.guild_id)
         return any(int(role["id"]) in mine and str(role.get("name", "")).casefold() == wanted for role in roles)
 
+    async def can_manage_channel(self, interaction: discord.Interaction) -> bool:
+        """Manage Channels in this channel (Discord computed it into the interaction, overwrites included), or a
+        server manager: who may change how the channel hears alerts."""
+        if interaction.guild_id is None:
+            return False
+        return interaction.permissions.manage_channels or await self.is_manager(interaction)
+
     async def bot_missing_in(self, interaction: discord.Interaction, channel_id: int) -> list[str]:
         """What the bot lacks to post alerts in `channel_id` of this interaction's server (empty: all good)."""
         if channel_id == interaction.channel_id:

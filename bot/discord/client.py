@@ -51,8 +51,12 @@ def render_error(error: InputError) -> str:
 
 
 async def send_ephemeral(interaction: discord.Interaction, content: str | None = None, *,
-                         embed: discord.Embed | None = None, view: discord.ui.View | None = None) -> None:
-    """Reply only the caller sees; a follow-up when the interaction was already answered."""
+                         embed: discord.Embed | None = None, view: discord.ui.View | None = None,
+                         file: discord.File | None = None) -> None:
+    """Reply only the caller sees; a follow-up when the interaction was already answered (or deferred).
+
+    With a file, discord.py sends the reply as multipart/form-data: the JSON payload and the file's bytes.
+    """
     kwargs: dict[str, Any] = {"ephemeral": True}
     if content is not None:
         kwargs["content"] = cut(content, CONTENT_LIMIT)
@@ -60,6 +64,8 @@ async def send_ephemeral(interaction: discord.Interaction, content: str | None =
         kwargs["embed"] = embed
     if view is not None:
         kwargs["view"] = view
+    if file is not None:
+        kwargs["file"] = file
     if interaction.response.is_done():
         await interaction.followup.send(**kwargs)
     else:

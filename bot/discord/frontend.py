@@ -21,6 +21,7 @@ from bot.discord.client import DealScoutClient, DiscordRest, Services
 from bot.discord.notifier import DiscordLimits, DiscordNotifier
 from bot.discord.render import render_gone_notice
 from bot.discord.searches import SearchGroup, deals
+from bot.discord.settings import SettingsGroup
 from bot.discord.views import DYNAMIC_ITEMS
 from scout.config import Settings
 from scout.errors import ConfigError
@@ -63,6 +64,7 @@ class DiscordFrontEnd:
         client = DealScoutClient(self.services, dynamic_items=DYNAMIC_ITEMS, on_gateway=self._gateway_changed)
         client.tree.add_command(SearchGroup())
         client.tree.add_command(deals)
+        client.tree.add_command(SettingsGroup())
         client.tree.add_command(AdminGroup())
         return client
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from datetime import timedelta
 from typing import Any
 
 import discord
 from discord import app_commands
 
-from bot.commands import Actor, describe_outcomes, describe_search
+from bot.commands import Actor, Commands, describe_outcomes, describe_search
 from bot.discord.client import DealScoutClient, send_ephemeral, view_from_components
 from bot.discord.render import (
     channel_tag,
@@ -21,8 +23,12 @@ from bot.discord.render import (
     render_search_detail,
     render_search_page,
 )
-from scout.errors import PermissionDeniedError
+from bot.discord.replies import HISTORY_FILENAME, render_history, render_ignored, render_snoozed
+from bot.history import load_history
+from scout.errors import InputError, PermissionDeniedError
 from scout.models import Destination
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 PAGE_SIZE = 10
@@ -30,6 +36,20 @@ AUTOCOMPLETE_CHOICES = 25  # Discord shows at most 25 suggestions
 CHOICE_LENGTH = 100  # and each is at most 100 characters
 # In /search edit, this word empties an optional field (a price bound, excluded words, location, currency).
 CLEAR = "none"
+# The deal verdicts a search can ask for at least (scout.deals.MIN_DEAL_CHOICES), and "any" for no deal filter.
+MIN_DEAL_CHOICES = [
+    app_commands.Choice(name="any match (no deal filter)", value="any"),
+    app_commands.Choice(name="fair price or better", value="fair"),
+    app_commands.Choice(name="good deal or better", value="good"),
+    app_commands.Choice(name="great deals only", value="great"),
+]
+# What /search snooze offers as one types; any other duration from 1 minute to 30 days is taken too.
+SNOOZE_SUGGESTIONS = ("30m", "2h", "8h", "1d", "3d", "1w", "off")
+# Drawing a chart fails this way: an undrawable amount (ValueError), matplotlib or its fonts missing or broken.
+CHART_FAILURES = (ValueError, ImportError, OSError, RuntimeError)
+NEITHER_QUERY_NOR_URL = "Give the words to look for (query), or paste a marketplace search address (url)."
+BOTH_QUERY_AND_URL = ("Give either the words to look for (query) or a marketplace search address (url), not both: "
+                      "the address carries its own words.")
 
 
 class AlertChannel(app_commands.Transformer):
@@ -126,37 +146,67 @@ def _sponsored(no_ads: bool) -> str:
     return "exclude" if no_ads else "include"
 
 
+def _search_fields(commands: Commands, query: str | None, url: str | None,
+                   typed: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...] | None]:
+    """The fields of a new search from its words or from a pasted address (exactly one of them), and the address's
+    filters that could not be kept (None when no address was pasted)."""
+    has_query, has_url = bool(query and query.strip()), bool(url and url.strip())
+    if has_query == has_url:
+        raise InputError(BOTH_QUERY_AND_URL if has_query else NEITHER_QUERY_NOR_URL, field="url")
+    if url is not None and has_url:
+        return commands.search_from_url(url, **typed)
+    return {**typed, "query": query}, None
+
+
+async def _snooze_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    wanted = current.strip().lower()
+    return [app_commands.Choice(name=choice, value=choice) for choice in SNOOZE_SUGGESTIONS
+            if choice.startswith(wanted)]
+
+
 class SearchGroup(app_commands.Group, name="search", description="Your saved deal searches in this server",
                   guild_only=True):
     @app_commands.command(name="add", description="Save a search; new listings that match are posted here")
     @app_commands.describe(
-        query="Words to look for, e.g. nintendo switch oled", max_price="Highest price, e.g. 200",
+        query="Words to look for, e.g. nintendo switch oled (or paste a search address as url)",
+        max_price="Highest price, e.g. 200",
         min_price="Lowest price", exclude="Words that rule a listing out, separated by commas",
         marketplaces="Where to look, separated by commas (empty: the usual set)",
         interval="Minutes between checks (default: the slowest marketplace's minimum)",
         channel="Where alerts go (default: this channel)", location="Where to look, for marketplaces that can",
-        currency="Currency of the price range, e.g. USD", no_ads="Leave out listings marked sponsored")
+        currency="Currency of the price range, e.g. USD", no_ads="Leave out listings marked sponsored",
+        url="A marketplace search address to watch instead of a query, e.g. from eBay or Kleinanzeigen",
+        min_deal="Tell only listings priced at least this well among comparable ones",
+        price_drop="Tell price drops from this share, e.g. 10% (default), or off",
+        exclude_sellers="Sellers whose listings are left out, separated by commas",
+        min_seller_rating="Least positive feedback of a seller, in percent, e.g. 98")
     @app_commands.autocomplete(marketplaces=_marketplace_choices)
-    async def add(self, interaction: discord.Interaction, query: str, max_price: str | None = None,
+    @app_commands.choices(min_deal=MIN_DEAL_CHOICES)
+    async def add(self, interaction: discord.Interaction, query: str | None = None, max_price: str | None = None,
                   min_price: str | None = None, exclude: str | None = None, marketplaces: str | None = None,
                   interval: int | None = None,
                   channel: app_commands.Transform[app_commands.AppCommandChannel, AlertChannel] | None = None,
-                  location: str | None = None, currency: str | None = None, no_ads: bool = False) -> None:
+                  location: str | None = None, currency: str | None = None, no_ads: bool = False,
+                  url: str | None = None, min_deal: str | None = None, price_drop: str | None = None,
+                  exclude_sellers: str | None = None, min_seller_rating: str | None = None) -> None:
         client = _client(interaction)
         services = client.services
+        typed = {"marketplaces": marketplaces, "interval_minutes": interval, "exclude": exclude,
+                 "min_price": min_price, "max_price": max_price, "location": location, "currency": currency,
+                 "sponsored": _sponsored(no_ads), "min_deal": min_deal, "price_drop": price_drop,
+                 "exclude_sellers": exclude_sellers, "min_seller_rating": min_seller_rating}
+        fields, ignored = _search_fields(services.commands, query, url, typed)
         actor = await client.access.actor(interaction)
         channel_id = channel.id if channel is not None else interaction.channel_id
         _check_caller_can_post(actor, channel_id, channel.permissions if channel is not None
                                else interaction.permissions)
         await _check_bot_can_post(client, interaction, channel_id)
         search = await services.commands.add_search(
-            actor, Destination(PLATFORM, str(channel_id)), scope=_scope(interaction), query=query,
-            marketplaces=marketplaces, interval_minutes=interval, exclude=exclude, min_price=min_price,
-            max_price=max_price, location=location, currency=currency, sponsored=_sponsored(no_ads))
+            actor, Destination(PLATFORM, str(channel_id)), scope=_scope(interaction), **fields)
         first_scan = search.next_run_at + timedelta(seconds=services.scan_tick_seconds)
-        await send_ephemeral(interaction, render_saved(search, describe_search(search, services.commands.adapters),
-                                                       first_scan_at=first_scan,
-                                                       baseline=services.baseline_first_scan))
+        text = render_saved(search, describe_search(search, services.commands.adapters), first_scan_at=first_scan,
+                            baseline=services.baseline_first_scan)
+        await send_ephemeral(interaction, text if ignored is None else f"{text}\n{render_ignored(ignored)}")
 
     @app_commands.command(name="list", description="Your searches in this server")
     @app_commands.describe(page="Page number", everyone="Everyone's searches (server managers only)")
@@ -183,12 +233,19 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         exclude=f"New excluded words ('{CLEAR}' removes them)", marketplaces="New marketplaces, separated by commas",
         interval="New minutes between checks", location=f"New location ('{CLEAR}' removes it)",
         currency=f"New currency of the price range ('{CLEAR}' removes it)",
-        no_ads="Leave out listings marked sponsored (False takes them back)")
+        no_ads="Leave out listings marked sponsored (False takes them back)",
+        min_deal="Tell only listings priced at least this well ('any': every match)",
+        price_drop="Tell price drops from this share, e.g. 10%, or off",
+        exclude_sellers=f"Sellers to leave out, separated by commas ('{CLEAR}' takes them all back)",
+        min_seller_rating=f"Least positive feedback of a seller, in percent ('{CLEAR}' removes it)")
     @app_commands.autocomplete(search=_search_choices, marketplaces=_marketplace_choices)
+    @app_commands.choices(min_deal=MIN_DEAL_CHOICES)
     async def edit(self, interaction: discord.Interaction, search: str, query: str | None = None,
                    max_price: str | None = None, min_price: str | None = None, exclude: str | None = None,
                    marketplaces: str | None = None, interval: int | None = None, location: str | None = None,
-                   currency: str | None = None, no_ads: bool | None = None) -> None:
+                   currency: str | None = None, no_ads: bool | None = None, min_deal: str | None = None,
+                   price_drop: str | None = None, exclude_sellers: str | None = None,
+                   min_seller_rating: str | None = None) -> None:
         client = _client(interaction)
         actor = await client.access.actor(interaction)
         commands = client.services.commands
@@ -196,7 +253,9 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         changes = {"query": query, "max_price": _cleared(max_price), "min_price": _cleared(min_price),
                    "exclude": _cleared(exclude), "marketplaces": marketplaces, "interval_minutes": interval,
                    "location": _cleared(location), "currency": _cleared(currency),
-                   "sponsored": None if no_ads is None else _sponsored(no_ads)}
+                   "sponsored": None if no_ads is None else _sponsored(no_ads), "min_deal": min_deal,
+                   "price_drop": price_drop, "exclude_sellers": _cleared(exclude_sellers),
+                   "min_seller_rating": _cleared(min_seller_rating)}
         after = await commands.edit_search(actor, before.id, scope=_scope(interaction), **changes)
         text = escape_markdown(describe_search(after, commands.adapters))
         verb = "Nothing to change in" if after == before else "Updated"
@@ -225,6 +284,37 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         resumed = await client.services.commands.resume_search(actor, before.id, scope=_scope(interaction))
         text = escape_markdown(describe_search(resumed, client.services.commands.adapters))
         await send_ephemeral(interaction, f"Resumed {text}.")
+
+    @app_commands.command(name="snooze",
+                          description="Announce none of a search's matches for a while; it keeps checking")
+    @app_commands.describe(search="The search to snooze",
+                           duration="For how long: 30m, 2h, 1d, 1w (at most 30 days), or off to wake it")
+    @app_commands.autocomplete(search=_search_choices, duration=_snooze_choices)
+    async def snooze(self, interaction: discord.Interaction, search: str, duration: str) -> None:
+        client = _client(interaction)
+        actor = await client.access.actor(interaction)
+        commands = client.services.commands
+        snoozed = await commands.snooze_search(actor, search, duration, scope=_scope(interaction))
+        await send_ephemeral(interaction, render_snoozed(snoozed, commands.now()))
+
+    @app_commands.command(name="history", description="Prices over time of a listing, or the prices a search's "
+                                                      "comparable listings ask, with a chart")
+    @app_commands.describe(target="A search (its number, e.g. 12) or a listing as marketplace:id, e.g. ebay:1234567")
+    @app_commands.autocomplete(target=_search_choices)
+    async def history(self, interaction: discord.Interaction, target: str) -> None:
+        client = _client(interaction)
+        actor = await client.access.actor(interaction)
+        found = await load_history(client.services.commands, actor, target, scope=_scope(interaction))
+        # Discord waits 3 seconds for an answer; a chart (the first one imports matplotlib) may take longer.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            png = await found.chart()
+        except CHART_FAILURES:
+            log.warning("could not draw the history chart of %r", found.title[:80], exc_info=True)
+            await send_ephemeral(interaction, render_history(found.text, charted=False))
+            return
+        await send_ephemeral(interaction, render_history(found.text, charted=True),
+                             file=discord.File(io.BytesIO(png), filename=HISTORY_FILENAME))
 
     @app_commands.command(name="remove", description="Delete a search for good")
     @app_commands.describe(search="The search to remove")

@@ -103,7 +103,8 @@ async def test_start_returns_while_discord_is_down_and_connects_once_it_is_back(
                 fake.add_channel(GUILD_ID, CHANNEL_ID)
                 connection = await asyncio.wait_for(front.wait_for_connection("connected"), HANG)
                 assert connection.connected and connection.error is None
-                assert {command["name"] for command in fake.synced["global"]} == {"search", "deals", "admin"}
+                assert {command["name"] for command in fake.synced["global"]} == {
+                    "search", "deals", "settings", "admin"}
                 assert gateway.sessions == ["identify"]
                 await front.stop()
         finally:

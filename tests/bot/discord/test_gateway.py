@@ -27,7 +27,8 @@ async def test_hello_identify_ready_interaction_response(commands: Commands, rep
             assert gateway.identify["intents"] == 1, "guilds only: no privileged intents"
             assert ("GET", "/gateway/bot") in fake.requests
             # DISCORD_GUILD_ID set: the commands went to that server, not globally.
-            assert {command["name"] for command in fake.synced[str(GUILD_ID)]} == {"search", "deals", "admin"}
+            assert {command["name"] for command in fake.synced[str(GUILD_ID)]} == {
+                "search", "deals", "settings", "admin"}
             assert "global" not in fake.synced
             assert front.client is not None
             payload = Interactions(front.client, fake).slash("search add", {"query": "lego technic"})
