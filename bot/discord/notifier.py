@@ -120,7 +120,7 @@ class DiscordNotifier:
             try:
                 response = await self._rest.request("POST", "/users/@me/channels",
                                                     payload={"recipient_id": str(user_id)})
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+            except (TimeoutError, aiohttp.ClientError, OSError) as err:
                 return DeliveryResult.retry(f"connection failed: {type(err).__name__}")
             finally:
                 self._global_window.release()
@@ -175,7 +175,7 @@ class DiscordNotifier:
         """The answer, or None when none came (connection refused or dropped, timeout)."""
         try:
             return await self._rest.request("POST", f"/channels/{target}/messages", payload=payload)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+        except (TimeoutError, aiohttp.ClientError, OSError) as err:
             log.info("no answer from Discord: %s", type(err).__name__)
             return None
         finally:

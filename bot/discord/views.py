@@ -44,7 +44,7 @@ async def guarded(interaction: discord.Interaction, handler: Handler) -> None:
         await handler(client, interaction)
     except InputError as err:
         await reply_error(interaction, err)
-    except Exception:  # noqa: BLE001 - the handler guard: log, tell the presser, keep serving
+    except Exception:  # the handler guard: log, tell the presser, keep serving
         log.exception("button %s failed", (interaction.data or {}).get("custom_id"))
         await send_ephemeral(interaction, "Something went wrong on our side and it has been logged.")
 
