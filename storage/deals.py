@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -244,6 +244,16 @@ class Announced:
     drop_share: Decimal | None
     snoozed_until: datetime | None
     active: bool
+    # The price the destination last saw (its newest alert of the listing, as it went out); None when unknown.
+    told: Money | None = None
+
+
+def _price_when(outbox: sa.TableClause, column: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+    """A column of the listing's last price observed by the time an alert row went out (the listing's index)."""
+    history = PriceHistoryRow.__table__
+    return (sa.select(column).where(history.c.listing_id == outbox.c.listing_id,
+                                    history.c.observed_at <= outbox.c.sent_at, history.c.price.is_not(None))
+            .order_by(history.c.observed_at.desc(), history.c.id.desc()).limit(1).scalar_subquery())
 
 
 async def announced_to(session: AsyncSession, dialect: str, listing_ids: Collection[int]) -> list[Announced]:
@@ -252,26 +262,35 @@ async def announced_to(session: AsyncSession, dialect: str, listing_ids: Collect
     if not listing_ids:
         return []
     outbox = OutboxRow.__table__
+    history = PriceHistoryRow.__table__
     rows = await session.execute(
         sa.select(outbox.c.platform, outbox.c.target, outbox.c.listing_id, SearchRow.id, SearchRow.query,
-                  SearchRow.exclude_words, SearchRow.price_drop_share, SearchRow.snoozed_until, SearchRow.status)
+                  SearchRow.exclude_words, SearchRow.price_drop_share, SearchRow.snoozed_until, SearchRow.status,
+                  _price_when(outbox, history.c.price), _price_when(outbox, history.c.currency))
         .select_from(outbox.join(SearchRow.__table__, SearchRow.id == outbox.c.search_id))
         .where(one_of(dialect, outbox.c.listing_id, sorted(listing_ids)), outbox.c.kind == "alert",
                outbox.c.status == "sent")
         .order_by(outbox.c.id)
     )
     found: dict[tuple[str, str, int], Announced] = {}
-    for platform, target, listing_id, search_id, query, exclude, share, snoozed, status in rows:
-        found.setdefault((platform, target, listing_id), Announced(
-            platform, target, listing_id, search_id, query, tuple(text_list(exclude)), share, snoozed,
-            status == "active"))
+    for platform, target, listing_id, search_id, query, exclude, share, snoozed, status, price, currency in rows:
+        key = (platform, target, listing_id)
+        told = Money(price, currency) if price is not None and currency else None
+        if key in found:  # the search of the first alert, the price of the newest
+            found[key] = replace(found[key], told=told)
+        else:
+            found[key] = Announced(platform, target, listing_id, search_id, query, tuple(text_list(exclude)), share,
+                                   snoozed, status == "active", told)
     return list(found.values())
 
 
 def drops_worth_telling(changes: Iterable[PriceChange], announced: Iterable[Announced],
                         now: datetime) -> list[tuple[Announced, PriceChange]]:
-    """The (destination, drop) pairs to announce: the search still active and not snoozed, and the drop at
-    least the search's share."""
+    """The (destination, drop) pairs to announce: the search still active and not snoozed, and the price at
+    least the search's share below the one the destination last saw (each pair's change says so in its `old`).
+
+    Measured from what the destination saw, not from the last price: a price that climbs and falls back is no news
+    to it, while a price cut a little at a time is told once the cuts add up."""
     by_listing = {change.listing_id: change for change in changes}
     pairs = []
     for heard in announced:
@@ -280,6 +299,9 @@ def drops_worth_telling(changes: Iterable[PriceChange], announced: Iterable[Anno
             continue
         if heard.snoozed_until is not None and heard.snoozed_until > now:
             continue
+        told = heard.told
+        if told is not None and told.currency == change.currency:
+            change = replace(change, old=told.amount)
         if is_price_drop(change.old, change.new, heard.drop_share):
             pairs.append((heard, change))
     return pairs
@@ -345,7 +367,7 @@ class DealQueries:
         prices a search's new listings are judged against, as one range of listing_words per marketplace."""
         judge = await self._judge([(words, marketplace) for marketplace in marketplaces], now, policy)
         totals: dict[str, list[Decimal]] = {}
-        for (_, _), found in judge.comparables.items():
+        for found in judge.comparables.values():
             for comparable in pick_comparables(found, exclude=exclude):
                 currency = judge.currencies.get(comparable.listing_id)
                 if currency:

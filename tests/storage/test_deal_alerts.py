@@ -249,12 +249,45 @@ async def test_a_price_drop_is_told_once_per_drop_to_the_destination_that_heard(
     # 5% off is no drop worth telling.
     assert (await world.scan(*seed(), item(100, "76"))).alerts_queued == 0
     assert await world.due() == []
-    # A second real drop later is a second alert, against the last price.
+    # A second real drop later is a second alert, from the price the chat saw last.
     assert (await world.scan(*seed(), item(100, "60"))).alerts_queued == 1
     [again] = await world.due()
     assert (again.kind, again.destination) == (AlertKind.DROP, DEST)
-    assert again.facts.old_price == Money(Decimal(76), "USD")
+    assert again.facts.old_price == Money(Decimal(80), "USD")
     assert again.outbox_id != drop.outbox_id
+
+
+async def test_a_price_that_climbs_and_falls_back_is_no_drop(world: World) -> None:
+    """Regression: a drop was measured from the last price, so a price going 100 -> 120 -> 100 told the chat that
+    heard of it at 100 of a drop from 120, and again at every swing."""
+    await drop_scene(world)
+    assert (await world.scan(*seed(), item(100, "120"))).alerts_queued == 0
+    assert (await world.scan(*seed(), item(100, "100"))).alerts_queued == 0
+    assert (await world.scan(*seed(), item(100, "120"))).alerts_queued == 0
+    assert (await world.scan(*seed(), item(100, "95"))).alerts_queued == 0
+    assert (await world.scan(*seed(), item(100, "90"))).alerts_queued == 1
+    [drop] = await world.due()
+    assert drop.facts.old_price == Money(Decimal(100), "USD")
+
+
+async def test_small_cuts_are_told_once_they_add_up(world: World) -> None:
+    await drop_scene(world)
+    for price in ("96", "93"):
+        assert (await world.scan(*seed(), item(100, price))).alerts_queued == 0
+    assert (await world.scan(*seed(), item(100, "89"))).alerts_queued == 1
+    [drop] = await world.due()
+    assert (drop.facts.old_price, drop.listing.price) == (Money(Decimal(100), "USD"), Money(Decimal(89), "USD"))
+
+
+async def test_a_drop_is_measured_from_the_price_the_alert_went_out_with(world: World) -> None:
+    """An alert queued at 100 that goes out after the price became 95 showed 95: a fall to 88 is no 10% drop."""
+    await world.add()
+    await world.scan(*seed())
+    await world.scan(*seed(), item(100, "100"))
+    await world.scan(*seed(), item(100, "95"))
+    await world.deliver()
+    assert (await world.scan(*seed(), item(100, "88"))).alerts_queued == 0
+    assert (await world.scan(*seed(), item(100, "85"))).alerts_queued == 1
 
 
 async def test_no_drop_alert_for_a_search_with_drops_off(world: World) -> None:
