@@ -43,6 +43,8 @@ __all__ = ["comparable_words"]  # the save imports it from here, with the rest o
 # news to nobody. A day spans every search interval the service allows but the weekly one, so a listing that only
 # slipped to the next page between two scans is not taken for one.
 RELIST_AFTER = timedelta(hours=24)
+# How stale a comparable's last sighting may get before a fetch that sees it again writes it anew.
+SEEN_REFRESH = timedelta(days=1)
 # Comparables kept per fetch group: the newest this many, so one popular search's range stays a bounded read.
 MAX_COMPARABLES = 5000
 # The price history points drawn in an alert's one-line trend.
@@ -121,13 +123,15 @@ async def record_words(session: AsyncSession, dialect: str, fetches: Sequence[Fe
               for words, marketplace, listing_id in keys]
     table = ListingWordsRow.__table__
     index = ["words", "marketplace", "listing_id"]
+    stmt = unnest_insert(table, values) if dialect == POSTGRESQL else sqlite_insert(table)
+    # A row seen within the last day is left as it is: the deal window is days long, and a scan that sees the same
+    # listings every few minutes writes nothing for them.
+    stmt = stmt.on_conflict_do_update(index_elements=index, set_={"seen_at": stmt.excluded.seen_at},
+                                      where=table.c.seen_at < now - SEEN_REFRESH)
     if dialect == POSTGRESQL:
-        stmt = unnest_insert(table, values)
-        await session.execute(stmt.on_conflict_do_update(index_elements=index, set_={"seen_at": stmt.excluded.seen_at}))
+        await session.execute(stmt)
     else:
-        stmt = sqlite_insert(table)
-        await session.execute(stmt.on_conflict_do_update(index_elements=index, set_={"seen_at": stmt.excluded.seen_at}),
-                              values)
+        await session.execute(stmt, values)
 
 
 async def load_judge(session: AsyncSession, keys: Iterable[WordsKey], now: datetime,

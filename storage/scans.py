@@ -348,11 +348,15 @@ class ScanQueries(Queries):
 
         # A listing back on sale for less is one alert to a destination, the relist with the price before, not two.
         cheaper = {(heard.platform, heard.target, change.listing_id): change for heard, change in drops}
+        words = {search_id: comparable_words(searches[search_id].query) for search_id in {c[0] for c in candidates}}
         for search_id, listing_id, index, listing, kind in candidates:
             search = searches[search_id]
             if search.snoozed_until is not None and search.snoozed_until > now:
                 continue
-            facts, judged = judge.facts(listing_id, listing, comparable_words(search.query), search.spec.exclude)
+            destination = search.destination
+            if (destination.platform, destination.target, listing_id, occasion(kind, now)) in rows:
+                continue  # another search already tells this chat of it
+            facts, judged = judge.facts(listing_id, listing, words[search_id], search.spec.exclude)
             if not passes(judged, search.spec.min_deal):
                 continue
             # A new match is news of this listing to the chat (occasion ''), told as a relist where the item was
@@ -370,8 +374,7 @@ class ScanQueries(Queries):
                 change = cheaper.pop((search.destination.platform, search.destination.target, listing_id), None)
                 if change is not None and facts.old_price is None:
                     facts = replace(facts, old_price=Money(change.old, change.currency))
-            add(search.destination.platform, search.destination.target, listing_id, search_id, index,
-                kind, told_as, facts)
+            add(destination.platform, destination.target, listing_id, search_id, index, kind, told_as, facts)
         for heard, change in drops:
             if (heard.platform, heard.target, change.listing_id) not in cheaper:
                 continue  # told with its relist

@@ -143,24 +143,21 @@ class ListingRow(Base):
 class ListingWordsRow(Base):
     """Which listings carried all the words of a search: the comparables a deal is judged against.
 
-    One row per (normalised search words, marketplace, listing), refreshed each time a fetch sees the listing again,
-    so one range of the primary key holds every comparable of a fetch.
+    One row per (normalised search words, marketplace, listing), its `seen_at` refreshed at most daily while fetches
+    keep seeing the listing. Derived data, kept lean for the scan that writes it: no foreign key (a row whose listing
+    is gone joins to nothing), and one index besides the primary key.
     """
 
     __tablename__ = "listing_words"
 
     words: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     marketplace: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    listing_id: Mapped[int] = mapped_column(sa.ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True)
+    listing_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-    __table_args__ = (
-        # The listing's foreign key: deleting a listing finds its rows without a scan.
-        sa.Index("ix_listing_words_listing", "listing_id"),
-        # A fetch group's comparables within the deal window, newest first: the read stops at the window's start
-        # however many older rows its words have gathered.
-        sa.Index("ix_listing_words_recent", "words", "marketplace", "seen_at"),
-    )
+    # A fetch group's comparables within the deal window, newest first: the read stops at the window's start however
+    # many older rows its words have gathered.
+    __table_args__ = (sa.Index("ix_listing_words_recent", "words", "marketplace", "seen_at"),)
 
 
 class PriceHistoryRow(Base):
