@@ -234,8 +234,15 @@ class OutboxQueries:
                 await session.execute(sa.insert(OutboxRow), rows)
 
     async def move_destination(self, old: Destination, new: Destination) -> None:
-        """A chat changed its id: its searches and unsent rows follow it (alerts it already has stay behind)."""
+        """A chat changed its id: its searches, its preferences and unsent rows follow it (alerts it already has
+        stay behind)."""
         async with self._sessions.begin() as session:
+            if await session.get(DestinationSettingsRow, (new.platform, new.target)) is None:
+                await session.execute(
+                    sa.update(DestinationSettingsRow)
+                    .where(DestinationSettingsRow.platform == old.platform, DestinationSettingsRow.target == old.target)
+                    .values(target=new.target)
+                )
             await session.execute(
                 sa.update(SearchRow).where(SearchRow.platform == old.platform, SearchRow.target == old.target)
                 # A group's searches are scoped to the group: the scope moves with the chat.

@@ -13,6 +13,7 @@ from scout.errors import NotFoundError, StorageError
 from scout.models import (
     Destination,
     FetchOutcome,
+    Layout,
     Listing,
     MarketplaceOutcome,
     Money,
@@ -21,7 +22,8 @@ from scout.models import (
     SearchStatus,
     SponsoredRule,
 )
-from storage.repo import Repository
+from scout.quiet import QuietHours
+from storage.repo import DestinationSettings, Repository
 from storage.tables import SearchRow
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -216,10 +218,16 @@ async def test_a_moved_chat_takes_its_scope_along(repo: Repository) -> None:
                                     first_run_at=NOW)
     other = await repo.save_search(owner="u", destination=group, scope="guild", spec=spec(), now=NOW,
                                    first_run_at=NOW)
+    quiet = QuietHours(22 * 60, 7 * 60, "Europe/Berlin")
+    await repo.save_destination_settings(DestinationSettings(group, quiet, Layout.COMPACT))
     await repo.move_destination(group, Destination("telegram", "-100999"))
     moved, kept = await repo.load_search(search.id), await repo.load_search(other.id)
     assert (moved.destination.target, moved.scope) == ("-100999", "-100999")
     assert (kept.destination.target, kept.scope) == ("-100999", "guild")
+    # Its quiet hours and layout go along.
+    assert await repo.load_destination_settings(Destination("telegram", "-100999")) == DestinationSettings(
+        Destination("telegram", "-100999"), quiet, Layout.COMPACT)
+    assert await repo.load_destination_settings(group) == DestinationSettings(group)
 
 
 async def test_activity_for_the_daily_summary(repo: Repository) -> None:
