@@ -108,7 +108,7 @@ class SearchSpec:
     sponsored: SponsoredRule = SponsoredRule.INCLUDE
     # Deals only: the weakest verdict an alert may carry ("great", "good", "fair"); None announces every match.
     min_deal: str | None = None
-    # A drop of at least this share of the last price is announced to those who heard of the listing; None: never.
+    # A drop of at least this share of the price a chat last saw is announced to it again; None: never.
     price_drop_share: Decimal | None = DEFAULT_PRICE_DROP_SHARE
     exclude_sellers: tuple[str, ...] = ()  # folded seller names whose listings never match
     min_seller_rating: Decimal | None = None  # percent positive feedback, where the marketplace shows it

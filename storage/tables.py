@@ -45,7 +45,7 @@ class SearchRow(Base):
     sponsored: Mapped[str] = mapped_column(sa.String(16), default="include", server_default="include")
     # Deals only: the weakest deal verdict an alert may carry ('great', 'good', 'fair'); None alerts every match.
     min_deal: Mapped[str | None] = mapped_column(sa.String(16))
-    # A price drop of at least this share of the last price is announced again; None turns drop alerts off.
+    # A drop of at least this share of the price a chat last saw is announced again; None turns drop alerts off.
     # (Searches saved before drop alerts existed got 0.10 from the migration; a new one always names its share.)
     price_drop_share: Mapped[Decimal | None] = mapped_column(sa.Numeric(5, 4))
     # Sellers whose listings never match, and the least share of positive feedback a seller must show.
