@@ -13,7 +13,7 @@ from bot import charts
 from bot.commands import Actor, Commands
 from scout.deals import comparable_words, score
 from scout.errors import InputError, NotFoundError
-from scout.sparkline import format_price, price_trend, sparkline
+from scout.sparkline import format_price, price_spread, price_trend
 
 # "ebay:1234567890" names a listing by its marketplace id (as in its address); "12" or "#12" a search.
 _LISTING = re.compile(r"^([a-z_]{2,32}):([A-Za-z0-9_.\-]{1,128})$")
@@ -84,18 +84,6 @@ async def _search_history(commands: Commands, actor: Actor, number: str, scope: 
     judged = score(prices[len(prices) // 2], prices)
     median = judged.median if judged else prices[len(prices) // 2]
     lines = [f"#{search.id} \u201c{search.query}\u201d: {len(prices)} comparable listings, last 90 days",
-             f"{sparkline(_histogram(prices))} {format_price(prices[0])}\u2013{format_price(prices[-1])} {currency}, "
-             f"median {format_price(median)}"]
+             f"{price_spread(prices, currency)}, median {format_price(median)}"]
     return History(f"#{search.id} {search.query}", currency, "\n".join(lines), prices=prices, median=median)
 
-
-def _histogram(prices: list[Decimal], bins: int = 10) -> list[int]:
-    """Counts of sorted prices in equal-width bins, for a one-line sparkline of their spread."""
-    low, high = prices[0], prices[-1]
-    if high == low:
-        return [len(prices)]
-    counts = [0] * bins
-    width = (high - low) / bins
-    for price in prices:
-        counts[min(bins - 1, int((price - low) / width))] += 1
-    return counts

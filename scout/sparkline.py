@@ -115,3 +115,27 @@ def price_trend(prices: Sequence[Decimal], currency: str) -> str:
         if len(head + tail) <= MAX_TREND_CHARS:
             return head + tail
     return head
+
+
+def histogram(prices: Sequence[Decimal], bins: int = 10) -> list[int]:
+    """How many of the prices (sorted, lowest first) fall in each of `bins` equal-width bins from the lowest to the
+    highest; one bin when they are all equal."""
+    low, high = prices[0], prices[-1]
+    if high == low:
+        return [len(prices)]
+    counts = [0] * bins
+    with localcontext(_DECIMALS):
+        width = (high - low) / bins
+        for price in prices:
+            counts[min(bins - 1, int((price - low) / width))] += 1
+    return counts
+
+
+def price_spread(prices: Sequence[Decimal], currency: str) -> str:
+    """One line on what comparable listings ask, sorted prices in: "▁▃█▆▂▁▁▁▁▁ 45.00–210.00 USD". Fewer than two
+    prices give "" (no spread to draw)."""
+    if len(prices) < 2:
+        return ""
+    counts = histogram(prices)
+    line = sparkline(counts) if len(counts) > 1 else FLAT_BLOCK
+    return f"{line} {format_price(prices[0])}\u2013{format_price(prices[-1])} {currency.strip()[:8]}".rstrip()

@@ -32,7 +32,7 @@ from scout.deals import (
     total_price,
 )
 from scout.models import AlertKind, DealFacts, FetchOutcome, Listing, Money
-from scout.sparkline import price_trend
+from scout.sparkline import price_spread, price_trend
 from storage.bulk import POSTGRESQL, one_of, unnest_insert
 from storage.tables import ListingRow, ListingWordsRow, OutboxRow, PriceHistoryRow, SearchRow
 from storage.types import text_list
@@ -81,7 +81,7 @@ class Judge:
     comparables: dict[WordsKey, list[Comparable]] = field(default_factory=dict)
     currencies: dict[int, str] = field(default_factory=dict)  # listing id -> its currency
     policy: DealPolicy = field(default_factory=DealPolicy)
-    _picked: dict[tuple[str, str, str, tuple[str, ...]], tuple[list[Decimal], dict[int, Decimal]]] = field(
+    _picked: dict[tuple[str, str, str, tuple[str, ...]], tuple[list[Decimal], dict[int, Decimal], str]] = field(
         default_factory=dict)
 
     def facts(self, listing_id: int, listing: Listing, words: str,
@@ -90,7 +90,7 @@ class Judge:
         currency = listing.price.currency if listing.price else None
         if total is None or currency is None:
             return DealFacts(), None
-        totals, by_id = self._pick(words, listing.marketplace, currency, tuple(exclude))
+        totals, by_id, spread = self._pick(words, listing.marketplace, currency, tuple(exclude))
         if listing_id in by_id:  # a listing is not its own comparable
             totals = totals.copy()
             del totals[bisect_left(totals, by_id[listing_id])]
@@ -98,16 +98,18 @@ class Judge:
         if judged is None:
             return DealFacts(), None
         return DealFacts(deal=describe(judged), verdict=judged.verdict.value,
-                         low_confidence=judged.low_confidence), judged
+                         low_confidence=judged.low_confidence, trend=spread or None), judged
 
     def _pick(self, words: str, marketplace: str, currency: str,
-              exclude: tuple[str, ...]) -> tuple[list[Decimal], dict[int, Decimal]]:
+              exclude: tuple[str, ...]) -> tuple[list[Decimal], dict[int, Decimal], str]:
+        """The comparables' totals in order, by listing, and the one-line spread an alert draws of them."""
         key = (words, marketplace, currency, exclude)
         if key not in self._picked:
             same = [c for c in self.comparables.get((words, marketplace), ())
                     if self.currencies.get(c.listing_id) == currency]
             picked = pick_comparables(same, exclude=exclude)
-            self._picked[key] = (sorted(c.total for c in picked), {c.listing_id: c.total for c in picked})
+            totals = sorted(c.total for c in picked)
+            self._picked[key] = (totals, {c.listing_id: c.total for c in picked}, price_spread(totals, currency))
         return self._picked[key]
 
 

@@ -370,7 +370,7 @@ class ScanQueries(Queries):
             elif listing_id in upserted.returned:
                 told_as = AlertKind.RELIST
             if told_as is AlertKind.RELIST:
-                facts = replace(facts, trend=trends.get(listing_id))
+                facts = replace(facts, trend=trends.get(listing_id) or facts.trend)
                 change = cheaper.pop((search.destination.platform, search.destination.target, listing_id), None)
                 if change is not None and facts.old_price is None:
                     facts = replace(facts, old_price=Money(change.old, change.currency))
@@ -380,7 +380,8 @@ class ScanQueries(Queries):
                 continue  # told with its relist
             index, listing = where[change.listing_id]
             facts, _ = judge.facts(change.listing_id, listing, comparable_words(heard.query), heard.exclude)
-            facts = replace(facts, old_price=Money(change.old, change.currency), trend=trends.get(change.listing_id))
+            facts = replace(facts, old_price=Money(change.old, change.currency),
+                            trend=trends.get(change.listing_id) or facts.trend)
             add(heard.platform, heard.target, change.listing_id, heard.search_id, index, AlertKind.DROP,
                 AlertKind.DROP, facts)
         listings = {listing_id: listing for listing_id, (_, listing) in where.items()}

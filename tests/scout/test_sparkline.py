@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from scout.sparkline import MAX_TREND_CHARS, format_price, price_trend, sparkline
+from scout.sparkline import MAX_TREND_CHARS, format_price, histogram, price_spread, price_trend, sparkline
 
 
 def prices(text: str) -> list[Decimal]:
@@ -138,3 +138,22 @@ def test_the_trend_line_stays_under_eighty_characters(series: list[Decimal]) -> 
 def test_price_trend_refuses_a_price_that_is_not_a_number() -> None:
     with pytest.raises(ValueError, match="finite numbers"):
         price_trend([Decimal(1), Decimal("NaN")], "EUR")
+
+
+@pytest.mark.parametrize(("prices", "line"), [
+    ([], ""),
+    (["10"], ""),
+    (["10", "10", "10"], "\u2584 10.00\u201310.00 USD"),
+    (["10", "20"], "\u2588\u2581\u2581\u2581\u2581\u2581\u2581\u2581\u2581\u2588 10.00\u201320.00 USD"),
+    # Four in the lowest tenth, one at the middle, one at the top: a quarter of the peak is the third block.
+    (["10", "11", "12", "13", "50", "100"],
+     "\u2588\u2581\u2581\u2581\u2583\u2581\u2581\u2581\u2581\u2583 10.00\u2013100.00 USD"),
+])
+def test_price_spread_draws_how_many_comparables_ask_each_price(prices: list[str], line: str) -> None:
+    assert price_spread([Decimal(price) for price in prices], "USD") == line
+
+
+def test_histogram_counts_every_price_once() -> None:
+    prices = sorted(Decimal(n) for n in range(1, 101))
+    counts = histogram(prices)
+    assert len(counts) == 10 and sum(counts) == 100

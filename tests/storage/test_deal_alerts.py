@@ -134,6 +134,10 @@ async def test_a_cheap_new_listing_is_told_as_a_great_deal_among_earlier_pages(w
     assert alert.facts.deal == "50% below the median of 21 similar listings"
     assert (alert.facts.verdict, alert.facts.low_confidence) == ("great", False)
     assert alert.facts.old_price is None
+    # The alert draws the comparables' spread in one line: ten blocks, the lowest and highest price.
+    blocks, _, prices = (alert.facts.trend or "").partition(" ")
+    assert len(blocks) == 10 and set(blocks) <= set("\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588")
+    assert prices.endswith(" USD") and "\u2013" in prices
 
 
 async def test_a_good_deal_among_fewer_comparables_is_low_confidence(world: World) -> None:
