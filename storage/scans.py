@@ -91,6 +91,15 @@ class _Upserted:
     fresh: list[Listing]
 
 
+def _came_back(upserted: _Upserted, listing_id: int, search: SavedSearch) -> bool:
+    """Whether a listing is back on the market for this search: unseen for RELIST_AFTER, and the search looked in
+    the meantime (a scan of it succeeded after the listing's last sighting). A search that was not scanned for a
+    day, the service being down, finds its listings where they were: that is no relist."""
+    last_seen = upserted.returned.get(listing_id)
+    looked = search.last_success_at
+    return last_seen is not None and looked is not None and looked > last_seen
+
+
 async def marketplace_row(session: AsyncSession, key: str) -> MarketplaceStateRow:
     """A marketplace's (or a host's) health row, added when it has none yet, and locked until the transaction ends
     on PostgreSQL: workers saving fetches of one marketplace at once add to its counters one after the other, and
@@ -289,7 +298,7 @@ class ScanQueries(Queries):
         candidates: list[tuple[int, int, int, Listing, AlertKind]] = []  # search, listing, fetch index, kind
         for (search_id, listing_id), (index, listing) in wanted.items():
             if (search_id, listing_id) in already:
-                if listing_id in upserted.returned:
+                if _came_back(upserted, listing_id, searches[search_id]):
                     candidates.append((search_id, listing_id, index, listing, AlertKind.RELIST))
                 continue
             baseline = baseline_first_scan and listing.marketplace not in live[search_id].baselined
@@ -367,7 +376,7 @@ class ScanQueries(Queries):
                 first_seen, old_price = moved[listing.key]
                 facts = replace(facts, first_seen_at=first_seen, old_price=old_price)
                 told_as = AlertKind.RELIST
-            elif listing_id in upserted.returned:
+            elif _came_back(upserted, listing_id, search):
                 told_as = AlertKind.RELIST
             if told_as is AlertKind.RELIST:
                 facts = replace(facts, trend=trends.get(listing_id) or facts.trend)
