@@ -13,7 +13,7 @@ from scout.models import AlertKind, Listing, Money
 from scrapers.ebay.parse import parse_search_page
 from storage.deals import RELIST_AFTER
 from tests.conftest import fixture_path
-from tests.storage.test_deal_alerts import World, only, world  # noqa: F401 - the fixture
+from tests.storage.test_deal_alerts import World, only
 
 pytestmark = pytest.mark.fixtures
 QUERY = "pokemon"
