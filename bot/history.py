@@ -77,13 +77,15 @@ async def _search_history(commands: Commands, actor: Actor, number: str, scope: 
     totals = await commands.repo.load_comparable_totals(
         comparable_words(search.query), search.spec.marketplaces, exclude=search.spec.exclude, now=commands.now())
     if not totals:
-        raise NotFoundError(f"Search #{search.id} has seen no priced listings in the last 90 days yet.")
+        raise NotFoundError(f"Search #{search.id} has seen no priced listings in the last "
+                            f"{commands.repo.deal_policy.window_days} days yet.")
     # The currency most of them ask in: the others cannot be compared without exchange rates.
     currency, _ = Counter({code: len(prices) for code, prices in totals.items()}).most_common(1)[0]
     prices = sorted(totals[currency])
     judged = score(prices[len(prices) // 2], prices)
     median = judged.median if judged else prices[len(prices) // 2]
-    lines = [f"#{search.id} \u201c{search.query}\u201d: {len(prices)} comparable listings, last 90 days",
+    days = commands.repo.deal_policy.window_days
+    lines = [f"#{search.id} \u201c{search.query}\u201d: {len(prices)} comparable listings, last {days} days",
              f"{price_spread(prices, currency)}, median {format_price(median)}"]
     return History(f"#{search.id} {search.query}", currency, "\n".join(lines), prices=prices, median=median)
 

@@ -28,7 +28,7 @@ from ops.assembly import Ops, build_ops
 from ops.reporter import OpsOutbox, audit_threshold_changes, ops_destinations
 from scout import __version__
 from scout.circuit import CircuitPolicy
-from scout.config import Settings
+from scout.config import Settings, deal_policy
 from scout.delivery import Dispatcher, Notifier
 from scout.errors import ConfigError, InputError
 from scout.models import Destination, SavedSearch
@@ -101,7 +101,7 @@ async def open_store(settings: Settings, *, migrate: bool = True) -> AsyncIterat
     try:
         if migrate:
             await db.upgrade(engine)
-        yield Store(engine, Repository(db.session_factory(engine)))
+        yield Store(engine, Repository(db.session_factory(engine), deal_policy=deal_policy(settings)))
     finally:
         await engine.dispose()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dealscout.cli_deals import add_deal_parsers
-from scout.config import SETTINGS, Settings, default_data_dir, load_settings, whole_number
+from scout.config import SETTINGS, Settings, deal_policy, default_data_dir, load_settings, whole_number
 from scout.errors import ConfigError, DealScoutError, InputError, StorageError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ async def open_repository(settings: Settings) -> AsyncIterator[Repository]:
     engine = db.create_engine(settings.resolved_database_url)
     try:
         await db.upgrade(engine)
-        yield Repository(db.session_factory(engine))
+        yield Repository(db.session_factory(engine), deal_policy=deal_policy(settings))
     finally:
         await engine.dispose()
 

@@ -9,9 +9,12 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scout.errors import ConfigError
+
+if TYPE_CHECKING:
+    from scout.deals import DealPolicy
 from scout.models import UnpricedRule
 
 # The largest value a duration setting accepts: past it a typo (an extra zero, 1e309) would overflow the dates and
@@ -171,6 +174,12 @@ SETTINGS: dict[str, Setting] = {
     "baseline_first_scan": Setting(
         "BASELINE_FIRST_SCAN", "true", _bool,
         "A new search's first scan records what is already listed and sends nothing; false sends it all."),
+    "deal_window_days": Setting(
+        "DEAL_WINDOW_DAYS", "90", whole_number(1, 3650),
+        "How far back the comparable listings a deal is judged against go, in days."),
+    "deal_min_comparables": Setting(
+        "DEAL_MIN_COMPARABLES", "15", whole_number(3, 5000),
+        "Comparable listings a deal verdict needs to be sure; below it alerts say low confidence."),
     "unpriced_listings": Setting(
         "UNPRICED_LISTINGS", "include", _unpriced,
         "Default for new searches with a price range: include or exclude listings that show no comparable price."),
@@ -299,6 +308,8 @@ class Settings:
     scan_lease_seconds: float
     schedule_jitter: float
     baseline_first_scan: bool
+    deal_window_days: int
+    deal_min_comparables: int
     default_marketplaces: tuple[str, ...]
     unpriced_listings: UnpricedRule
     delivery_tick_seconds: float
@@ -454,3 +465,10 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def _line_at(data: bytes, index: int) -> int:
     return data.count(b"\n", 0, index) + 1
+
+
+def deal_policy(settings: Settings) -> DealPolicy:
+    """How deals are judged, from the DEAL_* settings."""
+    from scout.deals import DealPolicy  # loaded where deals are judged, not by every command that reads settings
+
+    return DealPolicy(window_days=settings.deal_window_days, min_comparables=settings.deal_min_comparables)

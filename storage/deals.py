@@ -360,6 +360,7 @@ class DealQueries:
 
     _sessions: Any
     dialect: str
+    deal_policy: DealPolicy
 
     async def find_listing_id(self, marketplace: str, external_id: str) -> int | None:
         async with self._sessions() as session:
@@ -368,10 +369,10 @@ class DealQueries:
                                                ListingRow.external_id == external_id))).scalar()
 
     async def load_comparable_totals(self, words: str, marketplaces: Sequence[str], *, exclude: Sequence[str],
-                                     now: datetime, policy: DealPolicy | None = None) -> dict[str, list[Decimal]]:
+                                     now: datetime) -> dict[str, list[Decimal]]:
         """The totals (price and delivery) of a search's comparables over the deal window, by currency: the
         prices a search's new listings are judged against, as one range of listing_words per marketplace."""
-        judge = await self._judge([(words, marketplace) for marketplace in marketplaces], now, policy)
+        judge = await self._judge([(words, marketplace) for marketplace in marketplaces], now, self.deal_policy)
         totals: dict[str, list[Decimal]] = {}
         for found in judge.comparables.values():
             for comparable in pick_comparables(found, exclude=exclude):

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from scout.deals import DealPolicy
 from scout.errors import StorageError
 from storage.bulk import POSTGRESQL, unnest_insert
 
@@ -57,8 +58,10 @@ def _storage_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[
 class Queries:
     """What every aggregate of storage.repo.Repository works with; each public method is one transaction."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, deal_policy: DealPolicy | None = None) -> None:
         self._sessions = sessions
+        # How deals are judged (the window of comparables, the count a verdict needs): DEAL_* settings.
+        self.deal_policy = deal_policy or DealPolicy()
         bind = sessions.kw["bind"]
         self.dialect: str = bind.dialect.name
 

@@ -338,7 +338,7 @@ class ScanQueries(Queries):
         keys = {(comparable_words(searches[search_id].query), listing.marketplace)
                 for search_id, _, _, listing, _ in candidates}
         keys.update((comparable_words(heard.query), where[heard.listing_id][1].marketplace) for heard, _ in drops)
-        judge = await load_judge(session, keys, now)
+        judge = await load_judge(session, keys, now, self.deal_policy)
         told = {lid for _, lid, _, _, kind in candidates if kind is AlertKind.RELIST}
         told.update(change.listing_id for _, change in drops)
         currencies = {lid: where[lid][1].price.currency for lid in told if where[lid][1].price is not None}

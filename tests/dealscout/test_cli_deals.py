@@ -120,3 +120,17 @@ def test_history_of_a_search_and_of_a_listing(capsys: pytest.CaptureFixture[str]
     assert (tmp_path / "listing.png").read_bytes().startswith(PNG_SIGNATURE)
     code, _, err = run(capsys, "history", "ebay:999")
     assert code == 2 and "None of your searches found ebay:999." in err
+
+
+def test_the_deal_window_is_a_setting(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    run(capsys, "search", "add", "lego castle", "-m", "ebay")
+    _seed_prices("lego castle", [40, 55, 60], {})  # seen two days ago, and one day ago
+    monkeypatch.setenv("DEAL_WINDOW_DAYS", "1")
+    code, _, err = run(capsys, "history", "1")
+    assert code == 2 and "no priced listings in the last 1 days yet" in err
+    monkeypatch.setenv("DEAL_WINDOW_DAYS", "7")
+    code, out, _ = run(capsys, "history", "1")
+    assert code == 0 and "3 comparable listings, last 7 days" in out
+    monkeypatch.setenv("DEAL_WINDOW_DAYS", "0")
+    code, _, err = run(capsys, "history", "1")
+    assert code == 2 and "DEAL_WINDOW_DAYS" in err
