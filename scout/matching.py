@@ -3,6 +3,7 @@ where the result page carries one), sellers and price range?"""
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from decimal import Decimal
 from scout.models import Listing, SearchSpec, SponsoredRule, UnpricedRule
 
 _WORD = re.compile(r"\w+")
+_TAG = re.compile(r"<[^>]*>")
 
 
 def fold(text: str) -> str:
@@ -19,6 +21,14 @@ def fold(text: str) -> str:
         return text.casefold()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def plain_text(text: str) -> str:
+    """A description as words: feeds hand theirs over as HTML, escaped once or twice ("n&amp;#233;gociable"), which
+    is undone here, when a search needs the words, rather than in every parse."""
+    if "&" in text or "<" in text:
+        text = _TAG.sub(" ", html.unescape(html.unescape(text)))
+    return text
 
 
 def tokenize(text: str) -> tuple[str, ...]:
@@ -61,7 +71,7 @@ class Matcher:
             return False
         if self.excluded is not None and (
             self.excluded.search(title)
-            or (listing.description is not None and self.excluded.search(fold(listing.description)))
+            or (listing.description is not None and self.excluded.search(fold(plain_text(listing.description))))
         ):
             return False
         if not self._seller_ok(listing):

@@ -58,11 +58,15 @@ def _feed_items(root: etree._Element) -> list[etree._Element]:
     return list(channel.iterchildren("item"))
 
 
+# A description longer than this is cut: its first words say what the ad is about.
+MAX_DESCRIPTION = 4000
+
+
 def _item_listing(item: etree._Element) -> Listing | None:
     # One pass over the item's dozen leaf children, reading only the texts used: an lxml find() per field, or
     # the text of every child (the description is the longest), costs more than the rest of the parse. The guid
     # and pubDate are read only when the link or dc:date is missing.
-    title = link = guid = price_text = lat = lon = pub_date = dc_date = image = None
+    title = link = guid = price_text = lat = lon = pub_date = dc_date = image = description = None
     # A slice lists the children in one call, faster than stepping the element's own iterator.
     for child in item[:]:
         tag = child.tag
@@ -72,6 +76,8 @@ def _item_listing(item: etree._Element) -> Listing | None:
             link = child.text
         elif tag == "enclosure":
             image = child.get("url")
+        elif tag == "description":
+            description = child.text
         elif tag == "pubDate":
             pub_date = child
         elif tag == "guid":
@@ -106,6 +112,9 @@ def _item_listing(item: etree._Element) -> Listing | None:
         location=_location(parts[4] if len(parts) >= _AD_PATH_PARTS else None, lat, lon),
         image_url=image,
         posted_at=_posted(dc_date, pub_date),
+        # As the feed has it (still escaped once): only words to exclude read it, and they unescape it then
+        # (scout.matching.plain_text), so the parse pays nothing for the searches that exclude no word.
+        description=description[:MAX_DESCRIPTION] if description else None,
     )
 
 

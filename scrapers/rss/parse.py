@@ -32,6 +32,8 @@ DC = "http://purl.org/dc/elements/1.1/"
 _DC_DATE, _DC_CREATOR, _RDF_ABOUT = f"{{{DC}}}date", f"{{{DC}}}creator", f"{{{RDF}}}about"
 _ATOM_ENTRY, _RSS1_ITEM = f"{{{ATOM}}}entry", f"{{{RSS1}}}item"
 # The fields an RSS item is read for, in order, and their element names in RSS 2.0 (no namespace) and RSS 1.0.
+# A description longer than this is cut: its first words say what the item is about.
+MAX_DESCRIPTION = 4000
 _RSS_FIELDS = ("title", "link", "guid", "pubDate", _DC_DATE, _DC_CREATOR, "description")
 _RSS_NAMES = {
     ns: {(name if name.startswith("{") or not ns else f"{{{ns}}}{name}"): at for at, name in enumerate(_RSS_FIELDS)}
@@ -255,6 +257,7 @@ def _item_listing(item: etree._Element, feed_url: str) -> Listing | _Refused | N
         image_url=image or _description_image(description, feed_url),
         posted_at=posted,
         seller=seller[:200] if seller else None,
+        description=description,
     )
 
 
@@ -307,7 +310,6 @@ def _rss_fields(item: etree._Element, ns: str) -> _Fields:
             posted = parse_date(text_of(pub_date))
     if posted is None and dc_date is not None:
         posted = parse_date(text_of(dc_date))
-    # The description is read only for its picture, so only when the item names none itself.
     if image is None:
         image = _media_image(item)
     return (
@@ -317,8 +319,17 @@ def _rss_fields(item: etree._Element, ns: str) -> _Fields:
         posted,
         image,
         text_of(creator) if creator is not None else None,
-        text_of(description) if image is None and description is not None else None,
+        _raw_text(description),
     )
+
+
+def _raw_text(element: etree._Element | None) -> str | None:
+    """An item's description as the feed has it, HTML and all, cut to MAX_DESCRIPTION: the picture is looked for in
+    it, and words to exclude read it as plain text (scout.matching.plain_text), so the parse does no more."""
+    if element is None:
+        return None
+    raw = element.text if len(element) == 0 else "".join(element.itertext())
+    return raw[:MAX_DESCRIPTION] if raw and not raw.isspace() else None
 
 
 def _atom_fields(entry: etree._Element) -> _Fields:
@@ -339,7 +350,7 @@ def _atom_fields(entry: etree._Element) -> _Fields:
     posted = parse_date(text_of(child("published"))) or parse_date(text_of(child("updated")))
     author = entry.find(f"{{{ATOM}}}author/{{{ATOM}}}name")
     image = image or _media_image(entry)
-    description = None if image else text_of(child("summary")) or text_of(child("content"))
+    description = _raw_text(child("summary")) or _raw_text(child("content"))
     return title, link, text_of(child("id")), posted, image, text_of(author), description
 
 

@@ -86,3 +86,35 @@ def test_a_real_pages_cheapest_card_scores_against_its_neighbours_with_delivery_
     judged = score(cheapest.total, others)
     assert judged is not None and judged.verdict in (Verdict.GREAT, Verdict.GOOD) and not judged.low_confidence
     assert (judged.median, judged.count, judged.percentile) == (statistics.median(others), len(others), 0.0)
+
+
+def test_words_to_exclude_are_found_in_a_real_kijiji_feeds_escaped_descriptions() -> None:
+    from scrapers.kijiji.parse import parse_feed
+
+    listings = parse_feed(fixture_path("kijiji/rss-srp-k0c10l9001-2023-07-15.rss").read_bytes()).listings
+    assert listings and all(listing.description for listing in listings)
+    # "Secteur Beauport" is in one ad's description, not in its title "Mariokart DS".
+    matcher = build_matcher(spec("mariokart", "kijiji", exclude=("beauport",)))
+    [mariokart] = [listing for listing in listings if listing.title == "Mariokart DS"]
+    assert build_matcher(spec("mariokart", "kijiji")).matches(mariokart) and not matcher.matches(mariokart)
+    # The feed escapes its descriptions ("&#8226;" for a bullet): the words between the escapes are read.
+    wanted = next(listing for listing in listings if "&#8226;" in (listing.description or ""))
+    assert not build_matcher(spec("nintendo", "kijiji", exclude=("stickers",))).matches(wanted)
+
+
+def test_words_to_exclude_are_found_in_rss_item_descriptions_given_as_html() -> None:
+    from scrapers.rss.parse import parse_feed
+
+    feed = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>deals</title>'
+            b'<item><title>Steam Deck 512GB $350</title><link>https://deals.example/1</link>'
+            b'<description>&lt;p&gt;Open box, &lt;b&gt;cracked&lt;/b&gt; screen &amp;amp; no charger&lt;/p&gt;'
+            b'</description></item>'
+            b'<item><title>Steam Deck 256GB $300</title><link>https://deals.example/2</link>'
+            b'<description><![CDATA[<p>Like new, <i>boxed</i></p>]]></description></item>'
+            b'</channel></rss>')
+    listings = parse_feed(feed, feed_url="https://deals.example/feed").listings
+    matcher = build_matcher(spec("steam deck", "rss", exclude=("cracked",)))
+    assert [listing.url for listing in listings if matcher.matches(listing)] == ["https://deals.example/2"]
+    # A word of the markup is not a word of the description.
+    assert all(build_matcher(spec("steam deck", "rss", exclude=("boxed", "p"))).matches(listing) is (n == 0)
+               for n, listing in enumerate(listings))
