@@ -25,7 +25,7 @@ def _array(values: Sequence[Any], item_type: sa.types.TypeEngine[Any]) -> Column
     return sa.cast(sa.bindparam(None, list(values), type_=array_type), array_type)
 
 
-def _json_rows(values: Sequence[Any]) -> Any:
+def json_rows(values: Sequence[Any]) -> Any:
     """SQLite's `json_each` over one bound JSON array; its rows' `value` column holds the items."""
     return sa.func.json_each(sa.bindparam(None, json.dumps(list(values)), type_=sa.String())).table_valued("value")
 
@@ -38,7 +38,7 @@ def one_of(dialect: str, column: sa.ColumnElement[Any], values: Sequence[int | s
     """
     if dialect == POSTGRESQL:
         return column == sa.any_(_array(values, column.type))
-    rows = _json_rows(values)
+    rows = json_rows(values)
     return column.in_(sa.select(rows.c.value))
 
 
@@ -57,7 +57,7 @@ def select_by_keys(dialect: str, columns: Sequence[sa.ColumnElement[Any]], keys:
         source: Any = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="wanted")
         parts = list(source.c)
     else:
-        source = _json_rows([list(row) for row in rows])
+        source = json_rows([list(row) for row in rows])
         parts = [sa.func.json_extract(source.c.value, f"$[{index}]") for index in range(len(keys))]
     joined = sa.and_(*(key == part for key, part in zip(keys, parts, strict=True)))
     return sa.select(*columns).select_from(source).join(table, joined)

@@ -33,9 +33,9 @@ from scout.deals import (
 )
 from scout.models import AlertKind, DealFacts, FetchOutcome, Listing, Money
 from scout.sparkline import price_spread, price_trend
-from storage.bulk import POSTGRESQL, one_of, unnest_insert
+from storage.bulk import POSTGRESQL, json_rows, one_of, unnest_insert
 from storage.tables import ListingRow, ListingWordsRow, OutboxRow, PriceHistoryRow, SearchRow
-from storage.types import text_list
+from storage.types import UtcDateTime, text_list
 
 __all__ = ["comparable_words"]  # the save imports it from here, with the rest of the deal part
 
@@ -121,19 +121,25 @@ async def record_words(session: AsyncSession, dialect: str, fetches: Sequence[Fe
     if not keys:
         return
     # Rows in key order: two saves writing overlapping rows at once lock them in the same order.
-    values = [{"words": words, "marketplace": marketplace, "listing_id": listing_id, "seen_at": now}
-              for words, marketplace, listing_id in keys]
     table = ListingWordsRow.__table__
-    index = ["words", "marketplace", "listing_id"]
-    stmt = unnest_insert(table, values) if dialect == POSTGRESQL else sqlite_insert(table)
+    names = ["words", "marketplace", "listing_id"]
+    if dialect == POSTGRESQL:
+        stmt = unnest_insert(table, [{"words": words, "marketplace": marketplace, "listing_id": listing_id,
+                                      "seen_at": now} for words, marketplace, listing_id in keys])
+    else:
+        # One statement over one JSON array of the rows: SQLite steps through them without a round of Python
+        # per row, as an executemany would take.
+        rows = json_rows(keys)
+        stmt = sqlite_insert(table).from_select(
+            [*names, "seen_at"],
+            sa.select(*(sa.func.json_extract(rows.c.value, f"$[{index}]") for index in range(len(names))),
+                      sa.literal(now, UtcDateTime())).where(sa.true()),  # WHERE: SQLite's upsert after a SELECT
+        )
     # A row seen within the last day is left as it is: the deal window is days long, and a scan that sees the same
     # listings every few minutes writes nothing for them.
-    stmt = stmt.on_conflict_do_update(index_elements=index, set_={"seen_at": stmt.excluded.seen_at},
+    stmt = stmt.on_conflict_do_update(index_elements=names, set_={"seen_at": stmt.excluded.seen_at},
                                       where=table.c.seen_at < now - SEEN_REFRESH)
-    if dialect == POSTGRESQL:
-        await session.execute(stmt)
-    else:
-        await session.execute(stmt, values)
+    await session.execute(stmt)
 
 
 async def load_judge(session: AsyncSession, keys: Iterable[WordsKey], now: datetime,

@@ -335,8 +335,8 @@ class ScanQueries(Queries):
         moved = await predecessors(session, self.dialect, list({
             listing.key: listing for _, _, _, listing, kind in candidates
             if kind is AlertKind.NEW and listing.key in fresh}.values()), now)
-        keys = {(comparable_words(searches[search_id].query), listing.marketplace)
-                for search_id, _, _, listing, _ in candidates}
+        words = {search_id: comparable_words(searches[search_id].query) for search_id in {c[0] for c in candidates}}
+        keys = {(words[search_id], listing.marketplace) for search_id, _, _, listing, _ in candidates}
         keys.update((comparable_words(heard.query), where[heard.listing_id][1].marketplace) for heard, _ in drops)
         judge = await load_judge(session, keys, now, self.deal_policy)
         told = {lid for _, lid, _, _, kind in candidates if kind is AlertKind.RELIST}
@@ -357,7 +357,6 @@ class ScanQueries(Queries):
 
         # A listing back on sale for less is one alert to a destination, the relist with the price before, not two.
         cheaper = {(heard.platform, heard.target, change.listing_id): change for heard, change in drops}
-        words = {search_id: comparable_words(searches[search_id].query) for search_id in {c[0] for c in candidates}}
         for search_id, listing_id, index, listing, kind in candidates:
             search = searches[search_id]
             if search.snoozed_until is not None and search.snoozed_until > now:
