@@ -73,10 +73,11 @@ async def fold_cross_listings(session: AsyncSession, dialect: str, rows: list[di
     dropped: set[int] = set()
     for (platform, target, key), row in firsts.items():
         listing = listings[row["listing_id"]]
-        for outbox_id, status, detail, marketplace in earlier.get((platform, target, key), ()):
+        for outbox_id, status, marketplace in earlier.get((platform, target, key), ()):
             if marketplace == listing.marketplace:
                 continue
             if status == "pending":
+                detail = await session.scalar(sa.select(OutboxRow.detail).where(OutboxRow.id == outbox_id))
                 await session.execute(sa.update(OutboxRow).where(OutboxRow.id == outbox_id).values(
                     detail=_add_link(detail, listing.marketplace, listing.url)))
             dropped.add(id(row))  # told already, or on its way with this link now
@@ -85,8 +86,9 @@ async def fold_cross_listings(session: AsyncSession, dialect: str, rows: list[di
 
 
 async def _told_lately(session: AsyncSession, dialect: str, listings: list[Listing],
-                       now: datetime) -> dict[tuple[str, str, ItemKey], list[tuple[int, str, Any, str]]]:
-    """The alerts of the last day about the same sellers' listings, by destination and item."""
+                       now: datetime) -> dict[tuple[str, str, ItemKey], list[tuple[int, str, str]]]:
+    """The alerts of the last day about the same sellers' listings, by destination and item (their details are read
+    only for a twin found: a big shop's alerts of a day are many)."""
     sellers = sorted({listing.seller[:200] for listing in listings if listing.seller})
     # The twin may be on any marketplace Deal Scout has fetched (their health rows name them all): each is one seek
     # of ix_listings_seller per seller.
@@ -94,16 +96,16 @@ async def _told_lately(session: AsyncSession, dialect: str, listings: list[Listi
                            *(listing.marketplace for listing in listings)})
     table, outbox = ListingRow.__table__, OutboxRow.__table__
     rows = await session.execute(
-        sa.select(outbox.c.id, outbox.c.platform, outbox.c.target, outbox.c.status, outbox.c.detail,
+        sa.select(outbox.c.id, outbox.c.platform, outbox.c.target, outbox.c.status,
                   table.c.marketplace, table.c.seller, table.c.title, table.c.price, table.c.currency)
         .select_from(table.join(outbox, outbox.c.listing_id == table.c.id))
         .where(table.c.marketplace.in_(marketplaces), one_of(dialect, table.c.seller, sellers),
                outbox.c.created_at >= now - SAME_ITEM_WINDOW, outbox.c.kind == "alert", outbox.c.occasion == "")
         .order_by(outbox.c.id)
     )
-    found: dict[tuple[str, str, ItemKey], list[tuple[int, str, Any, str]]] = {}
-    for outbox_id, platform, target, status, detail, marketplace, seller, title, price, currency in rows:
+    found: dict[tuple[str, str, ItemKey], list[tuple[int, str, str]]] = {}
+    for outbox_id, platform, target, status, marketplace, seller, title, price, currency in rows:
         key = item_key(seller, title, price, currency)
         if key is not None:
-            found.setdefault((platform, target, key), []).append((outbox_id, status, detail, marketplace))
+            found.setdefault((platform, target, key), []).append((outbox_id, status, marketplace))
     return found
