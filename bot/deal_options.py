@@ -50,18 +50,23 @@ def read_drop_share(value: str | Decimal | int | float | None) -> Decimal | None
         return None
     if text in ("on", "yes", "true", ""):
         return DEFAULT_PRICE_DROP_SHARE
-    try:
-        number = Decimal(text.removesuffix("%").strip())
-    except InvalidOperation:
-        raise InputError(f"The price-drop share {text[:20]!r} is not a percentage such as 10%, or 'off'.",
-                         field="price_drop") from None
-    if not number.is_finite():
-        raise InputError("The price-drop share must be a percentage such as 10%.", field="price_drop")
+    number = _percentage(text, what="price-drop share", example="10%, or 'off'", field="price_drop")
     share = number / 100 if text.endswith("%") or number >= 1 else number
     if not MIN_DROP_SHARE <= share <= MAX_DROP_SHARE:
         raise InputError(f"A price drop worth telling is from {MIN_DROP_SHARE * 100:.0f}% to "
                          f"{MAX_DROP_SHARE * 100:.0f}% of the price.", field="price_drop")
     return share.quantize(Decimal("0.0001"))
+
+
+def _percentage(text: str, *, what: str, example: str, field: str) -> Decimal:
+    """'15%' or '15' as a finite number (a percentage sign is allowed, not required)."""
+    try:
+        number = Decimal(text.removesuffix("%").strip())
+    except InvalidOperation:
+        raise InputError(f"The {what} {text[:20]!r} is not a percentage such as {example}.", field=field) from None
+    if not number.is_finite():
+        raise InputError(f"The {what} must be a percentage such as {example}.", field=field)
+    return number
 
 
 def read_sellers(value: Iterable[str] | str | None) -> tuple[str, ...]:
@@ -87,12 +92,8 @@ def read_seller_rating(value: str | Decimal | int | float | None) -> Decimal | N
     text = str(value).strip().lower()
     if not text or text in _OFF:
         return None
-    try:
-        rating = Decimal(text.removesuffix("%").strip())
-    except InvalidOperation:
-        raise InputError(f"The seller rating {text[:20]!r} is not a percentage such as 98%.",
-                         field="min_seller_rating") from None
-    if not rating.is_finite() or not 0 < rating <= 100:
+    rating = _percentage(text, what="seller rating", example="98%", field="min_seller_rating")
+    if not 0 < rating <= 100:
         raise InputError("The seller rating is a share of positive feedback from 1% to 100%.",
                          field="min_seller_rating")
     if rating != rating.quantize(Decimal("0.1")):
