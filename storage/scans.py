@@ -3,6 +3,7 @@ schedule, the fetches' task logs, and each marketplace's health and circuit."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -68,6 +69,8 @@ CIRCUIT_TASK_NAME = "scrape_circuit"
 # Marketplace outcomes that count as a failure for health and circuit purposes.
 FAILING_STATUSES = ("blocked", "broken", "failed")
 PAUSED_REASON_LENGTH = 300  # searches.paused_reason
+# Alerts judged between two turns of the event loop: ~200 take ~10 ms, so no judging holds the loop for long.
+JUDGED_PER_TURN = 200
 
 
 @dataclass(slots=True)
@@ -357,7 +360,9 @@ class ScanQueries(Queries):
 
         # A listing back on sale for less is one alert to a destination, the relist with the price before, not two.
         cheaper = {(heard.platform, heard.target, change.listing_id): change for heard, change in drops}
-        for search_id, listing_id, index, listing, kind in candidates:
+        for number, (search_id, listing_id, index, listing, kind) in enumerate(candidates, 1):
+            if number % JUDGED_PER_TURN == 0:
+                await asyncio.sleep(0)  # a save of many fetches judges thousands: let the event loop turn meanwhile
             search = searches[search_id]
             if search.snoozed_until is not None and search.snoozed_until > now:
                 continue
