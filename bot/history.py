@@ -4,6 +4,7 @@ line of text and a chart. The chart is drawn by bot.charts in a worker thread, s
 from __future__ import annotations
 
 import re
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,7 +12,7 @@ from decimal import Decimal
 
 from bot import charts
 from bot.commands import Actor, Commands
-from scout.deals import comparable_words, score
+from scout.deals import comparable_words
 from scout.errors import InputError, NotFoundError
 from scout.sparkline import format_price, price_spread, price_trend
 
@@ -82,8 +83,7 @@ async def _search_history(commands: Commands, actor: Actor, number: str, scope: 
     # The currency most of them ask in: the others cannot be compared without exchange rates.
     currency, _ = Counter({code: len(prices) for code, prices in totals.items()}).most_common(1)[0]
     prices = sorted(totals[currency])
-    judged = score(prices[len(prices) // 2], prices)
-    median = judged.median if judged else prices[len(prices) // 2]
+    median = statistics.median(prices)
     days = commands.repo.deal_policy.window_days
     lines = [f"#{search.id} \u201c{search.query}\u201d: {len(prices)} comparable listings, last {days} days",
              f"{price_spread(prices, currency)}, median {format_price(median)}"]

@@ -46,17 +46,13 @@ async def cmd_destination(settings: Settings, args: argparse.Namespace) -> int:
 
                 raise InputError("Set the quiet hours with --quiet 22:00-07:00 along with the time zone.",
                                  field="timezone")
-            await commands.set_quiet_hours(destination, _window(current.quiet_hours), args.timezone)
+            await commands.set_quiet_hours(destination, current.quiet_hours.window, args.timezone)
         if args.layout is not None:
             await commands.set_layout(destination, args.layout)
         settings_now = await commands.destination_settings(destination)
     quiet = str(settings_now.quiet_hours) if settings_now.quiet_hours else "none"
     print(f"{describe_destination(destination)}: quiet hours {quiet}; layout {settings_now.layout.value}")
     return 0
-
-
-def _window(quiet: Any) -> str:
-    return f"{quiet.start // 60:02d}:{quiet.start % 60:02d}-{quiet.end // 60:02d}:{quiet.end % 60:02d}"
 
 
 def add_deal_parsers(sub: Any) -> None:

@@ -23,6 +23,11 @@ class QuietHours:
             return self.start <= minute < self.end
         return minute >= self.start or minute < self.end
 
+    @property
+    def window(self) -> str:
+        """The window as it is typed: "22:00-07:00"."""
+        return f"{_hhmm(self.start)}-{_hhmm(self.end)}"
+
     def __str__(self) -> str:
         return f"{_hhmm(self.start)}\u2013{_hhmm(self.end)} {self.timezone}"
 

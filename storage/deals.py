@@ -225,14 +225,14 @@ def passes(judged: DealScore | None, min_deal: str | None) -> bool:
     return meets(judged, wanted_verdict(min_deal))
 
 
-async def price_trends(session: AsyncSession, dialect: str, listing_ids: Collection[int],
-                       currencies: Mapping[int, str]) -> dict[int, str]:
-    """A one-line sparkline of each listing's observed prices (those with two or more), in one query."""
-    if not listing_ids:
+async def price_trends(session: AsyncSession, dialect: str, currencies: Mapping[int, str]) -> dict[int, str]:
+    """A one-line sparkline of each listing's observed prices in its currency (listing id -> currency; those with
+    two or more prices), in one query."""
+    if not currencies:
         return {}
     rows = await session.execute(
         sa.select(PriceHistoryRow.listing_id, PriceHistoryRow.price, PriceHistoryRow.currency)
-        .where(one_of(dialect, PriceHistoryRow.listing_id, sorted(listing_ids)), PriceHistoryRow.price.is_not(None))
+        .where(one_of(dialect, PriceHistoryRow.listing_id, sorted(currencies)), PriceHistoryRow.price.is_not(None))
         .order_by(PriceHistoryRow.listing_id, PriceHistoryRow.observed_at, PriceHistoryRow.id)
     )
     prices: dict[int, list[Decimal]] = {}
@@ -334,7 +334,7 @@ async def predecessors(session: AsyncSession, dialect: str, fresh: Sequence[List
             sellers.setdefault(listing.marketplace, set()).add(listing.seller[:200])
     if not sellers:
         return {}
-    wanted = {(listing.marketplace, (listing.seller or "")[:200], _same_title(listing.title)): listing.key
+    wanted = {(listing.marketplace, (listing.seller or "")[:200], comparable_words(listing.title)): listing.key
               for listing in fresh if listing.seller}
     fresh_keys = {listing.key for listing in fresh}
     found: dict[tuple[str, str], tuple[datetime, Money | None]] = {}
@@ -349,16 +349,12 @@ async def predecessors(session: AsyncSession, dialect: str, fresh: Sequence[List
         for external_id, seller, title, first_seen, price, currency in rows:
             if (marketplace, external_id) in fresh_keys:
                 continue
-            key = wanted.get((marketplace, seller, _same_title(title)))
+            key = wanted.get((marketplace, seller, comparable_words(title)))
             if key is not None:
                 old = Money(price, currency) if price is not None and currency else None
                 if key not in found or first_seen < found[key][0]:
                     found[key] = (first_seen, old)
     return found
-
-
-def _same_title(title: str) -> str:
-    return " ".join(comparable_words(title).split())
 
 
 class DealQueries:

@@ -345,7 +345,7 @@ class ScanQueries(Queries):
         told = {lid for _, lid, _, _, kind in candidates if kind is AlertKind.RELIST}
         told.update(change.listing_id for _, change in drops)
         currencies = {lid: where[lid][1].price.currency for lid in told if where[lid][1].price is not None}
-        trends = await price_trends(session, self.dialect, currencies, currencies)
+        trends = await price_trends(session, self.dialect, currencies)
         rows: dict[tuple[str, str, int, str], dict[str, Any]] = {}
 
         def add(platform: str, target: str, listing_id: int, search_id: int, index: int, kind: AlertKind,
