@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -344,11 +344,11 @@ def describe_deal_options(spec: SearchSpec) -> list[str]:
 
 
 def describe_state(search: SavedSearch, now: datetime | None = None) -> str:
-    """'active', snoozed, or paused and why. Every pause through the service records a reason; a search paused
-    without one was paused in the database itself (the runbook's SQL), by an operator."""
+    """'active', snoozed (until a moment still to come), or paused and why. Every pause through the service records
+    a reason; a search paused without one was paused in the database itself (the runbook's SQL), by an operator."""
     if search.status is SearchStatus.ACTIVE:
         until = search.snoozed_until
-        if until is not None and (now is None or until > now):
+        if until is not None and until > (now or datetime.now(UTC)):
             return f"active, snoozed until {until:%Y-%m-%d %H:%M} UTC"
         return "active"
     return f"paused ({search.paused_reason or 'by an operator, no reason given'})"

@@ -134,3 +134,14 @@ def test_the_deal_window_is_a_setting(capsys: pytest.CaptureFixture[str], monkey
     monkeypatch.setenv("DEAL_WINDOW_DAYS", "0")
     code, _, err = run(capsys, "history", "1")
     assert code == 2 and "DEAL_WINDOW_DAYS" in err
+
+
+def test_a_snooze_that_has_ended_is_not_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.commands import describe_state
+    from scout.models import Destination, SavedSearch, SearchSpec, SearchStatus
+
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    search = SavedSearch(1, "u", Destination("console", "main"), SearchSpec("lego", ("ebay",), 10),
+                         SearchStatus.ACTIVE, now, now, snoozed_until=now + timedelta(hours=2))
+    assert describe_state(search, now) == "active, snoozed until 2026-11-30 14:00 UTC"
+    assert describe_state(search, now + timedelta(hours=3)) == "active"
