@@ -63,7 +63,8 @@ async def seed(engine: AsyncEngine, *, queries: Sequence[str], searches: int, li
       eBay listings with ids SEEDED_ID_BASE + n (none of them on the pages the scan is served);
     - `price_history`: one row per seeded listing; `search_matches`: each seeded listing matched by one search;
     - `alert_outbox`: a sent alert for one seeded listing in SENT_ALERT_EVERY, to its search's chat;
-    then ANALYZE on PostgreSQL (as autovacuum would after such growth). SQLite is left as a service leaves it.
+    then, when listings were seeded, ANALYZE on PostgreSQL (as autovacuum would after such growth; a new database
+    is left unanalyzed, as a service finds it). SQLite is left as a service leaves it.
     """
     dialect = engine.dialect.name
     seen = sa.bindparam("seen", now - SEED_AGE, type_=UtcDateTime)
@@ -90,7 +91,7 @@ async def seed(engine: AsyncEngine, *, queries: Sequence[str], searches: int, li
                 "SELECT 'alert', s.platform, s.target, m.listing_id, m.search_id, 'sent', 1, m.matched_at, "
                 "m.matched_at, m.matched_at FROM search_matches m JOIN searches s ON s.id = m.search_id "
                 f"WHERE m.listing_id % {SENT_ALERT_EVERY} = 0"))
-    if dialect == "postgresql":
+    if dialect == "postgresql" and listings:
         async with engine.connect() as conn:
             await conn.execute(sa.text("COMMIT"))  # ANALYZE may run outside a transaction block
             await conn.exec_driver_sql("ANALYZE")

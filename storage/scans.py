@@ -4,6 +4,7 @@ schedule, the fetches' task logs, and each marketplace's health and circuit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -28,7 +29,7 @@ from scout.models import (
     SearchRun,
     SearchStatus,
 )
-from storage.bulk import POSTGRESQL, one_of, select_by_keys, unnest_insert
+from storage.bulk import POSTGRESQL, one_of, planned_for_now, select_by_keys, unnest_insert
 from storage.convert import listing_values, outcome_value, shipping_amount
 from storage.crosslist import fold_cross_listings
 from storage.deals import (
@@ -216,13 +217,15 @@ class ScanQueries(Queries):
     async def _load_known(self, session: AsyncSession, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Known]:
         """The stored listings among `keys`: (marketplace, external id) -> (id, price, currency), an index lookup per
         key. PostgreSQL: the keys joined to the table (`= ANY` on the index's second column would be a filter in a
-        generic plan, over every listing of the marketplace). SQLite: per marketplace, `marketplace = ? AND
-        external_id` among one JSON array."""
+        generic plan, over every listing of the marketplace), planned for the table as it is now. SQLite: per
+        marketplace, `marketplace = ? AND external_id` among one JSON array."""
         columns = (ListingRow.id, ListingRow.marketplace, ListingRow.external_id, ListingRow.price, ListingRow.currency,
                    ListingRow.last_seen_at)
+        if not keys:
+            return {}
         if self.dialect == POSTGRESQL:
             statements = [select_by_keys(self.dialect, columns, (ListingRow.marketplace, ListingRow.external_id),
-                                         list(keys))] if keys else []
+                                         list(keys))]
         else:
             by_marketplace: dict[str, list[str]] = {}
             for marketplace, external_id in keys:
@@ -231,9 +234,10 @@ class ScanQueries(Queries):
                                                     one_of(self.dialect, ListingRow.external_id, external_ids))
                           for marketplace, external_ids in by_marketplace.items()]
         known: dict[tuple[str, str], Known] = {}
-        for statement in statements:
-            for row_id, marketplace, external_id, price, currency, last_seen in await session.execute(statement):
-                known[(marketplace, external_id)] = Known(row_id, price, currency, last_seen)
+        async with planned_for_now(session) if self.dialect == POSTGRESQL else contextlib.nullcontext():
+            for statement in statements:
+                for row_id, marketplace, external_id, price, currency, last_seen in await session.execute(statement):
+                    known[(marketplace, external_id)] = Known(row_id, price, currency, last_seen)
         return known
 
     async def _insert_listings(

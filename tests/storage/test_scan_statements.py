@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from scout.models import Destination, FetchOutcome, Listing, Money, SavedSearch, SearchRun, SearchSpec
+from storage.db import create_engine, session_factory, upgrade
 from storage.repo import Repository
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -122,3 +124,55 @@ async def test_a_scans_lookups_use_an_index(repo: Repository) -> None:
     if repo.dialect == "sqlite":
         # Regression: `(platform, target, listing_id) IN (...)` looked up only (platform, target) on SQLite.
         assert any("SEARCH alert_outbox" in plan and "listing_id=?" in plan for plan in plans), plans
+
+
+async def test_a_lookup_first_planned_on_a_new_database_reads_the_index_at_scale(database_url: str) -> None:
+    """Regression: on a new PostgreSQL database the known-listing lookup settled, after five runs, on the generic
+    plan made while `listings` was nearly empty (a hash join over the whole table) and kept it for the connection's
+    life: 240 ms a call at 12,000 listings. auto_explain reports the plan each run really used."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's plan cache: SQLite plans each statement as it prepares it")
+    engine = create_engine(database_url, pool_size=1)  # one connection, so one plan cache
+    await upgrade(engine)
+    plans: list[str] = []
+
+    def explain_every_statement(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_log_listener(lambda _conn, message: plans.append(message.message))
+        cursor = dbapi_connection.cursor()
+        for setting in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                        "SET auto_explain.log_level = 'notice'"):
+            cursor.execute(setting)
+        cursor.close()
+
+    await engine.dispose()
+    sa.event.listen(engine.sync_engine, "connect", explain_every_statement)
+    try:
+        repo = Repository(session_factory(engine))
+        spec = SearchSpec(query="lens", marketplaces=("ebay",), check_interval_minutes=10)
+        search = await repo.save_search(owner="a", destination=DEST, scope=None, spec=spec, now=NOW,
+                                        first_run_at=NOW)
+
+        async def scan(listings: list[Listing]) -> None:
+            fetch = FetchOutcome(marketplace="ebay", query="lens", status="success", duration_ms=5,
+                                 listings=tuple(listings), matches={search.id: tuple(listings)})
+            run = SearchRun(search.id, NOW + timedelta(minutes=10), frozenset({"ebay"}), frozenset())
+            await repo.save_scan(now=NOW, fetches=[fetch], runs=[run], searches={search.id: search},
+                                 baseline_first_scan=False)
+
+        for turn in range(8):  # past the five runs after which a generic plan may be kept
+            await scan(page(turn * 10, 3))
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(
+                "INSERT INTO listings (marketplace, external_id, title, url, first_seen_at, last_seen_at) "
+                "SELECT 'ebay', 'seeded-' || n, 'Seeded ' || n, 'https://example.test/' || n, now(), now() "
+                "FROM generate_series(1, 20000) AS n"))
+        plans.clear()
+        await scan(page(1_000, 3))
+    finally:
+        await engine.dispose()
+    lookups = [plan for plan in plans if "listings.external_id" in plan and "SELECT" in plan.upper()
+               and "INSERT" not in plan.upper()]
+    assert lookups, plans
+    for plan in lookups:
+        assert "Seq Scan on listings" not in plan, plan
+        assert "Index Scan using uq_listings_marketplace_external_id" in plan, plan
