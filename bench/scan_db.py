@@ -47,7 +47,7 @@ def search_rows(queries: Sequence[str], searches: int, now: datetime) -> list[di
     return rows
 
 
-def _numbers(dialect: str, count: int) -> str:
+def numbers(dialect: str, count: int) -> str:
     """A FROM clause yielding n = 0 .. count-1."""
     if dialect == "postgresql":
         return f"generate_series(0, {count - 1}) AS seq(n)"
@@ -76,7 +76,7 @@ async def seed(engine: AsyncEngine, *, queries: Sequence[str], searches: int, li
                 "first_seen_at, last_seen_at) "
                 f"SELECT 'ebay', CAST({SEEDED_ID_BASE} + n AS VARCHAR(20)), 'Seeded listing number ' || n, "
                 f"'https://www.ebay.com/itm/' || ({SEEDED_ID_BASE} + n), (n % 600) + 0.99, 'USD', "
-                f"'$' || ((n % 600) + 0.99), :seen, :seen FROM {_numbers(dialect, listings)}"
+                f"'$' || ((n % 600) + 0.99), :seen, :seen FROM {numbers(dialect, listings)}"
             ).bindparams(seen))
             await conn.execute(sa.text(
                 "INSERT INTO price_history (listing_id, price, currency, observed_at) "

@@ -1,7 +1,7 @@
 """Telegram benchmarks: command round trips against the fake Bot API on a full database, and a 300-alert group burst.
 
 1. Command round trip: the real Telegram front end (PTB Application, long polling) against the local fake Bot API,
-   on a database holding 10,000 searches (500 users x 20, each in its own private chat), 100,000 listings and
+   on a database holding 10,000 searches (500 users x 20, each in its own private chat), 1,000,000 listings and
    100,000 sent alerts, with Telegram's real limits in the notifier and enforced by the fake. 500 commands
    (/list, /show, /deals, /pause, /resume, /edit, /add, mixed) go in open loop at 10 per second, then 500 more at
    25 per second: every reply counts against the bot's 30 messages/s (paced at 27/s with the safety margin), so
@@ -34,6 +34,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from telegram import Bot
 
+from bench.scan_db import numbers
 from bot.commands import Commands
 from bot.telegram.frontend import TelegramFrontEnd
 from bot.telegram.notifier import TelegramNotifier
@@ -42,14 +43,15 @@ from scout.delivery import Dispatcher
 from scout.models import Destination, FetchOutcome, Listing, Money, SearchRun, SearchSpec
 from storage.db import create_engine, safe_url, session_factory, upgrade
 from storage.repo import Repository
-from storage.tables import ListingRow, OutboxRow, SearchRow
+from storage.tables import OutboxRow, SearchRow
+from storage.types import UtcDateTime
 from tests.bot.telegram.helpers import ADAPTERS
 from tests.bot.telegram.virtual_time import VirtualRequest, VirtualTime
 from tests.fakes.telegram_api import FakeBotApi, FloodLimits
 
 USERS = 500
 SEARCHES_PER_USER = 20
-LISTINGS = 100_000
+LISTINGS = 1_000_000  # the issue's scale: 10,000 searches and a million listings
 ALERTS_PER_SEARCH = 10
 COMMANDS = 500
 LOADS = (10.0, 25.0)  # commands per second
@@ -66,8 +68,9 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else 0.0
 
 
-async def seed(engine: sa.ext.asyncio.AsyncEngine) -> None:
-    """Bulk rows straight into the tables: the repository's one-by-one writes would take minutes here."""
+async def seed(engine: sa.ext.asyncio.AsyncEngine, listings: int) -> None:
+    """Bulk rows straight into the tables (the repository's one-by-one writes would take minutes here): the
+    searches in batches, the listings in one INSERT ... SELECT over a number series, the sent alerts in batches."""
     now = datetime.now(UTC)
     searches = [
         {"owner": str(FIRST_USER + u), "platform": "telegram", "target": str(FIRST_USER + u),
@@ -78,24 +81,27 @@ async def seed(engine: sa.ext.asyncio.AsyncEngine) -> None:
          "baselined": ["ebay"]}
         for u in range(USERS) for s in range(SEARCHES_PER_USER)
     ]
-    listings = [
-        {"marketplace": "ebay", "external_id": str(n), "title": f"{WORDS[n % 10]} {THINGS[n // 10 % 10]} #{n}",
-         "url": f"https://www.ebay.com/itm/{n}", "price": Decimal(n % 500), "currency": "USD",
-         "image_url": f"https://i.ebayimg.com/{n}.jpg", "first_seen_at": now, "last_seen_at": now}
-        for n in range(LISTINGS)
-    ]
+    seen = sa.bindparam("seen", now, type_=UtcDateTime)
     async with engine.begin() as conn:
-        for table, rows in ((SearchRow, searches), (ListingRow, listings)):
-            for start in range(0, len(rows), 5_000):
-                await conn.execute(sa.insert(table), rows[start : start + 5_000])
+        for start in range(0, len(searches), 5_000):
+            await conn.execute(sa.insert(SearchRow), searches[start : start + 5_000])
+        await conn.execute(sa.text(
+            "INSERT INTO listings (marketplace, external_id, title, url, price, currency, image_url, first_seen_at, "
+            "last_seen_at) SELECT 'ebay', CAST(n AS VARCHAR(20)), 'Camera lens #' || n, "
+            "'https://www.ebay.com/itm/' || n, n % 500, 'USD', 'https://i.ebayimg.com/' || n || '.jpg', :seen, :seen "
+            f"FROM {numbers(engine.dialect.name, listings)}").bindparams(seen))
         outbox = [
             {"platform": "telegram", "target": str(FIRST_USER + (s - 1) // SEARCHES_PER_USER),
-             "listing_id": (s * ALERTS_PER_SEARCH + a) % LISTINGS + 1, "search_id": s, "status": "sent",
+             "listing_id": (s * ALERTS_PER_SEARCH + a) % listings + 1, "search_id": s, "status": "sent",
              "attempts": 1, "next_attempt_at": now, "created_at": now, "sent_at": now}
             for s in range(1, USERS * SEARCHES_PER_USER + 1) for a in range(ALERTS_PER_SEARCH)
         ]
         for start in range(0, len(outbox), 5_000):
             await conn.execute(sa.insert(OutboxRow), outbox[start : start + 5_000])
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("COMMIT"))  # as autovacuum would after such growth
+            await conn.exec_driver_sql("ANALYZE")
 
 
 def command_for(n: int, rng: random.Random) -> tuple[int, str]:
@@ -145,14 +151,14 @@ async def load(api: FakeBotApi, rng: random.Random, rate: float) -> None:
           f"< {TARGET_P95_MS:.0f} ms")
 
 
-async def round_trips(database_url: str | None) -> None:
+async def round_trips(database_url: str | None, listings: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url = database_url or f"sqlite:///{folder}/bench.db"
         engine = create_engine(url)
         await upgrade(engine)
         started = time.perf_counter()
-        await seed(engine)
-        print(f"database: {safe_url(url)}; seeded {USERS * SEARCHES_PER_USER:,} searches, {LISTINGS:,} listings, "
+        await seed(engine, listings)
+        print(f"database: {safe_url(url)}; seeded {USERS * SEARCHES_PER_USER:,} searches, {listings:,} listings, "
               f"{USERS * SEARCHES_PER_USER * ALERTS_PER_SEARCH:,} sent alerts in {time.perf_counter() - started:.1f} s")
         repo = Repository(session_factory(engine))
         commands = Commands(repo, ADAPTERS, clock=lambda: datetime.now(UTC))
@@ -218,9 +224,10 @@ async def bursts() -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="an EMPTY database for the round-trip part (default: temp SQLite)")
+    parser.add_argument("--listings", type=int, default=LISTINGS, help=f"listings seeded (default {LISTINGS:,})")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    await round_trips(args.database_url)
+    await round_trips(args.database_url, args.listings)
     await bursts()
 
 
