@@ -90,16 +90,21 @@ async def _told_lately(session: AsyncSession, dialect: str, listings: list[Listi
     """The alerts of the last day about the same sellers' listings, by destination and item (their details are read
     only for a twin found: a big shop's alerts of a day are many)."""
     sellers = sorted({listing.seller[:200] for listing in listings if listing.seller})
-    # The twin may be on any marketplace Deal Scout has fetched (their health rows name them all): each is one seek
-    # of ix_listings_seller per seller.
-    marketplaces = sorted({*(await session.scalars(sa.select(MarketplaceStateRow.marketplace))).all(),
-                           *(listing.marketplace for listing in listings)})
+    # The twin may be on any other marketplace Deal Scout has fetched (their health rows name them all): each is one
+    # seek of ix_listings_seller per seller. A big shop's own listings on the same marketplace are never its twins,
+    # and reading them would cost the most: a save of one marketplace's listings looks at the others alone.
+    own = {listing.marketplace for listing in listings}
+    marketplaces = {*(await session.scalars(sa.select(MarketplaceStateRow.marketplace))).all(), *own}
+    if len(own) == 1:
+        marketplaces -= own
+    if not sellers or not marketplaces:
+        return {}
     table, outbox = ListingRow.__table__, OutboxRow.__table__
     rows = await session.execute(
         sa.select(outbox.c.id, outbox.c.platform, outbox.c.target, outbox.c.status,
                   table.c.marketplace, table.c.seller, table.c.title, table.c.price, table.c.currency)
         .select_from(table.join(outbox, outbox.c.listing_id == table.c.id))
-        .where(table.c.marketplace.in_(marketplaces), one_of(dialect, table.c.seller, sellers),
+        .where(table.c.marketplace.in_(sorted(marketplaces)), one_of(dialect, table.c.seller, sellers),
                outbox.c.created_at >= now - SAME_ITEM_WINDOW, outbox.c.kind == "alert", outbox.c.occasion == "")
         .order_by(outbox.c.id)
     )
