@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot.apprise.urls import check_apprise_url, redact_apprise_url
+from bot.apprise.urls import check_apprise_url
 from bot.buttons import existed_by
 from bot.deal_options import (
     read_drop_share,
@@ -20,9 +20,20 @@ from bot.deal_options import (
     read_seller_rating,
     read_sellers,
 )
-from scout.errors import InputError, NotFoundError
+
+# The describing functions live in bot.describe; re-exported (`name as name`) for the callers that import them here.
+from bot.describe import MAX_OUTCOME_ERROR as MAX_OUTCOME_ERROR
+from bot.describe import NO_PAUSE_REASON, SEARCH_ID_LIMIT, read_search_number, recent_deals_limit, search_not_found
+from bot.describe import OUTCOME_WORDS as OUTCOME_WORDS
+from bot.describe import describe_ago as describe_ago
+from bot.describe import describe_deal_options as describe_deal_options
+from bot.describe import describe_destination as describe_destination
+from bot.describe import describe_outcomes as describe_outcomes
+from bot.describe import describe_search as describe_search
+from bot.describe import describe_state as describe_state
+from bot.describe import format_amount as format_amount
+from scout.errors import InputError
 from scout.models import (
-    DEFAULT_PRICE_DROP_SHARE,
     Destination,
     Listing,
     SavedSearch,
@@ -253,107 +264,6 @@ def build_spec(
                       min_seller_rating=read_seller_rating(min_seller_rating))
 
 
-def _market_name(key: str, adapters: Mapping[str, Adapter] | None) -> str:
-    return adapters[key].name if adapters and key in adapters else key
-
-
-def format_amount(amount: Decimal) -> str:
-    """A price bound as a person wrote it: 100, 499.99 (the database keeps four places: 100.0000)."""
-    return f"{amount.normalize():f}"
-
-
-def describe_search(search: SavedSearch, adapters: Mapping[str, Adapter] | None = None,
-                    paused_marketplaces: Mapping[str, str] | None = None) -> str:
-    """A one-paragraph, platform-neutral description of a search.
-
-    `paused_marketplaces` (key -> reason, from Commands.paused_marketplaces) adds why a marketplace it uses waits.
-    """
-    spec = search.spec
-    names = [_market_name(m, adapters) for m in spec.marketplaces]
-    parts = [f"#{search.id} \u201c{spec.query}\u201d on {', '.join(names)}, every {spec.check_interval_minutes} min"]
-    if spec.exclude:
-        parts.append("excluding " + ", ".join(spec.exclude))
-    if spec.min_price is not None or spec.max_price is not None:
-        low = format_amount(spec.min_price) if spec.min_price is not None else "0"
-        high = format_amount(spec.max_price) if spec.max_price is not None else "any"
-        parts.append(f"price {low}\u2013{high}{' ' + spec.currency if spec.currency else ''}")
-    if spec.location:
-        parts.append(f"near {spec.location}" + (f" ({spec.radius_km} km)" if spec.radius_km else ""))
-    if spec.sponsored is SponsoredRule.EXCLUDE:
-        parts.append("no sponsored listings")
-    parts.extend(describe_deal_options(spec))
-    parts.append(describe_state(search))
-    for key in spec.marketplaces:
-        if paused_marketplaces and key in paused_marketplaces:
-            parts.append(f"{_market_name(key, adapters)} is paused by the operators: {paused_marketplaces[key]}")
-    return "; ".join(parts)
-
-
-# What a user reads for the statuses of a marketplace's last fetch that found nothing to count.
-OUTCOME_WORDS = {"empty": "no listings", "blocked": "blocked", "failed": "failed"}
-# Errors come from marketplaces and the network; a line of one is enough to say why.
-MAX_OUTCOME_ERROR = 200
-
-
-def describe_ago(moment: datetime, now: datetime) -> str:
-    """'just now', '5 min ago', '3 h ago', '2 days ago': readable in any time zone."""
-    minutes = int((now - moment).total_seconds() // 60)
-    if minutes < 1:
-        return "just now"
-    if minutes < 120:
-        return f"{minutes} min ago"
-    return f"{minutes // 60} h ago" if minutes < 48 * 60 else f"{minutes // (24 * 60)} days ago"
-
-
-def describe_outcomes(search: SavedSearch, adapters: Mapping[str, Adapter] | None = None, *,
-                      now: datetime) -> list[str]:
-    """One line per marketplace of the search, platform-neutral: how its last fetch went (listings, no listings,
-    blocked, failed), when, and why it was blocked or failed."""
-    lines = []
-    for key in search.spec.marketplaces:
-        name = _market_name(key, adapters)
-        outcome = search.last_outcomes.get(key)
-        if outcome is None:
-            lines.append(f"{name}: not checked yet")
-            continue
-        if outcome.status in ("success", "partial"):  # partial: its error says how many rows were unreadable
-            what = f"{outcome.listings} listing{'' if outcome.listings == 1 else 's'}"
-        else:
-            what = OUTCOME_WORDS.get(outcome.status, outcome.status)
-        why = " ".join((outcome.error or "").split())
-        if len(why) > MAX_OUTCOME_ERROR:
-            why = why[: MAX_OUTCOME_ERROR - 1] + "\u2026"
-        lines.append(f"{name}: {what}, {describe_ago(outcome.at, now)}" + (f" ({why})" if why else ""))
-    return lines
-
-
-def describe_deal_options(spec: SearchSpec) -> list[str]:
-    """The deal options a search differs from the defaults in, as parts of its description."""
-    parts = []
-    if spec.min_deal:
-        parts.append(f"{spec.min_deal} deals only")
-    if spec.price_drop_share is None:
-        parts.append("no price-drop alerts")
-    elif spec.price_drop_share != DEFAULT_PRICE_DROP_SHARE:
-        parts.append(f"price drops of {(spec.price_drop_share * 100).normalize():f}% or more")
-    if spec.exclude_sellers:
-        parts.append("not from " + ", ".join(spec.exclude_sellers))
-    if spec.min_seller_rating is not None:
-        parts.append(f"sellers rated {spec.min_seller_rating.normalize():f}% or better")
-    return parts
-
-
-def describe_state(search: SavedSearch, now: datetime | None = None) -> str:
-    """'active', snoozed (until a moment still to come), or paused and why. Every pause through the service records
-    a reason; a search paused without one was paused in the database itself (the runbook's SQL), by an operator."""
-    if search.status is SearchStatus.ACTIVE:
-        until = search.snoozed_until
-        if until is not None and until > (now or datetime.now(UTC)):
-            return f"active, snoozed until {until:%Y-%m-%d %H:%M} UTC"
-        return "active"
-    return f"paused ({search.paused_reason or 'by an operator, no reason given'})"
-
-
 def render_held_summary(count: int, newest: Sequence[Listing]) -> str:
     """The one message that stands for alerts that waited too long while their chat refused us."""
     lines = [f"{count} alerts while paused (too old to send one by one). The newest:"]
@@ -431,7 +341,7 @@ class Commands:
     async def paused_marketplaces(self) -> dict[str, str]:
         """Marketplaces an operator paused, with the reason, for search listings to explain themselves."""
         states = await self.repo.load_marketplace_states()
-        return {key: state.reason or "no reason given" for key, state in states.items() if state.paused}
+        return {key: state.reason or NO_PAUSE_REASON for key, state in states.items() if state.paused}
 
     async def show_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
                           existed_at: datetime | None = None) -> SavedSearch:
@@ -459,7 +369,7 @@ class Commands:
         resumed = await self.repo.resume_search(search.id, now=now, keep_after=now - self._held_max_age,
                                                 summarise=render_held_summary)
         if resumed is None:
-            raise NotFoundError(f"You have no search #{search.id}.")
+            raise search_not_found(search.id)
         return resumed
 
     async def edit_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
@@ -534,22 +444,18 @@ class Commands:
     async def recent_deals(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
                            limit: int = 10) -> list[StoredAlert]:
         search = await self._mine(actor, search_id, scope)
-        return await self.repo.load_recent_alerts(search.id, limit=max(1, min(limit, 50)))
+        return await self.repo.load_recent_alerts(search.id, limit=recent_deals_limit(limit))
 
     async def _mine(self, actor: Actor, search_id: int | str, scope: str | None,
                     existed_at: datetime | None = None) -> SavedSearch:
         """The search the actor may act on. `existed_at` comes from a button: the search it was made for existed by
         then (see bot.buttons), so a newer search that was given the same id is not found."""
-        try:
-            number = int(str(search_id).strip().lstrip("#"))
-        except ValueError:
-            raise InputError(f"{str(search_id)[:20]!r} is not a search number.", field="search_id") from None
-        search = await self.repo.load_search(number) if 0 < number < 2**31 else None
-        # "Not found" and "not yours" read the same, so ids of other people's searches are not revealed.
+        number = read_search_number(search_id)
+        search = await self.repo.load_search(number) if 0 < number < SEARCH_ID_LIMIT else None
         if search is None or (scope is not None and search.scope != scope) or not existed_by(search, existed_at):
-            raise NotFoundError(f"You have no search #{number}.")
+            raise search_not_found(number)
         if search.owner != actor.id and not actor.is_admin:
-            raise NotFoundError(f"You have no search #{number}.")
+            raise search_not_found(number)
         return search
 
 
@@ -577,10 +483,3 @@ def check_destination(destination: Destination) -> Destination:
                          field="destination")
     check_key(target, field="destination")
     return destination
-
-
-def describe_destination(destination: Destination) -> str:
-    """A destination as it may be shown or logged: an Apprise URL with its credentials and tokens hidden."""
-    if destination.platform == "apprise":
-        return f"apprise:{redact_apprise_url(destination.target)}"
-    return str(destination)

@@ -13,10 +13,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dealscout.cli_deals import add_deal_parsers
 from scout.config import SETTINGS, Settings, deal_policy, default_data_dir, load_settings, whole_number
@@ -24,8 +24,10 @@ from scout.errors import ConfigError, DealScoutError, InputError, StorageError
 
 if TYPE_CHECKING:
     from bot.commands import Actor
-    from scout.models import Listing, MarketplaceState
+    from bot.describe import Marketplaces
+    from scout.models import Listing, MarketplaceState, SavedSearch, StoredAlert
     from scrapers.base import Adapter, ScrapeResult
+    from storage.direct import DirectReader
     from storage.repo import Repository
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,18 @@ ROBOTS_PROBE_QUERY = "nintendo switch"
 # A maintenance notice is a sentence or two on the status page, not an essay.
 NOTICE_MAX = 1000
 NOTICE_ACTOR = "cli"  # as cli_actor() names whoever runs the CLI in the audit log
+
+
+class SearchReads(Protocol):
+    """What `search list` and `search show` read: storage.repo.Repository, or storage.direct's reader."""
+
+    async def count_searches(self) -> int: ...
+
+    async def load_searches(self, *, limit: int, offset: int) -> list[SavedSearch]: ...
+
+    async def load_search(self, search_id: int) -> SavedSearch | None: ...
+
+    async def load_recent_alerts(self, search_id: int, *, limit: int) -> list[StoredAlert]: ...
 
 
 def bounded(least: int, most: int) -> Callable[[str], int]:
@@ -176,10 +190,11 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.commands import describe_destination, describe_outcomes, describe_search, parse_destination
-    from dealscout.parts import build_commands, utc_now
+    if args.search_action in ("list", "show"):
+        return await cmd_search_read(settings, args)
+    from bot.commands import describe_search, parse_destination
+    from dealscout.parts import build_commands
     from scrapers.registry import build_adapters
-    from storage.db import describe_location
 
     actor = cli_actor()
     async with open_repository(settings) as repo:
@@ -205,33 +220,6 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"not kept from the address (a saved search cannot filter by them): {', '.join(ignored)}")
             print("the first scan runs within seconds of `dealscout run`; it records what is listed now, "
                   "and new listings after it are alerted")
-        elif action == "list":
-            total = await repo.count_searches()
-            if not total:
-                print(f"no saved searches in {describe_location(settings.resolved_database_url)}; "
-                      "add one with: dealscout search add \"QUERY\"")
-                return 0
-            pages = -(-total // args.per_page)
-            page = min(args.page, pages)
-            searches = await repo.load_searches(limit=args.per_page, offset=(page - 1) * args.per_page)
-            paused = await commands.paused_marketplaces()
-            for search in searches:
-                print(f"{describe_search(search, adapters, paused)} -> {describe_destination(search.destination)}")
-            if pages > 1:
-                more = f"; next: dealscout search list --page {page + 1}" if page < pages else ""
-                print(f"page {page} of {pages} ({total} searches, {args.per_page} a page){more}")
-        elif action == "show":
-            search = await commands.show_search(actor, args.id)
-            print(describe_search(search, adapters))
-            print(f"  destination: {describe_destination(search.destination)}  owner: {search.owner}")
-            print(f"  next run: {search.next_run_at:%Y-%m-%d %H:%M:%S} UTC  last success: "
-                  f"{search.last_success_at.strftime('%Y-%m-%d %H:%M:%S UTC') if search.last_success_at else 'never'}")
-            print("  last check per marketplace:")
-            for line in describe_outcomes(search, adapters, now=utc_now()):
-                print(f"    {line}")
-            for alert in await commands.recent_deals(actor, search.id, limit=args.deals):
-                price = str(alert.listing.price) if alert.listing.price else "-"
-                print(f"  [{alert.status}] {price}  {_cut(alert.listing.title, 70)}  {alert.listing.url}")
         elif action == "pause":
             print(f"paused {describe_search(await commands.pause_search(actor, args.id, reason=args.reason))}")
         elif action == "resume":
@@ -241,6 +229,91 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
         elif action == "snooze":
             print(f"{describe_search(await commands.snooze_search(actor, args.id, args.duration))}")
     return 0
+
+
+async def cmd_search_read(settings: Settings, args: argparse.Namespace) -> int:
+    """`search list` and `search show`: straight through the database driver when the database is at the schema's
+    head (storage.direct), without importing SQLAlchemy, the commands or any adapter; else through the repository,
+    which migrates the database first."""
+    from scout.marketplace_names import MARKETPLACE_NAMES
+    from storage.direct import DirectReadError, open_reader
+
+    url = settings.resolved_database_url
+    lines = None
+    try:
+        async with open_reader(url) as reader:
+            if reader is not None:
+                lines = await read_searches(args, reader, _paused_reasons(reader), MARKETPLACE_NAMES, reader.location)
+    except DirectReadError as err:
+        log.info("reading the database directly failed (%s); reading it through the repository", err)
+    if lines is None:
+        from dealscout.parts import build_commands
+        from scrapers.registry import build_adapters
+        from storage.db import describe_location
+
+        async with open_repository(settings) as repo:
+            adapters = build_adapters(settings)
+            commands = build_commands(settings, repo, adapters)
+            lines = await read_searches(args, repo, commands.paused_marketplaces, adapters, describe_location(url))
+    print("\n".join(lines))
+    return 0
+
+
+def _paused_reasons(reader: DirectReader) -> Callable[[], Awaitable[dict[str, str]]]:
+    """The paused marketplaces and why, as Commands.paused_marketplaces gives them."""
+    from bot.describe import NO_PAUSE_REASON
+
+    async def paused() -> dict[str, str]:
+        return {key: reason or NO_PAUSE_REASON for key, reason in (await reader.load_paused_marketplaces()).items()}
+
+    return paused
+
+
+async def read_searches(args: argparse.Namespace, reads: SearchReads,
+                        paused_marketplaces: Callable[[], Awaitable[Mapping[str, str]]],
+                        marketplaces: Marketplaces, location: str) -> list[str]:
+    """The lines `search list` (a page of searches) or `search show` (one search and its newest alerts) print, read
+    from the repository or from storage.direct's reader alike. The CLI is an admin: any search is its to see."""
+    from bot.describe import (
+        SEARCH_ID_LIMIT,
+        describe_destination,
+        describe_outcomes,
+        describe_search,
+        read_search_number,
+        recent_deals_limit,
+        search_not_found,
+    )
+
+    if args.search_action == "list":
+        total = await reads.count_searches()
+        if not total:
+            return [f"no saved searches in {location}; add one with: dealscout search add \"QUERY\""]
+        pages = -(-total // args.per_page)
+        page = min(args.page, pages)
+        searches = await reads.load_searches(limit=args.per_page, offset=(page - 1) * args.per_page)
+        paused = await paused_marketplaces()
+        lines = [f"{describe_search(search, marketplaces, paused)} -> {describe_destination(search.destination)}"
+                 for search in searches]
+        if pages > 1:
+            more = f"; next: dealscout search list --page {page + 1}" if page < pages else ""
+            lines.append(f"page {page} of {pages} ({total} searches, {args.per_page} a page){more}")
+        return lines
+    number = read_search_number(args.id)
+    search = await reads.load_search(number) if 0 < number < SEARCH_ID_LIMIT else None
+    if search is None:
+        raise search_not_found(number)
+    lines = [
+        describe_search(search, marketplaces),
+        f"  destination: {describe_destination(search.destination)}  owner: {search.owner}",
+        f"  next run: {search.next_run_at:%Y-%m-%d %H:%M:%S} UTC  last success: "
+        f"{search.last_success_at.strftime('%Y-%m-%d %H:%M:%S UTC') if search.last_success_at else 'never'}",
+        "  last check per marketplace:",
+    ]
+    lines.extend(f"    {line}" for line in describe_outcomes(search, marketplaces, now=datetime.now(UTC)))
+    for alert in await reads.load_recent_alerts(search.id, limit=recent_deals_limit(args.deals)):
+        price = str(alert.listing.price) if alert.listing.price else "-"
+        lines.append(f"  [{alert.status}] {price}  {_cut(alert.listing.title, 70)}  {alert.listing.url}")
+    return lines
 
 
 async def cmd_marketplaces(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,11 +1,14 @@
-"""Rows to domain objects and back: the conversions every part of the repository shares."""
+"""Rows to domain objects and back: the conversions every part of the repository shares.
+
+Imports no SQLAlchemy: a row is anything with the table's column names as attributes (an ORM row, or the decoded
+row of a read straight through the driver in storage.direct)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scout.models import (
     Destination,
@@ -18,8 +21,10 @@ from scout.models import (
     SponsoredRule,
     UnpricedRule,
 )
-from storage.tables import ListingRow, SearchRow
-from storage.types import text_list
+from storage.decode import text_list
+
+if TYPE_CHECKING:
+    from storage.tables import ListingRow, SearchRow
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +37,7 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def search_from_row(row: SearchRow) -> SavedSearch:
+def search_from_row(row: SearchRow | Any) -> SavedSearch:
     spec = SearchSpec(
         query=row.query,
         marketplaces=tuple(text_list(row.marketplaces)),
@@ -89,7 +94,7 @@ def outcomes_from_value(search_id: int, value: Any) -> dict[str, MarketplaceOutc
     return outcomes
 
 
-def listing_from_row(row: ListingRow) -> Listing:
+def listing_from_row(row: ListingRow | Any) -> Listing:
     price = Money(row.price, row.currency) if row.price is not None and row.currency else None
     return Listing(
         marketplace=row.marketplace,

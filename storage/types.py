@@ -1,11 +1,15 @@
-"""Column types that behave the same on SQLite and PostgreSQL: aware UTC timestamps and text lists."""
+"""Column types that behave the same on SQLite and PostgreSQL: aware UTC timestamps and text lists (their decoding is
+storage.decode's, which reads that go straight through a driver share)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
+
+from storage.decode import PRICE_SCALE, text_list, utc_datetime
+
+__all__ = ["Price", "TextList", "UtcDateTime", "text_list"]
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -23,9 +27,7 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return utc_datetime(value)
 
 
 # A list of strings: a real text[] on PostgreSQL (the runbook queries `'ebay' = ANY(marketplaces)`), JSON elsewhere.
@@ -33,8 +35,4 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 TextList = sa.JSON().with_variant(sa.ARRAY(sa.Text()), "postgresql")
 
 # Prices: exact decimals. 18 digits with 4 places covers IDR-sized amounts and three-decimal currencies.
-Price = sa.Numeric(18, 4, asdecimal=True)
-
-
-def text_list(value: Any) -> list[str]:
-    return [str(item) for item in value or ()]
+Price = sa.Numeric(18, PRICE_SCALE, asdecimal=True)

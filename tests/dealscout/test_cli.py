@@ -355,7 +355,7 @@ def test_a_command_logs_nothing_but_its_answer(tmp_path: Path) -> None:
         assert (done.returncode, done.stderr) == (0, "")
         assert done.stdout.startswith("no saved searches in ")
     verbose = run_cli(["-v", "search", "list"], tmp_path / "data")
-    assert "storage.db: database schema at head" in verbose.stderr
+    assert "storage.direct: database schema at head" in verbose.stderr  # read without the repository
 
 
 async def test_migrating_logs_the_steps_and_not_alembics_set_up(tmp_path: Path,
