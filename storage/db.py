@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from scout.errors import ConfigError, StorageError
+from storage.direct import HEAD_REVISION
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -24,9 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-# The newest migration, so that a command can see the schema is current without loading Alembic.
-# tests/storage/test_migrations.py holds it to Alembic's own reading of the scripts.
-HEAD_REVISION = "0010"
 # PostgreSQL advisory lock key held while migrating ("dealmigr" in ASCII; the scheduler lock uses another).
 MIGRATION_LOCK = 0x6465616C6D696772
 # How long a SQLite writer waits for another writer's lock before giving up.

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# storage.db.HEAD_REVISION, which storage.db cannot lend without importing SQLAlchemy; tests hold the two equal. A
-# stale value fails safe: the database's revision differs, and the repository's path is taken.
+# The newest migration, so that a command can see the schema is current without loading Alembic (storage.db reads
+# it from here). tests/storage/test_migrations.py holds it to Alembic's own reading of the scripts.
 HEAD_REVISION = "0010"
 # Decimal places of searches.price_drop_share and of the seller ratings (storage.tables: Numeric(5, 4), (5, 2)).
 SHARE_SCALE = 4

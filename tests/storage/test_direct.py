@@ -133,10 +133,6 @@ async def test_a_database_not_at_head_is_left_to_the_repository(database_url: st
         await engine.dispose()
 
 
-def test_the_head_revision_is_storage_dbs() -> None:
-    assert direct.HEAD_REVISION == db.HEAD_REVISION
-
-
 @pytest.mark.parametrize("url", [
     "sqlite://", "sqlite:///:memory:", "sqlite:////tmp/with%20escape.db", "sqlite:////tmp/x.db?mode=ro",
     "postgresql://u@h/db?sslmode=require", "mysql://u@h/db", "not a url",
