@@ -742,9 +742,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(command_log_level(settings, args))
     note_a_left_behind_database(settings)
     try:
-        if not asyncio.iscoroutinefunction(args.func):
-            return args.func(settings, args)
-        return asyncio.run(args.func(settings, args))
+        if asyncio.iscoroutinefunction(args.func):
+            code = asyncio.run(args.func(settings, args))
+        else:
+            code = args.func(settings, args)
+        sys.stdout.flush()  # a reader that went away is told here, not in the interpreter's shutdown
+        return code
+    except BrokenPipeError:
+        # The output's reader stopped early (`dealscout search list | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except InputError as err:
         print(f"dealscout: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -503,3 +503,18 @@ def test_apikey_refuses_bad_input_and_makes_no_key(capsys: pytest.CaptureFixture
         code = exited.code  # type: ignore[assignment]
     assert code == 2 and message in capsys.readouterr().err
     assert "no API keys" in run(capsys, "apikey", "list")[1]
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """Regression: `dealscout search list | head` printed "the database ... cannot be reached: Broken pipe"."""
+    data_dir = tmp_path / "data"
+    assert run_cli(["search", "add", "lego castle"], data_dir).returncode == 0
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "LOG_LEVEL")}
+    env["DEALSCOUT_DATA_DIR"] = str(data_dir)
+    child = subprocess.Popen([sys.executable, "-m", "dealscout.cli", "search", "list"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the reader is gone before the first line
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 1
+    assert stderr == ""
