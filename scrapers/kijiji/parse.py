@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -10,8 +11,8 @@ from lxml import etree
 
 from scout.errors import ParseError
 from scout.models import Listing, Money
-from scrapers.base import ScrapeResult
-from scrapers.rss.parse import block_reason, local_name, parse_date, parse_xml, unescape_html
+from scrapers.base import Distinct, ScrapeResult
+from scrapers.rss.parse import block_reason, local_name, parse_date, parse_xml
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +40,14 @@ def parse_feed(body: bytes) -> ScrapeResult:
         if blocked:
             return ScrapeResult.blocked(blocked)
         raise
-    listings: list[Listing] = []
-    seen: set[str] = set()
-    repeats = 0
-    for listing in map(_item_listing, items):
-        if listing is None:
-            continue
-        # Each ad id once, as scrapers.base.Distinct keeps them; a repeat is no lost row.
-        if listing.external_id in seen:
-            repeats += 1
-        else:
-            seen.add(listing.external_id)
-            listings.append(listing)
-    if items and not listings:
+    found = Distinct()
+    for item in items:
+        listing = _item_listing(item)
+        if listing is not None:
+            found.add(listing)
+    if items and not found.listings:
         raise ParseError(f"{len(items)} Kijiji feed items but none had an ad link and a title")
-    return ScrapeResult.of(listings, rows=len(items) - repeats)
+    return ScrapeResult.of(found.listings, rows=len(items) - found.repeats)
 
 
 def _feed_items(root: etree._Element) -> list[etree._Element]:
@@ -69,90 +63,88 @@ MAX_DESCRIPTION = 4000
 
 
 def _item_listing(item: etree._Element) -> Listing | None:
-    """The item's listing; None when it has no title or no ad link.
-
-    Most of a feed's parse is here, so it is one function read top to bottom: one pass over the item's dozen leaf
-    children, reading only the texts used (an lxml find() per field, or the text of every child, costs more than
-    the rest of the parse), and no helper call per field (a call per field of every item is a tenth of the parse).
-    The guid and pubDate are read only when the link or dc:date is missing.
-    """
+    # One pass over the item's dozen leaf children, reading only the texts used: an lxml find() per field, or
+    # the text of every child (the description is the longest), costs more than the rest of the parse. The guid
+    # and pubDate are read only when the link or dc:date is missing.
     title = link = guid = price_text = lat = lon = pub_date = dc_date = image = description = None
-    # A slice lists the children in one call, faster than stepping the element's own iterator; the names are
-    # tried in the order Kijiji writes them.
+    # A slice lists the children in one call, faster than stepping the element's own iterator.
     for child in item[:]:
         tag = child.tag
         if tag == "title":
             title = child.text
         elif tag == "link":
             link = child.text
-        elif tag == "description":
-            description = child.text
         elif tag == "enclosure":
             image = child.get("url")
+        elif tag == "description":
+            description = child.text
         elif tag == "pubDate":
             pub_date = child
         elif tag == "guid":
             guid = child
         elif tag == _DC_DATE:
             dc_date = child.text
+        elif tag == _PRICE:
+            price_text = child.text
         elif tag == _LAT:
             lat = child.text
         elif tag == _LONG:
             lon = child.text
-        elif tag == _PRICE:
-            price_text = child.text
-    if not title:
-        return None
     # Kijiji escapes titles and descriptions twice ("n&amp;#233;gociable"): XML undoes one, html.unescape the other.
-    title = " ".join((unescape_html(title) if "&" in title else title).split())
+    if title and "&" in title:
+        title = html.unescape(title)
+    title = " ".join(title.split()) if title else None
     link = (link.strip() if link else "") or ((guid.text or "").strip() if guid is not None else "")
     # https://www.kijiji.ca/v-<category>/<place>/<slug>/<ad id>, perhaps with a query or a trailing slash.
     parts = link.rstrip("/").split("/")
-    ad_id = parts[-1]
-    if not ad_id.isdigit():
-        ad_id = ad_id.split("?", 1)[0]
+    ad_id = parts[-1].split("?", 1)[0]
     if not title or not ad_id.isdigit():
         log.debug("Kijiji item without a title or an ad link: %r", link)
         return None
-    # g-core:price is absent on "wanted" ads and on ads with no price ("Please contact", "Swap / Trade").
-    price = None
     price_text = price_text.strip() or None if price_text else None
-    if price_text:
-        try:
-            amount = Decimal(price_text)
-        except InvalidOperation:
-            log.debug("unreadable Kijiji price %r", price_text)
-        else:
-            price = Money(amount, CURRENCY) if amount.is_finite() and amount >= 0 else None
-    # The place named in the ad's address ("city-of-toronto") and its coordinates, when given.
-    place = parts[4].replace("-", " ") if len(parts) >= _AD_PATH_PARTS and parts[4] else None
-    if lat and lon:
-        lat, lon = lat.strip(), lon.strip()
-        if lat and lon:
-            place = f"{place} ({lat}, {lon})" if place else f"({lat}, {lon})"
-    # dc:date is the same time as pubDate, in ISO 8601, which reads at a quarter of the cost; Kijiji writes it with
-    # its zone ("2023-07-15T02:29:12Z"), which the standard reader takes as it is.
-    posted = None
-    if dc_date:
-        try:
-            posted = datetime.fromisoformat(dc_date)
-        except ValueError:
-            posted = None
-        if posted is not None and posted.tzinfo is None:
-            posted = None
-    if posted is None:
-        posted = parse_date(dc_date) or parse_date(pub_date.text if pub_date is not None else None)
     return Listing(
         marketplace=MARKETPLACE,
         external_id=ad_id,
         title=title,
         url=link,
-        price=price,
+        price=_price(price_text) if price_text else None,
         price_text=price_text,
-        location=place,
+        location=_location(parts[4] if len(parts) >= _AD_PATH_PARTS else None, lat, lon),
         image_url=image,
-        posted_at=posted,
+        posted_at=_posted(dc_date, pub_date),
         # As the feed has it (still escaped once): only words to exclude read it, and they unescape it then
         # (scout.matching.plain_text), so the parse pays nothing for the searches that exclude no word.
         description=description[:MAX_DESCRIPTION] if description else None,
     )
+
+
+def _posted(dc_date: str | None, pub_date: etree._Element | None) -> datetime | None:
+    # dc:date is the same time as pubDate, in ISO 8601, which reads at a quarter of the cost; Kijiji writes it with
+    # its zone ("2023-07-15T02:29:12Z"), which the standard reader takes as it is.
+    if dc_date:
+        try:
+            when = datetime.fromisoformat(dc_date)
+        except ValueError:
+            when = None
+        if when is not None and when.tzinfo is not None:
+            return when
+    return parse_date(dc_date) or parse_date(pub_date.text if pub_date is not None else None)
+
+
+def _price(text: str) -> Money | None:
+    # g-core:price is absent on "wanted" ads and on ads with no price ("Please contact", "Swap / Trade").
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        log.debug("unreadable Kijiji price %r", text)
+        return None
+    return Money(amount, CURRENCY) if amount.is_finite() and amount >= 0 else None
+
+
+def _location(place: str | None, lat: str | None, lon: str | None) -> str | None:
+    """The place named in the ad's address ("city-of-toronto") and its coordinates, when given."""
+    lat, lon = (lat.strip(), lon.strip()) if lat and lon else (None, None)
+    where = f"({lat}, {lon})" if lat and lon else None
+    if place and where:
+        return f"{place.replace('-', ' ')} {where}"
+    return place.replace("-", " ") if place else where

@@ -9,6 +9,7 @@ import html
 import logging
 import re
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
@@ -17,7 +18,7 @@ from lxml import etree
 
 from scout.errors import ParseError
 from scout.models import Listing
-from scrapers.base import ScrapeResult
+from scrapers.base import Distinct, ScrapeResult
 from scrapers.pricetext import find_price
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,12 @@ MEDIA = "http://search.yahoo.com/mrss/"
 DC = "http://purl.org/dc/elements/1.1/"
 _DC_DATE, _DC_CREATOR, _RDF_ABOUT = f"{{{DC}}}date", f"{{{DC}}}creator", f"{{{RDF}}}about"
 _ATOM_ENTRY, _RSS1_ITEM = f"{{{ATOM}}}entry", f"{{{RSS1}}}item"
+# The fields an RSS item is read for, in order, and their element names in RSS 2.0 (no namespace) and RSS 1.0.
 # A description longer than this is cut: its first words say what the item is about.
 MAX_DESCRIPTION = 4000
-# An item's title, link, guid, pubDate and description elements, by RSS version: RSS 1.0's are in its namespace.
-_RSS_TAGS = {
-    ns: tuple(f"{{{ns}}}{name}" if ns else name for name in ("title", "link", "guid", "pubDate", "description"))
+_RSS_FIELDS = ("title", "link", "guid", "pubDate", _DC_DATE, _DC_CREATOR, "description")
+_RSS_NAMES = {
+    ns: {(name if name.startswith("{") or not ns else f"{{{ns}}}{name}"): at for at, name in enumerate(_RSS_FIELDS)}
     for ns in ("", RSS1)
 }
 # listings.external_id is VARCHAR(128); longer or feed-local ids are hashed to fit and to stay unique across feeds.
@@ -43,11 +45,6 @@ _WEB = ("http://", "https://")
 # The first <img src> of an item's HTML description: many deal feeds (Slickdeals among them) put the picture there.
 _IMG_SRC = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
-# A character reference exactly as html.unescape finds one (Lib/html/__init__.py, _charref): see unescape_html.
-_CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
-# How many distinct references unescape_html remembers: a feed uses a handful ("&#233;", "&amp;"), and a hostile
-# one cannot grow the table past this.
-_MAX_CHARREFS = 4096
 _RFC822 = re.compile(
     r"(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(GMT|UTC?|Z|[+-]\d{4})?"
 )
@@ -106,33 +103,6 @@ def block_reason(body: bytes, site: str) -> str | None:
         if marker in head:
             return f"{site} answered a block page ({marker!r}) instead of the feed"
     return None
-
-
-class _CharRefs(dict[str, str]):
-    """What each character reference (without its "&") reads as, worked out by html.unescape once."""
-
-    def __missing__(self, ref: str) -> str:
-        text = html.unescape(f"&{ref}")
-        if len(self) < _MAX_CHARREFS:
-            self[ref] = text
-        return text
-
-
-_CHARREFS = _CharRefs()
-
-
-def unescape_html(text: str) -> str:
-    """html.unescape(text), at a fraction of its cost on text with references.
-
-    html.unescape calls a Python function for every reference it finds; here one split finds them all (the same
-    pattern, so the same matches) and each reference's text is looked up. A reference's text depends on the
-    reference alone, so the result is html.unescape's, character for character.
-    """
-    if "&" not in text:
-        return text
-    parts = _CHARREF.split(text)
-    parts[1::2] = map(_CHARREFS.__getitem__, parts[1::2])
-    return "".join(parts)
 
 
 def text_of(element: etree._Element | None) -> str | None:
@@ -220,37 +190,27 @@ def parse_feed(body: bytes, *, feed_url: str = "") -> ScrapeResult:
     web addresses, none), so an item without a title or a link makes the fetch partial.
     """
     try:
-        items = feed_items(parse_xml(body, what="feed"))
+        items = list(feed_items(parse_xml(body, what="feed")))
     except ParseError:
         # Not a feed: a bot wall's page (well-formed or not) is blocked, anything else is broken.
         blocked = block_reason(body, "the feed's site")
         if blocked:
             return ScrapeResult.blocked(blocked)
         raise
-    if items and items[0].tag == _ATOM_ENTRY:
-        found = [_atom_listing(item, feed_url) for item in items]
-    else:
-        names = _RSS_TAGS[RSS1 if items and items[0].tag == _RSS1_ITEM else ""]
-        found = [_rss_listing(item, names, feed_url) for item in items]
-    listings: list[Listing] = []
-    seen: set[str] = set()
-    unsafe = repeats = 0  # items whose only links are not web pages: left out on purpose, no lost rows
-    for listing in found:
+    found = Distinct()
+    unsafe = 0  # items whose only links are not web pages: left out on purpose, no lost rows
+    for item in items:
+        listing = _item_listing(item, feed_url)
         if listing is _UNSAFE_LINK:
             unsafe += 1
         elif listing is not None:
-            # Each external id once, as scrapers.base.Distinct keeps them; a repeat is no lost row.
-            if listing.external_id in seen:
-                repeats += 1
-            else:
-                seen.add(listing.external_id)
-                listings.append(listing)
-    if items and not listings:
+            found.add(listing)
+    if items and not found.listings:
         raise ParseError(f"{len(items)} feed items but none had a link or id and a title")
-    return ScrapeResult.of(listings, rows=len(items) - unsafe - repeats)
+    return ScrapeResult.of(found.listings, rows=len(items) - unsafe - found.repeats)
 
 
-def feed_items(root: etree._Element) -> list[etree._Element]:
+def feed_items(root: etree._Element) -> Iterator[etree._Element]:
     """The items (RSS) or entries (Atom) of a feed; ParseError when the document is not a feed at all."""
     # iterchildren matches names as find() and findall() do, without their path machinery.
     kind = local_name(root)
@@ -258,129 +218,27 @@ def feed_items(root: etree._Element) -> list[etree._Element]:
         channel = next(root.iterchildren("channel"), None)
         if channel is None:
             raise ParseError("RSS document without a <channel>")
-        return list(channel.iterchildren("item"))
+        return channel.iterchildren("item")
     if root.tag == f"{{{RDF}}}RDF":
         if next(root.iterchildren(f"{{{RSS1}}}channel"), None) is None:
             raise ParseError("RSS 1.0 document without a <channel>")
-        return list(root.iterchildren(f"{{{RSS1}}}item"))
+        return root.iterchildren(f"{{{RSS1}}}item")
     if root.tag == f"{{{ATOM}}}feed":
-        return list(root.iterchildren(f"{{{ATOM}}}entry"))
+        return root.iterchildren(f"{{{ATOM}}}entry")
     raise ParseError(f"not an RSS or Atom feed: the document element is <{kind or root.tag}>")
 
 
-class _Refused(enum.Enum):
-    """An item left out on purpose: it is read, but is no listing to show."""
-
-    UNSAFE_LINK = "its links are not web addresses (javascript:, data:)"
-
-
-_UNSAFE_LINK = _Refused.UNSAFE_LINK
-
-
-def _rss_listing(item: etree._Element, names: tuple[str, ...], feed_url: str) -> Listing | _Refused | None:
-    """An RSS 2.0 or 1.0 item's listing; None when it has no title or no link; _UNSAFE_LINK when its links are
-    refused. `names` are the item's field names in its RSS version (_RSS_TAGS).
-
-    Most of a feed's parse is here, so it is one function read top to bottom: one pass over the item's children,
-    keeping the last of each name (an lxml find() per field costs more than the rest of the parse), then the
-    common case of each field, a leaf element, read in place (a helper call per field of every item is a tenth
-    of the parse).
-    """
-    title_name, link_name, guid_name, pub_date_name, description_name = names
-    title = link = guid = pub_date = dc_date = creator = description = image = None
-    # A slice lists the children in one call, faster than stepping the element's own iterator; the names are
-    # tried most common first.
-    for child in item[:]:
-        tag = child.tag
-        if tag == title_name:
-            title = child
-        elif tag == link_name:
-            link = child
-        elif tag == description_name:
-            description = child
-        elif tag == "enclosure":
-            if image is None:
-                kind = child.get("type")
-                if not kind or kind.startswith("image/"):
-                    image = child.get("url") or None
-        elif tag == pub_date_name:
-            pub_date = child
-        elif tag == guid_name:
-            guid = child
-        elif tag == _DC_DATE:
-            dc_date = child
-        elif tag == _DC_CREATOR:
-            creator = child
-    if title is None:
-        return None
-    raw = title.text if len(title) == 0 else "".join(title.itertext())
-    if not raw:
-        return None
-    # Titles are HTML-escaped text in practice, often escaped twice ("&amp;amp;"): unescaping plain text is harmless.
-    title = " ".join((unescape_html(raw) if "&" in raw else raw).split())
-    if not title:
-        return None
-    if link is not None:
-        raw = link.text if len(link) == 0 else "".join(link.itertext())
-        link = " ".join(raw.split()) or None if raw else None
-    if guid is not None:
-        raw = guid.text if len(guid) == 0 else "".join(guid.itertext())
-        guid = " ".join(raw.split()) or None if raw else None
-    if guid is None:
-        guid = item.get(_RDF_ABOUT)
-    if not (link or guid):
-        return None
-    # Absolute web addresses, nearly every link and picture, need no resolving.
-    url = link if link and link.startswith(_WEB) else _absolute(link, feed_url) or _absolute(guid, feed_url)
-    if not url:
-        return _UNSAFE_LINK
-    posted = None
-    if pub_date is not None:
-        if len(pub_date) == 0:
-            raw = pub_date.text
-            # Most feeds write RFC 9110's fixed-width date exactly: it is read as it stands.
-            if raw is not None and len(raw) == _IMF_FIXDATE_LENGTH:
-                posted = _imf_fixdate(raw)
-        else:
-            raw = "".join(pub_date.itertext())
-        if posted is None:
-            posted = parse_date(" ".join(raw.split()) or None if raw else None)
-    if posted is None and dc_date is not None:
-        raw = dc_date.text if len(dc_date) == 0 else "".join(dc_date.itertext())
-        posted = parse_date(" ".join(raw.split()) or None if raw else None)
-    if image is None:
-        image = _media_image(item)
-    if image and not image.startswith(_WEB):
-        image = _absolute(image, feed_url)
-    if description is not None:
-        raw = description.text if len(description) == 0 else "".join(description.itertext())
-        description = raw[:MAX_DESCRIPTION] if raw and not raw.isspace() else None
-    seller = None
-    if creator is not None:
-        raw = creator.text if len(creator) == 0 else "".join(creator.itertext())
-        seller = (" ".join(raw.split())[:200] or None) if raw else None
-    key = guid or url
-    price = find_price(title)
-    return Listing(
-        marketplace=MARKETPLACE,
-        # An absolute URL is unique across feeds as it is; anything else ("1234", a tag: URI) only within its feed.
-        external_id=key if len(key) <= MAX_EXTERNAL_ID and key.startswith(_WEB) else _hashed_id(key, feed_url),
-        title=title,
-        url=url,
-        price=price[0] if price else None,
-        price_text=price[1] if price else None,
-        image_url=image or _description_image(description, feed_url),
-        posted_at=posted,
-        seller=seller,
-        description=description,
-    )
-
-
-def _atom_listing(entry: etree._Element, feed_url: str) -> Listing | _Refused | None:
-    """An Atom entry's listing; None when it has no title or no link; _UNSAFE_LINK when its links are refused."""
-    title, link, guid, posted, image, seller, description = _atom_fields(entry)
+def _item_listing(item: etree._Element, feed_url: str) -> Listing | _Refused | None:
+    """The item's listing; None when it has no title or no link; _UNSAFE_LINK when its links are refused."""
+    tag = item.tag
+    if tag == _ATOM_ENTRY:
+        fields = _atom_fields(item)
+    else:
+        fields = _rss_fields(item, RSS1 if tag == _RSS1_ITEM else "")
+    title, link, guid, posted, image, seller, description = fields
     if not title or not (link or guid):
         return None
+    # Absolute web addresses, nearly every link and picture, need no resolving.
     url = link if link and link.startswith(_WEB) else _absolute(link, feed_url) or _absolute(guid, feed_url)
     if not url:
         return _UNSAFE_LINK
@@ -390,6 +248,7 @@ def _atom_listing(entry: etree._Element, feed_url: str) -> Listing | _Refused | 
         image = image if image.startswith(_WEB) else _absolute(image, feed_url)
     return Listing(
         marketplace=MARKETPLACE,
+        # An absolute URL is unique across feeds as it is; anything else ("1234", a tag: URI) only within its feed.
         external_id=key if len(key) <= MAX_EXTERNAL_ID and key.startswith(_WEB) else _hashed_id(key, feed_url),
         title=title,
         url=url,
@@ -402,7 +261,66 @@ def _atom_listing(entry: etree._Element, feed_url: str) -> Listing | _Refused | 
     )
 
 
+class _Refused(enum.Enum):
+    """An item left out on purpose: it is read, but is no listing to show."""
+
+    UNSAFE_LINK = "its links are not web addresses (javascript:, data:)"
+
+
+_UNSAFE_LINK = _Refused.UNSAFE_LINK
 _Fields = tuple[str | None, str | None, str | None, datetime | None, str | None, str | None, str | None]
+
+
+def _rss_fields(item: etree._Element, ns: str) -> _Fields:
+    # One pass over the item's children, keeping the last of each name: an lxml find() per field costs more than
+    # the rest of the parse. The common case of each field (a leaf element) is read in place: a helper call per
+    # field of every item is a tenth of the parse.
+    names = _RSS_NAMES[ns]
+    found: list[etree._Element | None] = [None] * len(_RSS_FIELDS)
+    image = None
+    # A slice lists the children in one call, faster than stepping the element's own iterator.
+    for child in item[:]:
+        tag = child.tag
+        at = names.get(tag)
+        if at is not None:
+            found[at] = child
+        elif tag == "enclosure" and image is None:
+            kind = child.get("type")
+            if not kind or kind.startswith("image/"):
+                image = child.get("url") or None
+    title, link, guid, pub_date, dc_date, creator, description = found
+    title_text = None
+    if title is not None:
+        raw = title.text if len(title) == 0 else "".join(title.itertext())
+        # Titles are HTML-escaped text in practice, often escaped twice ("&amp;amp;"): unescaping plain text is
+        # harmless.
+        if raw:
+            title_text = " ".join((html.unescape(raw) if "&" in raw else raw).split()) or None
+    link_text = None
+    if link is not None:
+        raw = link.text if len(link) == 0 else "".join(link.itertext())
+        link_text = " ".join(raw.split()) or None if raw else None
+    posted = None
+    if pub_date is not None:
+        raw = pub_date.text
+        # Most feeds write RFC 9110's fixed-width date exactly: it is read as it stands.
+        if raw is not None and len(raw) == _IMF_FIXDATE_LENGTH and len(pub_date) == 0:
+            posted = _imf_fixdate(raw)
+        if posted is None:
+            posted = parse_date(text_of(pub_date))
+    if posted is None and dc_date is not None:
+        posted = parse_date(text_of(dc_date))
+    if image is None:
+        image = _media_image(item)
+    return (
+        title_text,
+        link_text,
+        (text_of(guid) if guid is not None else None) or item.get(_RDF_ABOUT),
+        posted,
+        image,
+        text_of(creator) if creator is not None else None,
+        _raw_text(description),
+    )
 
 
 def _raw_text(element: etree._Element | None) -> str | None:
@@ -452,13 +370,13 @@ def _description_image(description: str | None, feed_url: str) -> str | None:
     if not description or "<img" not in description.lower():
         return None
     found = _IMG_SRC.search(description)
-    return _absolute(unescape_html(found.group(1)), feed_url) if found else None
+    return _absolute(html.unescape(found.group(1)), feed_url) if found else None
 
 
 def _clean_title(title: str | None) -> str | None:
     if not title:
         return None
-    return " ".join(unescape_html(title).split()) or None
+    return " ".join((html.unescape(title) if "&" in title else title).split()) or None
 
 
 def _absolute(link: str | None, base: str) -> str | None:
