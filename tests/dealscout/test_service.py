@@ -68,3 +68,22 @@ async def test_the_console_notifier_prints_a_readable_alert(tmp_path: Path) -> N
         "     https://www.ebay.com/itm/7",
         f"     matched search #{search.id} 'game boy' -> console:main",
     ]
+
+
+async def test_a_built_service_keeps_start_up_out_of_collections_and_the_gil_turns_short(tmp_path: Path) -> None:
+    """Regression: full garbage collections walked every object start-up built, stopping the event loop ~100 ms
+    each during a scan, and a parsing thread kept the loop's thread waiting 5 ms turns for the GIL."""
+    import gc
+    import sys
+
+    from dealscout.app import LOOP_SWITCH_INTERVAL_S
+
+    gc.unfreeze()
+    before = sys.getswitchinterval()
+    try:
+        async with build_service(settings_for(tmp_path)):
+            assert gc.get_freeze_count() > 10_000  # the modules, mappings and adapters at least
+            assert sys.getswitchinterval() == LOOP_SWITCH_INTERVAL_S
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(before)
