@@ -54,22 +54,24 @@ def page(first: int, count: int, price: str = "100.00") -> list[Listing]:
                     price=Money(Decimal(price), "USD")) for n in range(first, first + count)]
 
 
+async def scan(repo: Repository, search: SavedSearch, listings: list[Listing]) -> None:
+    """One fetch of `listings`, all matching `search`, saved as the scan saves it."""
+    fetch = FetchOutcome(marketplace="ebay", query="lens", status="success", duration_ms=5,
+                         listings=tuple(listings), matches={search.id: tuple(listings)})
+    run = SearchRun(search.id, NOW + timedelta(minutes=10), frozenset({"ebay"}), frozenset())
+    await repo.save_scan(now=NOW, fetches=[fetch], runs=[run], searches={search.id: search},
+                         baseline_first_scan=False)
+
+
 async def two_scans(repo: Repository, search: SavedSearch, size: int) -> tuple[list[Statement], list[Statement]]:
     """A first scan of a page of `size` new listings, then a second where one is new and one is repriced."""
     first = page(10_000 * size, size)
     second = first[1:-1] + page(10_000 * size + size, 1) + page(10_000 * size + size - 1, 1, price="90.00")
 
-    async def scan(listings: list[Listing]) -> None:
-        fetch = FetchOutcome(marketplace="ebay", query="lens", status="success", duration_ms=5,
-                             listings=tuple(listings), matches={search.id: tuple(listings)})
-        run = SearchRun(search.id, NOW + timedelta(minutes=10), frozenset({"ebay"}), frozenset())
-        await repo.save_scan(now=NOW, fetches=[fetch], runs=[run], searches={search.id: search},
-                             baseline_first_scan=False)
-
     with recorded(repo) as on_first:
-        await scan(first)
+        await scan(repo, search, first)
     with recorded(repo) as on_second:
-        await scan(second)
+        await scan(repo, search, second)
     return on_first, on_second
 
 
@@ -151,23 +153,15 @@ async def test_a_lookup_first_planned_on_a_new_database_reads_the_index_at_scale
         spec = SearchSpec(query="lens", marketplaces=("ebay",), check_interval_minutes=10)
         search = await repo.save_search(owner="a", destination=DEST, scope=None, spec=spec, now=NOW,
                                         first_run_at=NOW)
-
-        async def scan(listings: list[Listing]) -> None:
-            fetch = FetchOutcome(marketplace="ebay", query="lens", status="success", duration_ms=5,
-                                 listings=tuple(listings), matches={search.id: tuple(listings)})
-            run = SearchRun(search.id, NOW + timedelta(minutes=10), frozenset({"ebay"}), frozenset())
-            await repo.save_scan(now=NOW, fetches=[fetch], runs=[run], searches={search.id: search},
-                                 baseline_first_scan=False)
-
         for turn in range(8):  # past the five runs after which a generic plan may be kept
-            await scan(page(turn * 10, 3))
+            await scan(repo, search, page(turn * 10, 3))
         async with engine.begin() as conn:
             await conn.execute(sa.text(
                 "INSERT INTO listings (marketplace, external_id, title, url, first_seen_at, last_seen_at) "
                 "SELECT 'ebay', 'seeded-' || n, 'Seeded ' || n, 'https://example.test/' || n, now(), now() "
                 "FROM generate_series(1, 20000) AS n"))
         plans.clear()
-        await scan(page(1_000, 3))
+        await scan(repo, search, page(1_000, 3))
     finally:
         await engine.dispose()
     lookups = [plan for plan in plans if "listings.external_id" in plan and "SELECT" in plan.upper()
