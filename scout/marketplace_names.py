@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Each adapter's `name` (scrapers.registry builds them); tests/dealscout/test_cli_direct.py holds the two equal.
+# Each adapter's `name` reads its entry; tests/dealscout/test_cli_direct.py holds the keys to the adapters built.
 MARKETPLACE_NAMES: dict[str, str] = {
     "ebay": "eBay",
     "facebook": "Facebook Marketplace",

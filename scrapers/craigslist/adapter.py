@@ -6,6 +6,7 @@ import re
 from urllib.parse import quote
 
 from scout.errors import ConfigError, InputError
+from scout.marketplace_names import MARKETPLACE_NAMES
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.craigslist.parse import parse_search_page
 from scrapers.netguard import SiteGuard
@@ -22,7 +23,7 @@ class CraigslistAdapter(Adapter):
     """
 
     key = "craigslist"
-    name = "Craigslist"
+    name = MARKETPLACE_NAMES[key]
     # Craigslist publishes no limit and blocks an IP that polls quickly ("This IP has been automatically
     # blocked"), so stay well below a person's browsing pace: 2 requests a minute per host, and a search every
     # 10 minutes (listings stay up for days; a 10-minute delay costs no deal).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote_plus
 
 from scout.errors import ConfigError
+from scout.marketplace_names import MARKETPLACE_NAMES
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.ebay.parse import DOMAIN_CURRENCIES, parse_search_page
 from scrapers.ebay_api.parse import parse_search_response
@@ -18,7 +19,7 @@ class EbayAdapter(Adapter):
     """Searches one eBay site's public result pages (newest first) and parses both card layouts."""
 
     key = "ebay"
-    name = "eBay"
+    name = MARKETPLACE_NAMES[key]
     # eBay publishes no limit for its HTML pages. Its Browse API, the sanctioned way in, allows 5,000 calls a
     # day per application (developer.ebay.com, "API call limits"): about 3.5 a minute. We stay at that pace
     # and below it per search: a 60-item newest-first page every 5 minutes misses nothing on all but the

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlsplit
 
 from scout.errors import BlockedError, ConfigError, FetchError, ParseError
+from scout.marketplace_names import MARKETPLACE_NAMES
 from scrapers.base import Adapter, Capabilities, Fetcher, Page, Request, ScrapeResult, SearchQuery
 from scrapers.ebay_api.parse import MARKETPLACE_DOMAINS, AccessToken, parse_search_response, parse_token_response
 from scrapers.netguard import SiteGuard
@@ -86,7 +87,7 @@ class EbayApiAdapter(Adapter):
     """
 
     key = "ebay"
-    name = "eBay"
+    name = MARKETPLACE_NAMES[key]
     # Listings come newest first with their creation time, so a search every 5 minutes misses nothing; each
     # search costs one call of the daily budget.
     min_interval_minutes = 5

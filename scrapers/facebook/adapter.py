@@ -6,6 +6,7 @@ import re
 from urllib.parse import urlencode
 
 from scout.errors import ConfigError, InputError
+from scout.marketplace_names import MARKETPLACE_NAMES
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.facebook.parse import parse_search_page
 from scrapers.netguard import SiteGuard
@@ -35,7 +36,7 @@ class FacebookAdapter(Adapter):
     """
 
     key = "facebook"
-    name = "Facebook Marketplace"
+    name = MARKETPLACE_NAMES[key]
     # Facebook publishes no limit for logged-out browsing and soon answers a fast visitor with a login wall or a
     # "You're temporarily blocked" page that lasts hours. One page a minute across all searches, and a search at
     # most every 15 minutes, keeps us at the pace of a person refreshing a search now and then; local listings

@@ -6,6 +6,7 @@ import re
 from urllib.parse import quote
 
 from scout.errors import InputError
+from scout.marketplace_names import MARKETPLACE_NAMES
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.kijiji.parse import parse_feed
 from scrapers.netguard import SiteGuard
@@ -34,7 +35,7 @@ class KijijiAdapter(Adapter):
     """
 
     key = "kijiji"
-    name = "Kijiji"
+    name = MARKETPLACE_NAMES[key]
     # Kijiji publishes no limit for its feeds. A feed holds the 20 newest ads, so a 10-minute interval keeps up with
     # all but the busiest nationwide queries, and 2 requests a minute across kijiji.ca is a person's browsing pace.
     min_interval_minutes = 10

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from scout.errors import InputError
+from scout.marketplace_names import MARKETPLACE_NAMES
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.kleinanzeigen.parse import SITE, parse_search_page
 from scrapers.netguard import SiteGuard
@@ -32,7 +33,7 @@ class KleinanzeigenAdapter(Adapter):
     """Searches Kleinanzeigen (all categories, newest first: the site's default order) through its result pages."""
 
     key = "kleinanzeigen"
-    name = "Kleinanzeigen"
+    name = MARKETPLACE_NAMES[key]
     # Kleinanzeigen publishes no limit and sits behind a bot wall (the real Reblaze challenge page in the fixtures)
     # that trips on fast polling. 2 requests a minute across the site is a person's browsing pace, and a search every
     # 10 minutes is quick enough for second-hand ads, which stay up for days.

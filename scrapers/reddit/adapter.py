@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from scout.errors import ConfigError, InputError
+from scout.marketplace_names import MARKETPLACE_NAMES
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery
 from scrapers.netguard import SiteGuard
 from scrapers.reddit.parse import SITE, parse_listing
@@ -39,7 +40,7 @@ class RedditAdapter(Adapter):
     """
 
     key = "reddit"
-    name = "Reddit"
+    name = MARKETPLACE_NAMES[key]
     # Reddit's Data API terms allow 100 queries a minute to OAuth clients and far fewer to clients without a
     # token, which it answers with 429s. 6 a minute across reddit.com stays well inside that. Deal subreddits
     # get up to a few dozen posts an hour, so the 100 newest every 5 minutes miss none.

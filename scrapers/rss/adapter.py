@@ -7,6 +7,7 @@ import logging
 from yarl import URL
 
 from scout.errors import BlockedError, FetchError, InputError
+from scout.marketplace_names import MARKETPLACE_NAMES
 from scrapers.base import Adapter, Capabilities, Page, Request, ScrapeResult, SearchQuery, UrlGuard
 from scrapers.netguard import UrlGuard as NetworkGuard
 from scrapers.netguard import check_url
@@ -36,7 +37,7 @@ class RssAdapter(Adapter):
     """
 
     key = "rss"
-    name = "RSS/Atom feed"
+    name = MARKETPLACE_NAMES[key]
     # Feeds tell readers how often to poll: RSS <ttl> values and common practice are 15-60 minutes, and deal feeds
     # (Slickdeals' frontpage feed among them) are built to be polled about that often. 15 minutes is the floor.
     min_interval_minutes = 15

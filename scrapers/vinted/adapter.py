@@ -8,6 +8,7 @@ import re
 import weakref
 
 from scout.errors import BlockedError, ConfigError, FetchError, InputError
+from scout.marketplace_names import MARKETPLACE_NAMES
 from scrapers.base import Adapter, Capabilities, Fetcher, Page, Request, ScrapeResult, SearchQuery
 from scrapers.netguard import SiteGuard
 from scrapers.vinted.parse import DOMAIN_CURRENCIES, parse_catalog
@@ -35,7 +36,7 @@ class VintedAdapter(Adapter):
     """
 
     key = "vinted"
-    name = "Vinted"
+    name = MARKETPLACE_NAMES[key]
     # Vinted publishes no limit; its catalog API starts answering 429 (and its bot wall a challenge) to one
     # address that polls fast. Four requests a minute per country site, a search at most every 5 minutes:
     # a person's browsing pace, and new items stay listed for days.

@@ -134,7 +134,7 @@ async def test_a_database_not_at_head_is_migrated_first(both_ways: Callable[...,
         await engine.dispose()
 
 
-def test_the_marketplace_names_are_the_adapters() -> None:
+def test_every_marketplace_built_has_a_name_and_every_name_a_marketplace() -> None:
     for environ in ({}, {"EBAY_CLIENT_ID": "id", "EBAY_CLIENT_SECRET": "secret"}):
         adapters = build_adapters(load_settings(environ, env_file=None))
         assert {key: adapter.name for key, adapter in adapters.items()} == MARKETPLACE_NAMES
