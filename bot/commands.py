@@ -20,18 +20,7 @@ from bot.deal_options import (
     read_seller_rating,
     read_sellers,
 )
-
-# The describing functions live in bot.describe; re-exported (`name as name`) for the callers that import them here.
-from bot.describe import MAX_OUTCOME_ERROR as MAX_OUTCOME_ERROR
 from bot.describe import NO_PAUSE_REASON, SEARCH_ID_LIMIT, read_search_number, recent_deals_limit, search_not_found
-from bot.describe import OUTCOME_WORDS as OUTCOME_WORDS
-from bot.describe import describe_ago as describe_ago
-from bot.describe import describe_deal_options as describe_deal_options
-from bot.describe import describe_destination as describe_destination
-from bot.describe import describe_outcomes as describe_outcomes
-from bot.describe import describe_search as describe_search
-from bot.describe import describe_state as describe_state
-from bot.describe import format_amount as format_amount
 from scout.errors import InputError
 from scout.models import (
     Destination,
@@ -452,6 +441,7 @@ class Commands:
         then (see bot.buttons), so a newer search that was given the same id is not found."""
         number = read_search_number(search_id)
         search = await self.repo.load_search(number) if 0 < number < SEARCH_ID_LIMIT else None
+        # "Not found" and "not yours" read the same, so ids of other people's searches are not revealed.
         if search is None or (scope is not None and search.scope != scope) or not existed_by(search, existed_at):
             raise search_not_found(number)
         if search.owner != actor.id and not actor.is_admin:

@@ -192,7 +192,8 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     if args.search_action in ("list", "show"):
         return await cmd_search_read(settings, args)
-    from bot.commands import describe_search, parse_destination
+    from bot.commands import parse_destination
+    from bot.describe import describe_search
     from dealscout.parts import build_commands
     from scrapers.registry import build_adapters
 

@@ -29,7 +29,8 @@ async def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_destination(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.commands import describe_destination, parse_destination
+    from bot.commands import parse_destination
+    from bot.describe import describe_destination
     from dealscout.cli import open_repository
     from dealscout.parts import build_commands
     from scrapers.registry import build_adapters

@@ -34,8 +34,9 @@ from scout.deals import (
 from scout.models import AlertKind, DealFacts, FetchOutcome, Listing, Money
 from scout.sparkline import price_spread, price_trend
 from storage.bulk import POSTGRESQL, json_rows, one_of, unnest_insert
+from storage.decode import text_list
 from storage.tables import ListingRow, ListingWordsRow, OutboxRow, PriceHistoryRow, SearchRow
-from storage.types import UtcDateTime, text_list
+from storage.types import UtcDateTime
 
 __all__ = ["comparable_words"]  # the save imports it from here, with the rest of the deal part
 

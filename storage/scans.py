@@ -47,6 +47,7 @@ from storage.deals import (
     price_trends,
     record_words,
 )
+from storage.decode import text_list
 from storage.queries import Queries, describe_database_error
 from storage.tables import (
     ListingRow,
@@ -57,7 +58,6 @@ from storage.tables import (
     SearchRow,
     TaskLogRow,
 )
-from storage.types import text_list
 
 if TYPE_CHECKING:
     from storage.claims import CommitGuard

@@ -12,9 +12,9 @@ from scout.errors import NotFoundError, StorageError
 from scout.models import Destination, SavedSearch, SearchSpec, SearchStatus
 from storage.bulk import one_of
 from storage.convert import search_from_row, spec_values
+from storage.decode import text_list
 from storage.queries import Queries, describe_database_error
 from storage.tables import OutboxRow, SearchRow
-from storage.types import text_list
 
 
 class SearchQueries(Queries):

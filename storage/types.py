@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from storage.decode import PRICE_SCALE, text_list, utc_datetime
-
-__all__ = ["Price", "TextList", "UtcDateTime", "text_list"]
+from storage.decode import PRICE_SCALE, utc_datetime
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from bot.commands import describe_destination, describe_search, format_amount
+from bot.describe import describe_destination, describe_search, format_amount
 from scout.models import Listing, SavedSearch
 from scrapers.base import Adapter
 from storage.repo import SearchAlert, StoredListing

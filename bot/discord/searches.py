@@ -10,7 +10,8 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.commands import Actor, Commands, describe_outcomes, describe_search
+from bot.commands import Actor, Commands
+from bot.describe import describe_outcomes, describe_search
 from bot.discord.client import DealScoutClient, send_ephemeral, view_from_components
 from bot.discord.render import (
     channel_tag,

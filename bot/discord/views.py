@@ -11,7 +11,7 @@ from typing import Any
 import discord
 
 from bot.buttons import existed_by, latest_creation, parse_stamp
-from bot.commands import describe_search
+from bot.describe import describe_search
 from bot.discord.client import DealScoutClient, reply_error, send_ephemeral
 from bot.discord.render import (
     CONFIRM_REMOVE_TEMPLATE,

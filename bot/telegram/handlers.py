@@ -15,7 +15,8 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.admin import AdminCommands
 from bot.buttons import existed_by, latest_creation
-from bot.commands import Actor, Commands, describe_outcomes, describe_search
+from bot.commands import Actor, Commands
+from bot.describe import describe_outcomes, describe_search
 from bot.telegram.deal_handlers import DealHandlers
 from bot.telegram.grammar import EXAMPLE, parse_edit_line, parse_search_line
 from bot.telegram.guided import command_args, for_another_bot, install_guided_add

@@ -137,7 +137,7 @@ def test_the_deal_window_is_a_setting(capsys: pytest.CaptureFixture[str], monkey
 
 
 def test_a_snooze_that_has_ended_is_not_shown(capsys: pytest.CaptureFixture[str]) -> None:
-    from bot.commands import describe_state
+    from bot.describe import describe_state
     from scout.models import Destination, SavedSearch, SearchSpec, SearchStatus
 
     now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

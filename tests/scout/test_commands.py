@@ -9,15 +9,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from bot.commands import (
-    Actor,
-    Commands,
-    build_spec,
-    describe_outcomes,
-    describe_search,
-    parse_destination,
-    render_held_summary,
-)
+from bot.commands import Actor, Commands, build_spec, parse_destination, render_held_summary
+from bot.describe import describe_outcomes, describe_search
 from scout.errors import InputError, NotFoundError
 from scout.models import Destination, MarketplaceOutcome, SavedSearch, SearchStatus, SponsoredRule, UnpricedRule
 from scrapers.base import Request, SearchQuery
@@ -183,7 +176,6 @@ async def test_bad_search_ids(commands: Commands, search_id: str) -> None:
 
 
 async def test_prices_read_back_as_written(commands: Commands) -> None:
-    from bot.commands import describe_search
 
     search = await commands.add_search(Actor("alice"), DEST, query="lego", min_price="100", max_price="499.99")
     loaded = await commands.show_search(Actor("alice"), search.id)

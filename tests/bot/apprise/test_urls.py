@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.apprise.urls import MAX_URL_LENGTH, check_apprise_url, redact_apprise_url
-from bot.commands import describe_destination, parse_destination
+from bot.commands import parse_destination
+from bot.describe import describe_destination
 from scout.errors import InputError
 from scout.models import Destination
 
