@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import msgspec
 import pytest
 
-from scout.matching import build_matcher, fold
+from scout.matching import _word_pattern, build_matcher, fold
 from scout.models import SearchSpec, SponsoredRule, UnpricedRule
 from tests.fakes.adapters import make_listing
 
@@ -33,6 +34,17 @@ def spec(query: str, **kw: object) -> SearchSpec:
 )
 def test_words(query: str, title: str, expected: bool) -> None:
     assert build_matcher(spec(query)).matches(make_listing(1, title)) is expected
+
+
+@pytest.mark.parametrize("word", ["air", "3080", "é", "a_b"])  # words are runs of word characters
+def test_a_word_starts_where_a_leading_word_boundary_would_put_it(word: str) -> None:
+    # The same as a leading \b before the word, whatever comes before it: nothing, a space, a letter, a digit,
+    # an underscore, an accented letter, punctuation; and a later match is found when an earlier one is refused.
+    before = ["", " ", "h", "9", "_", "é", "-", "'", "h air ", "hair_"]
+    for lead in before:
+        for text in (f"{lead}{word}", f"{lead}{word}s", f"{lead}{word} {word}"):
+            expected = re.search(rf"\b{re.escape(word)}", text) is not None
+            assert (_word_pattern((word,)).search(text) is not None) is expected, text  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
