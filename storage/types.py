@@ -6,8 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 from storage.decode import PRICE_SCALE, utc_datetime
+
+
+class _SqliteText(sqlite.DATETIME):
+    """SQLite's DATETIME column, bound as the text UtcDateTime has already written."""
+
+    def bind_processor(self, dialect: sa.Dialect) -> None:
+        return None
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -16,13 +24,20 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[datetime]:
+        return dialect.type_descriptor(_SqliteText() if dialect.name == "sqlite" else self.impl)
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | str | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        if dialect.name == "sqlite":
+            # The text SQLAlchemy's SQLite DATETIME writes ("2026-12-01 00:51:21.000000"), at a fifth of its cost:
+            # a scan binds several timestamps for every listing it saves.
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return utc_datetime(value)
