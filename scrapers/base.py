@@ -7,7 +7,10 @@ import asyncio
 import concurrent.futures
 import enum
 import logging
+import os
 import re
+import sys
+import threading
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,17 +31,34 @@ _URL_PARTS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)(.*)", re.DOTALL
 # 36 KB page of 50 listings takes ~10 ms), so only trivial bodies (errors, empty results) stay on the loop.
 INLINE_PARSE_MAX_BYTES = 4 * 1024
 
-# Bigger pages are parsed by this one thread, in turn. lexbor and lxml keep the GIL through most of a page, so a
+# Bigger pages are parsed by this one thread, in turn. A parse holds the GIL for much of its time, so a
 # second parsing thread adds no speed, only one more thread queued for the GIL ahead of the event loop: with
 # asyncio's default pool, bench.scan measured a loop lag p99 of 40-60 ms; with one thread, 19-24 ms and a faster scan.
 _parser: concurrent.futures.ThreadPoolExecutor | None = None
+# How much lower the parsing thread's scheduling priority is than the process's (a nice increment, Linux only): when
+# the cores are busy (the database, other processes), the event loop's thread is run first and the parse waits,
+# and when they are not, the parse runs as fast as before.
+PARSE_THREAD_NICENESS = 10
 
 
 def _parse_thread() -> concurrent.futures.ThreadPoolExecutor:
     global _parser
     if _parser is None:
-        _parser = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+        _parser = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse",
+                                                        initializer=_yield_to_the_loop)
     return _parser
+
+
+def _yield_to_the_loop() -> None:
+    """Lower the calling thread's priority by PARSE_THREAD_NICENESS. Linux keeps a nice value per thread, which
+    setpriority sets by thread id; elsewhere that id is no process id, and the thread is left as it is."""
+    if sys.platform != "linux":
+        return
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + PARSE_THREAD_NICENESS)
+    except OSError as err:  # a sandbox that refuses it: the parse runs at the process's priority
+        log.debug("parsing thread priority left as it is: %s", err)
 
 
 def normalise_query(text: str) -> str:

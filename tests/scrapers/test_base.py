@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 
 import pytest
 
-from scrapers.base import INLINE_PARSE_MAX_BYTES, Page, ScrapeResult, SearchQuery, normalise_location
+from scrapers.base import (
+    INLINE_PARSE_MAX_BYTES,
+    PARSE_THREAD_NICENESS,
+    Page,
+    ScrapeResult,
+    SearchQuery,
+    normalise_location,
+)
 from tests.fakes.adapters import TableAdapter
 
 
@@ -54,3 +63,24 @@ async def test_big_pages_are_parsed_by_one_thread_in_turn_and_small_ones_inline(
     parsers, inline = set(adapter.threads[:-1]), adapter.threads[-1]
     assert len(parsers) == 1 and parsers.pop().startswith("parse")
     assert inline == threading.current_thread().name
+
+
+class _PriorityNoting(TableAdapter):
+    """Parses nothing, and notes the nice value of the thread each parse ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.niceness: list[int] = []
+
+    def parse(self, page: Page) -> ScrapeResult:
+        self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return ScrapeResult.of([])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="only Linux keeps a scheduling priority per thread")
+async def test_the_parsing_thread_yields_the_cores_to_the_event_loop() -> None:
+    adapter = _PriorityNoting()
+    big = Page(url="https://fakebay.test/", status=200, body=b"x" * (INLINE_PARSE_MAX_BYTES + 1))
+    await adapter.parse_off_loop(big)
+    loop_thread = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert adapter.niceness == [min(loop_thread + PARSE_THREAD_NICENESS, 19)]
