@@ -28,7 +28,7 @@ from scout.deals import (
     is_price_drop,
     meets,
     pick_comparables,
-    score,
+    score_sorted,
     total_price,
 )
 from scout.models import AlertKind, DealFacts, FetchOutcome, Listing, Money
@@ -95,7 +95,7 @@ class Judge:
         if listing_id in by_id:  # a listing is not its own comparable
             totals = totals.copy()
             del totals[bisect_left(totals, by_id[listing_id])]
-        judged = score(total, totals, self.policy)
+        judged = score_sorted(total, totals, self.policy)
         if judged is None:
             return DealFacts(), None
         return DealFacts(deal=describe(judged), verdict=judged.verdict.value,

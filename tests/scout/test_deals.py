@@ -24,6 +24,7 @@ from scout.deals import (
     parse_min_deal,
     pick_comparables,
     score,
+    score_sorted,
     total_price,
     verdict_label,
     window_start,
@@ -241,6 +242,12 @@ def test_order_of_the_comparables_does_not_matter() -> None:
     shuffled = SPREAD[:]
     random.Random(7).shuffle(shuffled)
     assert score(D(93), shuffled) == score(D(93), SPREAD) == score(D(93), SPREAD[::-1])
+
+
+def test_a_score_of_totals_in_order_is_the_same_score() -> None:
+    given_away = [D(-5), D(0), D(0), *SPREAD]
+    for total in (D(0), D(60), D(93), D(500)):
+        assert score_sorted(total, sorted(given_away)) == score(total, given_away)
 
 
 # --- score: the statistics --------------------------------------------------------------------------------------
