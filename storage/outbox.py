@@ -22,6 +22,7 @@ from scout.models import (
     SearchStatus,
     StoredAlert,
 )
+from storage.bulk import one_of
 from storage.convert import chunks, listing_from_row, search_from_row
 from storage.deals import facts_from_value
 from storage.preferences import quiet_destinations
@@ -62,9 +63,15 @@ class OutboxQueries:
     """The outbox part of storage.repo.Repository; each public method is one transaction."""
 
     _sessions: async_sessionmaker[AsyncSession]
+    dialect: str
 
     def _insert(self, table: Any) -> Any:
         raise NotImplementedError
+
+    def _rows(self, outbox_ids: Sequence[int]) -> sa.ColumnElement[bool]:
+        """The outbox rows of these ids, as one bound list however many there are: the statement's text, and so
+        its prepared plan, is the same for every batch."""
+        return one_of(self.dialect, OutboxRow.id, outbox_ids)
 
     async def load_due_deliveries(self, *, now: datetime, limit: int, platforms: Iterable[str],
                                   per_destination: int | None = None,
@@ -104,7 +111,7 @@ class OutboxQueries:
                 # A row alone in its message is its own batch; only the rows of a digest are given another.
                 result = await session.scalars(
                     sa.update(OutboxRow)
-                    .where(OutboxRow.id.in_(chunk), OutboxRow.status.in_(UNSENT), OutboxRow.next_attempt_at <= now)
+                    .where(self._rows(chunk), OutboxRow.status.in_(UNSENT), OutboxRow.next_attempt_at <= now)
                     .values(status="sending", next_attempt_at=until, batch_id=OutboxRow.id)
                     .returning(OutboxRow.id)
                 )
@@ -123,7 +130,7 @@ class OutboxQueries:
         async with self._sessions.begin() as session:
             for chunk in chunks(list(outbox_ids)):
                 await session.execute(
-                    sa.update(OutboxRow).where(OutboxRow.id.in_(chunk), OutboxRow.status.in_(UNSENT))
+                    sa.update(OutboxRow).where(self._rows(chunk), OutboxRow.status.in_(UNSENT))
                     .values(status="sent", sent_at=now, attempts=OutboxRow.attempts + 1, last_error=None)
                 )
 
@@ -133,7 +140,7 @@ class OutboxQueries:
         are handed back, and the whole destination, including rows queued later, is held until `until`."""
         async with self._sessions.begin() as session:
             await session.execute(
-                sa.update(OutboxRow).where(OutboxRow.id.in_(list(failed)), OutboxRow.status.in_(UNSENT))
+                sa.update(OutboxRow).where(self._rows(list(failed)), OutboxRow.status.in_(UNSENT))
                 .values(status="pending", next_attempt_at=until, last_error=error[:1000],
                         attempts=OutboxRow.attempts + (1 if counted else 0))
             )
@@ -143,7 +150,7 @@ class OutboxQueries:
     async def record_dead(self, outbox_ids: Sequence[int], *, reason: str, released: Sequence[int] = ()) -> None:
         async with self._sessions.begin() as session:
             await session.execute(
-                sa.update(OutboxRow).where(OutboxRow.id.in_(list(outbox_ids)), OutboxRow.status.in_(UNSENT))
+                sa.update(OutboxRow).where(self._rows(list(outbox_ids)), OutboxRow.status.in_(UNSENT))
                 .values(status="dead", attempts=OutboxRow.attempts + 1, last_error=reason[:1000])
             )
             await self._unclaim(session, released, None)
@@ -204,13 +211,13 @@ class OutboxQueries:
             stale = [(outbox_id, listing) for outbox_id, created, listing in held if created < keep_after]
             for chunk in chunks(fresh):
                 await session.execute(
-                    sa.update(OutboxRow).where(OutboxRow.id.in_(chunk))
+                    sa.update(OutboxRow).where(self._rows(chunk))
                     .values(status="pending", next_attempt_at=now, batch_id=None, last_error=None)
                 )
             if stale:
                 for chunk in chunks([outbox_id for outbox_id, _ in stale]):
                     await session.execute(
-                        sa.update(OutboxRow).where(OutboxRow.id.in_(chunk)).values(status="summarised")
+                        sa.update(OutboxRow).where(self._rows(chunk)).values(status="summarised")
                     )
                 newest = [listing_from_row(listing) for _, listing in reversed(stale) if listing is not None]
                 session.add(OutboxRow(
@@ -286,14 +293,13 @@ class OutboxQueries:
         rows = await recent_alert_rows(self._sessions, search_id, limit=limit)
         return [StoredAlert(o.id, listing_from_row(lst), o.status, o.created_at, o.sent_at) for o, lst in rows]
 
-    @staticmethod
-    async def _unclaim(session: AsyncSession, outbox_ids: Sequence[int], due_at: datetime | None) -> None:
+    async def _unclaim(self, session: AsyncSession, outbox_ids: Sequence[int], due_at: datetime | None) -> None:
         values: dict[str, Any] = {"status": "pending"}
         if due_at is not None:
             values["next_attempt_at"] = due_at
         for chunk in chunks(list(outbox_ids)):
             await session.execute(
-                sa.update(OutboxRow).where(OutboxRow.id.in_(chunk), OutboxRow.status == "sending").values(**values)
+                sa.update(OutboxRow).where(self._rows(chunk), OutboxRow.status == "sending").values(**values)
             )
 
     async def _hold(self, session: AsyncSession, destination: Destination, until: datetime, reason: str) -> None:
