@@ -132,11 +132,11 @@ async def timed_scan(label: str, service: Service, server: ServedSite) -> ScanPa
                     cpu_seconds)
 
 
-def print_statements(scan: ScanPass) -> None:
-    print(f"\nstatements of the {scan.label} (by time from send to result; params: bound parameters per "
+def print_statements(label: str, profile: StatementProfile) -> None:
+    print(f"\nstatements of the {label} (by time from send to result; params: bound parameters per "
           f"single execution, '-' for executemany)")
     rows = [(f"{s.seconds * 1000:.0f}", s.calls, s.many, s.rows, ",".join(map(str, sorted(s.parameters))) or "-",
-             f"{s.seconds / s.calls * 1000:.2f}", short_sql(s.sql)) for s in scan.profile.top(TOP_STATEMENTS)]
+             f"{s.seconds / s.calls * 1000:.2f}", short_sql(s.sql)) for s in profile.top(TOP_STATEMENTS)]
     print_table(("ms", "calls", "many", "rows", "params", "ms/call", "statement"), rows)
 
 
@@ -185,10 +185,12 @@ async def run(args: argparse.Namespace, pages: PageSource, server: ServedSite) -
             first = await timed_scan("first scan (new listings)", service, server)
             first_peak = peak_rss_mb()
             drained = None
+            drain_profile = StatementProfile()
             if not args.no_drain:
-                started = time.perf_counter()
-                drained = await service.dispatcher.drain()
-                drain_s = time.perf_counter() - started
+                with drain_profile.recording(service.store.engine):
+                    started = time.perf_counter()
+                    drained = await service.dispatcher.drain()
+                    drain_s = time.perf_counter() - started
             await make_all_due(service)
             repeat = await timed_scan("repeat scan (all known)", service, server)
 
@@ -196,7 +198,9 @@ async def run(args: argparse.Namespace, pages: PageSource, server: ServedSite) -
             print("('CPU ms/search': the scan process's CPU time, all its threads, per search; 'db s': time from "
                   "sending each statement to its result, summed; saves overlap fetching)")
             for scan in (first, repeat):
-                print_statements(scan)
+                print_statements(scan.label, scan.profile)
+            if drained is not None:
+                print_statements("outbox drain after the first scan", drain_profile)
             if not args.no_plans:
                 await print_plans(service, [first, repeat])
 
