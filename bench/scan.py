@@ -18,8 +18,8 @@ outbox): the first scan (`scanner.run_until_idle()`, all N due, every served lis
 all are due again (every listing known: the steady state), each with searches/s, the scan process's CPU time per
 search (all its threads), event-loop lag from a 10 ms probe, and the statements it sent (calls, rows, bound
 parameters per execution, time from send to result); then the plan of each statement (PostgreSQL: the generic plan,
-EXPLAIN; SQLite: EXPLAIN QUERY PLAN), and, unless --no-drain, the outbox drained to a notifier that counts and
-discards.
+EXPLAIN; SQLite: EXPLAIN QUERY PLAN), and, unless --no-drain, the outbox drained between the scans to a notifier
+that counts and discards, with the statements the drain sent.
 Targets (real pages): 1,000 searches over 200 queries >= 300 searches/s first and repeat, loop lag p99 < 50 ms;
 10,000 searches on 1,000,000 listings >= 200 searches/s, and >= 80% of the rate at 1,000 on 100,000 (two runs).
 
