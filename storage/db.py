@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from scout.errors import ConfigError, StorageError
-from storage.direct import HEAD_REVISION
+from storage.direct import HEAD_REVISION, SQLITE_BUSY_TIMEOUT_MS
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # PostgreSQL advisory lock key held while migrating ("dealmigr" in ASCII; the scheduler lock uses another).
 MIGRATION_LOCK = 0x6465616C6D696772
-# How long a SQLite writer waits for another writer's lock before giving up.
-SQLITE_BUSY_TIMEOUT_MS = 15_000
 # What SQLite's result codes (https://www.sqlite.org/rescode.html) mean to whoever runs the service; extended codes
 # (SQLITE_READONLY_DIRECTORY, SQLITE_IOERR_WRITE, ...) start with their primary code.
 SQLITE_FAILURES = {

@@ -32,8 +32,8 @@ HEAD_REVISION = "0010"
 # Decimal places of searches.price_drop_share and of the seller ratings (storage.tables: Numeric(5, 4), (5, 2)).
 SHARE_SCALE = 4
 RATING_SCALE = 2
-# As storage.db.SQLITE_BUSY_TIMEOUT_MS: how long a read waits for a writer's lock.
-SQLITE_BUSY_TIMEOUT_S = 15.0
+# How long a SQLite reader or writer waits for another writer's lock before giving up (storage.db reads it from here).
+SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 # The URL forms read here. SQLite: a file path without percent-escapes or query (storage.db.normalise_url's
 # SQLAlchemy URL would unquote and read options from those). PostgreSQL: no query, whose options SQLAlchemy and asyncpg
@@ -68,20 +68,20 @@ def _scaled(scale: int) -> Callable[[Any], Any]:
     return lambda value: sqlite_decimal(value, scale)
 
 
+# The timestamp columns read here (UtcDateTime).
+_TIMESTAMPS = ("snoozed_until", "created_at", "next_run_at", "last_run_at", "last_success_at", "posted_at", "sent_at")
 # What each driver returns that the column types would have decoded; columns not named come back as they are.
 SQLITE_DECODERS: Decoders = {
     **dict.fromkeys(("exclude_words", "marketplaces", "exclude_sellers", "baselined", "last_outcomes"), json_value),
     **dict.fromkeys(("min_price", "max_price", "price", "shipping"), _scaled(PRICE_SCALE)),
     "price_drop_share": _scaled(SHARE_SCALE),
     **dict.fromkeys(("min_seller_rating", "seller_rating"), _scaled(RATING_SCALE)),
-    **dict.fromkeys(("snoozed_until", "created_at", "next_run_at", "last_run_at", "last_success_at", "posted_at",
-                     "sent_at"), sqlite_datetime),
+    **dict.fromkeys(_TIMESTAMPS, sqlite_datetime),
 }
 # asyncpg: text[] as lists and numeric as Decimal already; json as text.
 POSTGRES_DECODERS: Decoders = {
     "last_outcomes": json_value,
-    **dict.fromkeys(("snoozed_until", "created_at", "next_run_at", "last_run_at", "last_success_at", "posted_at",
-                     "sent_at"), utc_datetime),
+    **dict.fromkeys(_TIMESTAMPS, utc_datetime),
 }
 
 
@@ -178,7 +178,7 @@ async def _open_sqlite(database: str) -> AsyncIterator[DirectReader | None]:
         yield None
         return
     try:
-        connection = sqlite3.connect(database, timeout=SQLITE_BUSY_TIMEOUT_S)
+        connection = sqlite3.connect(database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     except sqlite3.Error:
         yield None
         return
