@@ -20,7 +20,7 @@ from bot.deal_options import (
     read_seller_rating,
     read_sellers,
 )
-from bot.describe import NO_PAUSE_REASON, SEARCH_ID_LIMIT, read_search_number, recent_deals_limit, search_not_found
+from bot.describe import SEARCH_ID_LIMIT, pause_reasons, read_search_number, recent_deals_limit, search_not_found
 from scout.errors import InputError
 from scout.models import (
     Destination,
@@ -330,7 +330,7 @@ class Commands:
     async def paused_marketplaces(self) -> dict[str, str]:
         """Marketplaces an operator paused, with the reason, for search listings to explain themselves."""
         states = await self.repo.load_marketplace_states()
-        return {key: state.reason or NO_PAUSE_REASON for key, state in states.items() if state.paused}
+        return pause_reasons({key: state.reason for key, state in states.items() if state.paused})
 
     async def show_search(self, actor: Actor, search_id: int | str, *, scope: str | None = None,
                           existed_at: datetime | None = None) -> SavedSearch:

@@ -35,6 +35,11 @@ class Named(Protocol):
 Marketplaces = Mapping[str, Named] | Mapping[str, str]
 
 
+def pause_reasons(paused: Mapping[str, str | None]) -> dict[str, str]:
+    """Paused marketplaces (key -> the reason an operator gave, or None) as a description names them."""
+    return {key: reason or NO_PAUSE_REASON for key, reason in paused.items()}
+
+
 def read_search_number(search_id: int | str) -> int:
     """The number of a search as a user gave it ('12', '#12'); InputError when it is not one."""
     try:

@@ -262,10 +262,10 @@ async def cmd_search_read(settings: Settings, args: argparse.Namespace) -> int:
 
 def _paused_reasons(reader: DirectReader) -> Callable[[], Awaitable[dict[str, str]]]:
     """The paused marketplaces and why, as Commands.paused_marketplaces gives them."""
-    from bot.describe import NO_PAUSE_REASON
+    from bot.describe import pause_reasons
 
     async def paused() -> dict[str, str]:
-        return {key: reason or NO_PAUSE_REASON for key, reason in (await reader.load_paused_marketplaces()).items()}
+        return pause_reasons(await reader.load_paused_marketplaces())
 
     return paused
 
