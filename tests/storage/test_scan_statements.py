@@ -1,5 +1,6 @@
 """A scan's statements: the same text and parameter count for a page of 3 listings as for 300, each looked up
-through an index, so a scan costs the same at a million listings as at a hundred."""
+through an index, so a scan costs the same at a million listings as at a hundred; and the same for the outbox's
+claims and outcomes, whatever the batch."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from scout.models import Destination, FetchOutcome, Listing, Money, SavedSearch, SearchRun, SearchSpec
+from scout.models import (
+    Destination,
+    FetchOutcome,
+    Listing,
+    Money,
+    NoticeKind,
+    SavedSearch,
+    SearchRun,
+    SearchSpec,
+)
 from storage.db import create_engine, session_factory, upgrade
 from storage.repo import Repository
 
@@ -170,3 +180,22 @@ async def test_a_lookup_first_planned_on_a_new_database_reads_the_index_at_scale
     for plan in lookups:
         assert "Seq Scan on listings" not in plan, plan
         assert "Index Scan using uq_listings_marketplace_external_id" in plan, plan
+
+
+async def test_the_outbox_names_any_batch_of_rows_in_one_statement_shape(repo: Repository) -> None:
+    # Claims and outcomes of 2 rows and of 8 send the same statements with as many parameters: the ids go as one
+    # list, so each statement is prepared once, whatever the batch.
+    await repo.queue_notices([Destination("console", f"chat-{n}") for n in range(16)], "hello",
+                             kind=NoticeKind.NOTICE, now=NOW)
+    ids = [delivery.outbox_id for delivery in await repo.load_due_deliveries(now=NOW, limit=16, platforms=["console"])]
+
+    async def claim_and_record(batch: list[int], failed: int) -> list[Statement]:
+        with recorded(repo) as seen:
+            await repo.claim_deliveries([[outbox_id] for outbox_id in batch], now=NOW, until=NOW + timedelta(minutes=1))
+            await repo.record_sent(batch[1:], now=NOW)
+            await repo.record_dead([failed], reason="gone", released=[])
+        return seen
+
+    one = await claim_and_record(ids[:2], ids[0])
+    seven = await claim_and_record(ids[2:10], ids[2])
+    assert len(ids) == 16 and shape(one) == shape(seven)
