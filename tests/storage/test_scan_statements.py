@@ -1,6 +1,6 @@
 """A scan's statements: the same text and parameter count for a page of 3 listings as for 300, each looked up
 through an index, so a scan costs the same at a million listings as at a hundred; and the same for the outbox's
-claims and outcomes, whatever the batch."""
+claims and outcomes, whatever the batch, which find their rows by primary key whatever the statistics say."""
 
 from __future__ import annotations
 
