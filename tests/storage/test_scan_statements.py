@@ -5,8 +5,8 @@ claims and outcomes, whatever the batch, which find their rows by primary key wh
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scout.models import (
     Destination,
@@ -57,6 +58,30 @@ def recorded(repo: Repository) -> Iterator[list[Statement]]:
         yield seen
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
+
+
+@asynccontextmanager
+async def explained(database_url: str) -> AsyncIterator[tuple[AsyncEngine, list[str]]]:
+    """A migrated PostgreSQL database's engine on one connection (so one plan cache), and the plan of every
+    statement it runs as it ran, reported by auto_explain."""
+    engine = create_engine(database_url, pool_size=1)
+    await upgrade(engine)
+    plans: list[str] = []
+
+    def explain_every_statement(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_log_listener(lambda _conn, message: plans.append(message.message))
+        cursor = dbapi_connection.cursor()
+        for setting in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                        "SET auto_explain.log_level = 'notice'"):
+            cursor.execute(setting)
+        cursor.close()
+
+    await engine.dispose()
+    sa.event.listen(engine.sync_engine, "connect", explain_every_statement)
+    try:
+        yield engine, plans
+    finally:
+        await engine.dispose()
 
 
 def page(first: int, count: int, price: str = "100.00") -> list[Listing]:
@@ -144,21 +169,7 @@ async def test_a_lookup_first_planned_on_a_new_database_reads_the_index_at_scale
     life: 240 ms a call at 12,000 listings. auto_explain reports the plan each run really used."""
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL's plan cache: SQLite plans each statement as it prepares it")
-    engine = create_engine(database_url, pool_size=1)  # one connection, so one plan cache
-    await upgrade(engine)
-    plans: list[str] = []
-
-    def explain_every_statement(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.driver_connection.add_log_listener(lambda _conn, message: plans.append(message.message))
-        cursor = dbapi_connection.cursor()
-        for setting in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-                        "SET auto_explain.log_level = 'notice'"):
-            cursor.execute(setting)
-        cursor.close()
-
-    await engine.dispose()
-    sa.event.listen(engine.sync_engine, "connect", explain_every_statement)
-    try:
+    async with explained(database_url) as (engine, plans):
         repo = Repository(session_factory(engine))
         spec = SearchSpec(query="lens", marketplaces=("ebay",), check_interval_minutes=10)
         search = await repo.save_search(owner="a", destination=DEST, scope=None, spec=spec, now=NOW,
@@ -172,8 +183,6 @@ async def test_a_lookup_first_planned_on_a_new_database_reads_the_index_at_scale
                 "FROM generate_series(1, 20000) AS n"))
         plans.clear()
         await scan(repo, search, page(1_000, 3))
-    finally:
-        await engine.dispose()
     lookups = [plan for plan in plans if "listings.external_id" in plan and "SELECT" in plan.upper()
                and "INSERT" not in plan.upper()]
     assert lookups, plans
@@ -208,22 +217,8 @@ async def test_the_outbox_finds_rows_named_by_id_through_the_primary_key_after_a
     each statement really ran with."""
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL's statistics: SQLite looks rows named by id up by their rowid whatever it knows")
-    engine = create_engine(database_url, pool_size=1)
-    await upgrade(engine)
-    plans: list[str] = []
-
-    def explain_every_statement(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.driver_connection.add_log_listener(lambda _conn, message: plans.append(message.message))
-        cursor = dbapi_connection.cursor()
-        for setting in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-                        "SET auto_explain.log_level = 'notice'"):
-            cursor.execute(setting)
-        cursor.close()
-
-    await engine.dispose()
-    sa.event.listen(engine.sync_engine, "connect", explain_every_statement)
     columns = "kind, platform, target, status, attempts, next_attempt_at, created_at, sent_at"
-    try:
+    async with explained(database_url) as (engine, plans):
         async with engine.begin() as conn:
             # A history of sent notices, and statistics taken when every row had gone out.
             await conn.execute(sa.text(
@@ -249,8 +244,6 @@ async def test_the_outbox_finds_rows_named_by_id_through_the_primary_key_after_a
             else:
                 await repo.record_retry(DEST, failed=ids[:1], released=ids[1:], error="down", counted=True,
                                         until=NOW + timedelta(minutes=5))
-    finally:
-        await engine.dispose()
     updates = [plan for plan in plans if "UPDATE alert_outbox" in plan]
     assert len(updates) >= 7, plans  # three claims, sent, dead, retry, and the claims handed back twice
     for plan in updates:
