@@ -30,11 +30,6 @@ from storage.tables import DeliveryHoldRow, DestinationSettingsRow, ListingRow, 
 
 # Rows that are waiting to go out: not claimed yet, or claimed by a send whose outcome was never recorded.
 UNSENT = ("pending", "sending")
-# The status as the statements that name their rows by id test it: an expression, not the column, so that neither
-# database can read those rows from the partial queue index, whose condition is the same test. After a burst of new
-# alerts, before its statistics catch up, PostgreSQL takes that index for nearly empty and reads all of it for each
-# batch (52 ms against 1.4 ms for 32 rows at 65,000 waiting); the primary key finds rows named by id at any size.
-_NAMED_ROW_STATUS = OutboxRow.status.concat("")
 # The newest listings a "while paused" summary names.
 SUMMARY_LISTINGS = 5
 
@@ -73,10 +68,17 @@ class OutboxQueries:
     def _insert(self, table: Any) -> Any:
         raise NotImplementedError
 
-    def _rows(self, outbox_ids: Sequence[int]) -> sa.ColumnElement[bool]:
-        """The outbox rows of these ids, as one bound list however many there are: the statement's text, and so
-        its prepared plan, is the same for every batch."""
-        return one_of(self.dialect, OutboxRow.id, outbox_ids)
+    def _rows(self, outbox_ids: Sequence[int], *statuses: str) -> sa.ColumnElement[bool]:
+        """The outbox rows of these ids, as one bound list however many there are (the statement's text, and so its
+        prepared plan, is the same for every batch), and, when `statuses` are given, only those still in one of them.
+
+        The status is tested as an expression, not the column, so that neither database can read the rows from the
+        partial queue index, whose condition is the same test. After a burst of new alerts, before its statistics
+        catch up, PostgreSQL takes that index for nearly empty and reads all of it for each batch (52 ms against
+        1.4 ms for 32 rows at 65,000 waiting); the primary key finds rows named by id at any size.
+        """
+        named = one_of(self.dialect, OutboxRow.id, outbox_ids)
+        return sa.and_(named, OutboxRow.status.concat("").in_(statuses)) if statuses else named
 
     async def load_due_deliveries(self, *, now: datetime, limit: int, platforms: Iterable[str],
                                   per_destination: int | None = None,
@@ -116,7 +118,7 @@ class OutboxQueries:
                 # A row alone in its message is its own batch; only the rows of a digest are given another.
                 result = await session.scalars(
                     sa.update(OutboxRow)
-                    .where(self._rows(chunk), _NAMED_ROW_STATUS.in_(UNSENT), OutboxRow.next_attempt_at <= now)
+                    .where(self._rows(chunk, *UNSENT), OutboxRow.next_attempt_at <= now)
                     .values(status="sending", next_attempt_at=until, batch_id=OutboxRow.id)
                     .returning(OutboxRow.id)
                 )
@@ -135,7 +137,7 @@ class OutboxQueries:
         async with self._sessions.begin() as session:
             for chunk in chunks(list(outbox_ids)):
                 await session.execute(
-                    sa.update(OutboxRow).where(self._rows(chunk), _NAMED_ROW_STATUS.in_(UNSENT))
+                    sa.update(OutboxRow).where(self._rows(chunk, *UNSENT))
                     .values(status="sent", sent_at=now, attempts=OutboxRow.attempts + 1, last_error=None)
                 )
 
@@ -145,7 +147,7 @@ class OutboxQueries:
         are handed back, and the whole destination, including rows queued later, is held until `until`."""
         async with self._sessions.begin() as session:
             await session.execute(
-                sa.update(OutboxRow).where(self._rows(list(failed)), _NAMED_ROW_STATUS.in_(UNSENT))
+                sa.update(OutboxRow).where(self._rows(list(failed), *UNSENT))
                 .values(status="pending", next_attempt_at=until, last_error=error[:1000],
                         attempts=OutboxRow.attempts + (1 if counted else 0))
             )
@@ -155,7 +157,7 @@ class OutboxQueries:
     async def record_dead(self, outbox_ids: Sequence[int], *, reason: str, released: Sequence[int] = ()) -> None:
         async with self._sessions.begin() as session:
             await session.execute(
-                sa.update(OutboxRow).where(self._rows(list(outbox_ids)), _NAMED_ROW_STATUS.in_(UNSENT))
+                sa.update(OutboxRow).where(self._rows(list(outbox_ids), *UNSENT))
                 .values(status="dead", attempts=OutboxRow.attempts + 1, last_error=reason[:1000])
             )
             await self._unclaim(session, released, None)
@@ -304,7 +306,7 @@ class OutboxQueries:
             values["next_attempt_at"] = due_at
         for chunk in chunks(list(outbox_ids)):
             await session.execute(
-                sa.update(OutboxRow).where(self._rows(chunk), _NAMED_ROW_STATUS == "sending").values(**values)
+                sa.update(OutboxRow).where(self._rows(chunk, "sending")).values(**values)
             )
 
     async def _hold(self, session: AsyncSession, destination: Destination, until: datetime, reason: str) -> None:
