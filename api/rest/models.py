@@ -54,9 +54,21 @@ class SearchCreate(SearchFields):
 
 
 class SearchUpdate(SearchFields):
-    """Only the fields given change; the search is validated whole again, as `/edit` does."""
+    """Only the fields given change; the search is validated whole again, as `/edit` does. A field given as null
+    is cleared, as an empty value clears it in a chat command: no price bound, no location, every match, the
+    marketplaces' shortest interval; null means what it means in a search read back, so `price_drop: null` turns
+    drop alerts off. What every search has (its query, the unpriced and sponsored rules) cannot be null."""
 
     query: StrictStr | None = None
+
+    def changes(self) -> dict[str, object]:
+        """The fields given, as bot.commands' edit_search takes them (it leaves a field it is given None alone)."""
+        return {field: _CLEARED.get(field, "") if value is None else value
+                for field, value in self.model_dump(exclude_unset=True).items()}
+
+
+# What clears a field whose empty value means something else: an empty drop share is the default share.
+_CLEARED = {"price_drop": "off"}
 
 
 class PauseBody(BaseModel):

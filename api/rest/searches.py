@@ -83,8 +83,7 @@ def build_searches_router(parts: RestParts) -> APIRouter:
     @router.patch("/{search_id}", summary="Change some of a search's fields",
                   responses={422: {"description": "Refused, naming the field and why; nothing changes"}})
     async def update_search(search_id: SearchId, body: SearchUpdate, caller: Writer) -> SearchOut:
-        changes = body.model_dump(exclude_unset=True)
-        return SearchOut.of(await commands.edit_search(caller.actor, search_id, **changes), names)
+        return SearchOut.of(await commands.edit_search(caller.actor, search_id, **body.changes()), names)
 
     @router.delete("/{search_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a search")
     async def delete_search(search_id: SearchId, caller: Writer) -> Response:

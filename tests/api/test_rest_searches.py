@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from scout.models import Destination
+from scrapers.ebay.adapter import EbayAdapter
 from storage.repo import Repository
 from tests.api.rest import Rest, listing, running_rest, save_search, scan
 
@@ -57,6 +58,27 @@ async def test_deal_options_are_set_read_and_changed(rest: Rest) -> None:
         "min_deal": "any", "price_drop": "off"})
     assert status == 200 and (edited["min_deal"], edited["price_drop"]) == (None, None)
     assert edited["min_seller_rating"] == "98" and edited["exclude_sellers"] == ["junk shop"]
+
+
+async def test_null_clears_a_field_as_a_search_read_back_means_it(rest: Rest) -> None:
+    key = await rest.key("alice", "write")
+    status, made = await rest.call("POST", "/api/v1/searches", key, json={
+        "query": "lego 42100", "marketplaces": ["ebay"], "min_price": 50, "max_price": 400, "exclude": ["broken"],
+        "min_deal": "great", "price_drop": "15%", "min_seller_rating": 98, "interval_minutes": 60})
+    assert status == 201, made
+    path = f"/api/v1/searches/{made['id']}"
+    status, edited = await rest.call("PATCH", path, key, json={
+        "min_price": None, "exclude": None, "min_deal": None, "price_drop": None, "min_seller_rating": None,
+        "interval_minutes": None})
+    assert status == 200, edited
+    assert {field: edited[field] for field in ("min_price", "exclude", "min_deal", "price_drop", "min_seller_rating")} \
+        == {"min_price": None, "exclude": [], "min_deal": None, "price_drop": None, "min_seller_rating": None}
+    assert (edited["max_price"], edited["interval_minutes"]) == ("400", EbayAdapter.min_interval_minutes)
+    assert await rest.call("GET", path, key) == (200, edited)
+    for field in ("query", "unpriced", "sponsored"):
+        status, refused = await rest.call("PATCH", path, key, json={field: None})
+        assert status == 422 and refused["detail"][0]["loc"][:2] == ["body", field], refused
+    assert await rest.call("GET", path, key) == (200, edited)
 
 
 async def test_destinations_are_named_as_the_clis_to(rest: Rest) -> None:
