@@ -3,23 +3,25 @@
 Part 1 times `adapter.parse(Page(...))` (eBay, eBay Browse API, Craigslist, Facebook Marketplace, Vinted, Kleinanzeigen,
 Kijiji, Reddit, and the RSS/Atom adapter on a real Kijiji feed) on every real page in ../shared/fixtures against the
 floors for the same bytes: a bare `lxml.html.fromstring` and a bare lexbor parse (`selectolax`'s LexborHTMLParser)
-for HTML, `lxml.etree.fromstring` for feeds, `json.loads` for JSON. Each figure is the best of REPEATS rounds, each
-round timing the floors and the parse one after the other on enough calls to last about RUN_SECONDS, so that a busy
-machine slows all three alike. Targets, as multiples of the lxml (or JSON) floor: eBay 0.6x, the other HTML pages
-1.0x, feeds and JSON 2x.
+for HTML, `lxml.etree.fromstring` for feeds, `json.loads` for JSON. ROUNDS rounds each time the floors and the parse
+one after the other, on enough calls to last about ROUND_SECONDS each, so that a busy spell of the machine slows a
+round's calls alike; a multiple is the median over the rounds of each round's own ratio, and the times shown are
+each call's best round. Targets, as multiples of the lxml (or JSON) floor: eBay 0.6x, the other HTML pages 1.0x,
+feeds and JSON 2x.
 
 Part 2 runs CONCURRENT parses of the largest pages through `Adapter.search` (which sends big pages to a worker
 thread) with a fake fetcher, while a probe task measures how late the event loop wakes it; then the same parses
 called inline on the loop, for comparison.
 
 Run from the project root:  .venv/bin/python -m bench.parse
-Pages missing from ../shared/fixtures are skipped with a note. Whole run: about 25 s.
+Pages missing from ../shared/fixtures are skipped with a note. Whole run: about 45 s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import sys
 import time
 from collections import Counter
@@ -64,8 +66,9 @@ PAGES = [
 ]
 # The RSS/Atom adapter reads any feed a user gives and has no site of its own: it is timed on a real Kijiji feed.
 FEED_PAGES = ["kijiji/rss-srp-k0c10l9001-2023-07-15.rss"]
-REPEATS = 7
-RUN_SECONDS = 0.15
+# Short rounds, many of them: a noisy neighbour's burst lasts longer than a round, so it slows both halves of a pair.
+ROUNDS = 50
+ROUND_SECONDS = 0.02
 # Targets as multiples of the floor, from the performance goals: eBay pages are the bulk of a scan's parsing.
 EBAY_TARGET = 0.6
 HTML_TARGET = 1.0
@@ -169,43 +172,58 @@ def adapter_site(adapter: Adapter) -> str:
     return adapter.key
 
 
-def calls_per_run(call: Callable[[], object]) -> int:
-    """How many calls last about RUN_SECONDS (timeit's method), from one timed call."""
+def calls_per_round(call: Callable[[], object]) -> int:
+    """How many calls last about ROUND_SECONDS (timeit's method), from one timed call."""
     started = time.perf_counter()
     call()
-    return max(1, round(RUN_SECONDS / max(time.perf_counter() - started, 1e-6)))
+    return max(1, round(ROUND_SECONDS / max(time.perf_counter() - started, 1e-6)))
 
 
-def best_ms(calls: list[Callable[[], object]]) -> list[float]:
-    """Each call's best per-call time in ms over REPEATS rounds; every round runs each call in turn."""
-    numbers = [calls_per_run(call) for call in calls]
-    best = [float("inf")] * len(calls)
-    for _ in range(REPEATS):
-        for i, (call, number) in enumerate(zip(calls, numbers)):
+@dataclass(frozen=True)
+class Timing:
+    rounds: list[list[float]]  # per call, its per-call seconds in each round
+
+    def best_ms(self, call: int) -> float:
+        return min(self.rounds[call]) * 1000
+
+    def ratio(self, call: int, against: int) -> float:
+        """The median over the rounds of the call's time against another's in the same round."""
+        return statistics.median(t / u for t, u in zip(self.rounds[call], self.rounds[against]))
+
+
+def time_paired(calls: list[Callable[[], object]]) -> Timing:
+    """Time the calls in ROUNDS rounds, each round running every call in turn."""
+    numbers = [calls_per_round(call) for call in calls]
+    rounds: list[list[float]] = [[] for _ in calls]
+    for _ in range(ROUNDS):
+        for times, call, number in zip(rounds, calls, numbers):
             started = time.perf_counter()
             for _ in range(number):
                 call()
-            best[i] = min(best[i], (time.perf_counter() - started) / number)
-    return [seconds * 1000 for seconds in best]
+            times.append((time.perf_counter() - started) / number)
+    return Timing(rounds)
 
 
 def bench_cost(cases: list[Case]) -> bool:
-    print(f"\nParse cost: best of {REPEATS} rounds of ~{RUN_SECONDS:.2f} s per call kind; x lxml = parse / floor "
-          f"(lxml.html, or lxml.etree / json.loads), x lexbor = parse / bare lexbor parse of the same HTML\n")
+    print(f"\nParse cost: {ROUNDS} rounds of ~{ROUND_SECONDS * 1000:.0f} ms per call kind; x lxml = parse / floor "
+          f"(lxml.html, or lxml.etree / json.loads), x lexbor = parse / bare lexbor parse of the same HTML, each the "
+          f"median of the rounds' ratios; ms: the best round\n")
     rows = []
     ok = True
     for case in cases:
         result = case.adapter.parse(case.page)
+        lexbor_ms = lexbor_ratio = None
         if case.is_html:
-            floor_ms, lexbor_ms, parse_ms = best_ms([case.floor, case.lexbor_floor, case.parse])
+            timing = time_paired([case.floor, case.parse, case.lexbor_floor])
+            lexbor_ms, lexbor_ratio = timing.best_ms(2), timing.ratio(1, 2)
         else:
-            (floor_ms, parse_ms), lexbor_ms = best_ms([case.floor, case.parse]), None
-        ratio = parse_ms / floor_ms
+            timing = time_paired([case.floor, case.parse])
+        floor_ms, parse_ms, ratio = timing.best_ms(0), timing.best_ms(1), timing.ratio(1, 0)
         met = ratio <= case.target
         ok = ok and met
         rows.append((case.name, adapter_site(case.adapter), f"{len(case.page.body):,}", len(result.listings),
                      f"{floor_ms:.2f}", "-" if lexbor_ms is None else f"{lexbor_ms:.2f}", f"{parse_ms:.2f}",
-                     f"{ratio:.2f}x", "-" if lexbor_ms is None else f"{parse_ms / lexbor_ms:.2f}x",
+                     f"{ratio:.2f}x", "-" if lexbor_ratio is None else f"{lexbor_ratio:.2f}x",
                      f"<= {case.target:g}x", "ok" if met else "MISSED"))
     print_table(("page", "adapter site", "bytes", "listings", "floor ms", "lexbor ms", "parse ms", "x lxml",
                  "x lexbor", "target", ""), rows)
