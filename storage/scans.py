@@ -477,12 +477,16 @@ class ScanQueries(Queries):
         self, session: AsyncSession, fetches: Sequence[FetchOutcome], circuits: Mapping[str, Circuit], now: datetime
     ) -> None:
         """Each fetch's outcome on its marketplace's row and, for a circuit kept per host, on that host's row too;
-        failures in a row and the circuit belong to the circuit's row only. A refused fetch counts nowhere."""
-        for fetch in fetches:
-            if fetch.refused:
-                continue
+        failures in a row and the circuit belong to the circuit's row only. A refused fetch counts nowhere.
+
+        Each row is read (and locked) once, in key order, and written once when the transaction ends, however many
+        of the save's fetches it counts: two saves lock the rows they share in the same order."""
+        counted = [fetch for fetch in fetches if not fetch.refused]
+        keys = {key for fetch in counted for key in (fetch.marketplace, fetch.circuit_key)} | set(circuits)
+        rows = {key: await marketplace_row(session, key) for key in sorted(keys)}
+        for fetch in counted:
             for key in dict.fromkeys((fetch.marketplace, fetch.circuit_key)):
-                row = await marketplace_row(session, key)
+                row = rows[key]
                 row.last_status = fetch.status
                 if fetch.status in FAILING_STATUSES:
                     row.total_failures += 1
@@ -494,8 +498,8 @@ class ScanQueries(Queries):
                     row.last_success_at = now
                 if key == fetch.circuit_key:
                     row.consecutive_failures = row.consecutive_failures + 1 if not fetch.ok else 0
-        for key, circuit in sorted(circuits.items()):
-            row = await marketplace_row(session, key)
+        for key, circuit in circuits.items():
+            row = rows[key]
             row.consecutive_failures = circuit.failures
             row.circuit_state = circuit.state.value
             row.circuit_openings = circuit.openings

@@ -1,6 +1,7 @@
 """A scan's statements: the same text and parameter count for a page of 3 listings as for 300, each looked up
 through an index, so a scan costs the same at a million listings as at a hundred; and the same for the outbox's
-claims and outcomes, whatever the batch, which find their rows by primary key whatever the statistics say."""
+claims and outcomes, whatever the batch, which find their rows by primary key whatever the statistics say; and a save
+of many fetches reads and writes a marketplace's health row once."""
 
 from __future__ import annotations
 
@@ -133,6 +134,25 @@ async def test_a_scans_statements_do_not_grow_with_its_page(repo: Repository) ->
     for statements in big:
         texts = [s.sql for s in statements if s.sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
         assert len(texts) == len(set(texts)), [t for t in texts if texts.count(t) > 1]
+
+
+async def test_a_save_of_many_fetches_reads_and_writes_a_marketplaces_health_once(repo: Repository) -> None:
+    """Regression: each fetch of a save read its marketplace's health row again (a locking SELECT on PostgreSQL)
+    after writing the last fetch's count: two round trips a fetch, a seventh of a repeat scan's statements."""
+    spec = SearchSpec(query="lens", marketplaces=("ebay",), check_interval_minutes=10)
+    search = await repo.save_search(owner="a", destination=DEST, scope=None, spec=spec, now=NOW, first_run_at=NOW)
+    await scan(repo, search, page(1, 1))  # the row exists from here on, as in a running service
+    outcomes = ("success", "success", "blocked", "empty")
+    fetches = [FetchOutcome(marketplace="ebay", query=f"lens {n}", status=status, duration_ms=5,
+                            error="captcha" if status == "blocked" else None) for n, status in enumerate(outcomes)]
+    with recorded(repo) as statements:
+        await repo.save_scan(now=NOW, fetches=fetches, runs=[], searches={}, baseline_first_scan=False)
+    assert [s.sql.split()[0].upper() for s in statements if "marketplace_state" in s.sql] == ["SELECT", "UPDATE"]
+    async with repo._sessions() as session:
+        counts = (await session.execute(sa.text(
+            "SELECT total_successes, total_failures, total_blocked, last_status, consecutive_failures, last_error "
+            "FROM marketplace_state WHERE marketplace = 'ebay'"))).one()
+    assert tuple(counts) == (1 + 3, 1, 1, "empty", 0, "captcha")
 
 
 async def test_a_scans_lookups_use_an_index(repo: Repository) -> None:
