@@ -197,6 +197,20 @@ async def test_outbox_transitions(repo: Repository) -> None:
     assert {a.status for a in recent} == {"pending", "sent", "dead"}
 
 
+async def test_the_ops_snapshot_reads_how_long_each_alert_sent_lately_waited(repo: Repository) -> None:
+    search = await add(repo)
+    await repo.save_scan(now=NOW, fetches=[fetch([search.id], [listing(1), listing(2), listing(3)])],
+                         runs=[run(search.id)], searches={search.id: search}, baseline_first_scan=False)
+    first, second, third = await repo.load_due_deliveries(now=NOW, limit=10, platforms=["console"])
+    await repo.claim_deliveries([[first.outbox_id], [second.outbox_id]], now=NOW, until=NOW + timedelta(hours=1))
+    await repo.record_sent([first.outbox_id], now=NOW + timedelta(seconds=2.25))
+    await repo.record_sent([second.outbox_id], now=NOW + timedelta(minutes=3, microseconds=500))
+    snapshot = await repo.load_ops_snapshot(now=NOW + timedelta(minutes=5))
+    # The newest first; the one still waiting is no lag yet. To the millisecond, as p95 figures are shown.
+    assert snapshot.recent_lags == pytest.approx([180.0005, 2.25], abs=1e-3)
+    assert (await repo.load_ops_snapshot(now=NOW + timedelta(hours=2))).recent_lags == []
+
+
 async def test_marketplace_pause_is_audited(repo: Repository) -> None:
     await repo.set_marketplace_status("ebay", status="paused", reason="blocked us", actor="cli:ops", now=NOW)
     state = (await repo.load_marketplace_states())["ebay"]
