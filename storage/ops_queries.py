@@ -28,17 +28,16 @@ class OpsSnapshot:
     recent_lags: list[float]  # seconds from queued to sent, alerts sent in the last hour
 
 
+SECONDS_A_DAY = 86_400.0
+
 
 def seconds_between(dialect: str, earlier: Any, later: Any) -> Any:
-    """`later - earlier` in seconds, worked out by the database: a float a row reads faster than two timestamps
-    (2,000 of them are a whole ops snapshot's cost otherwise)."""
+    """`later - earlier` in seconds, worked out by the database: one float a row, which reads faster than two
+    timestamps (on SQLite, text that SQLAlchemy parses in Python)."""
     if dialect == POSTGRESQL:
         return sa.cast(sa.extract("epoch", later - earlier), sa.Float)
     # SQLite keeps UTC timestamps as text, which julianday() reads as days.
     return (sa.func.julianday(later, type_=sa.Float) - sa.func.julianday(earlier, type_=sa.Float)) * SECONDS_A_DAY
-
-
-SECONDS_A_DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,7 @@ async def test_a_scans_statements_do_not_grow_with_its_page(repo: Repository) ->
 
 async def test_a_save_of_many_fetches_reads_and_writes_a_marketplaces_health_once(repo: Repository) -> None:
     """Regression: each fetch of a save read its marketplace's health row again (a locking SELECT on PostgreSQL)
-    after writing the last fetch's count: two round trips a fetch, a seventh of a repeat scan's statements."""
+    after writing the last fetch's count: two round trips a fetch, half of a repeat-scan save's statements."""
     spec = SearchSpec(query="lens", marketplaces=("ebay",), check_interval_minutes=10)
     search = await repo.save_search(owner="a", destination=DEST, scope=None, spec=spec, now=NOW, first_run_at=NOW)
     await scan(repo, search, page(1, 1))  # the row exists from here on, as in a running service
