@@ -3,8 +3,9 @@
 A statement whose text grows with its values (`IN (?, ?, ...)`, a VALUES row per listing) is a new statement for every
 count: PostgreSQL plans it again (asyncpg prepares each distinct text), SQLite compiles it again, and a tuple
 `IN` list can keep either from its index. Here a list travels as ONE parameter instead: a typed array read with
-`= ANY(...)` or `unnest(...)` on PostgreSQL, a JSON array read with `json_each(...)` on SQLite. Each statement is
-then prepared once per connection and looked up through the index its columns name.
+`= ANY(...)` or `unnest(...)` on PostgreSQL, a JSON array read with `json_each(...)` on SQLite, and rows to insert
+as one JSON text read with `json_to_recordset(...)` on PostgreSQL. Each statement is then prepared once per
+connection and looked up through the index its columns name.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from storage.types import UtcDateTime
+
 POSTGRESQL = "postgresql"
+# Rows to insert as JSON: decimals as strings, read back exactly by the numeric columns; aware times with their offset.
+_ROWS_JSON = msgspec.json.Encoder(decimal_format="string")
 
 
 def _array(values: Sequence[Any], item_type: sa.types.TypeEngine[Any]) -> ColumnElement[Any]:
@@ -81,21 +87,23 @@ async def planned_for_now(session: AsyncSession) -> AsyncIterator[None]:
     await session.execute(sa.text("SET LOCAL plan_cache_mode TO DEFAULT"))
 
 
-def unnest_insert(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Any:
-    """PostgreSQL only: `INSERT INTO table (cols) SELECT * FROM unnest($1, $2, ...)`, one array per column, so many
-    rows go in one statement whose text depends on the columns alone. Every row must name the same columns.
-    Returns the dialect's Insert, to which ON CONFLICT and RETURNING can be added."""
+def json_insert(table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> Any:
+    """PostgreSQL only: `INSERT INTO table (cols) SELECT cols FROM json_to_recordset($1) AS v(col type, ...)`, the rows
+    as one JSON text, so many rows go in one statement whose text depends on the columns alone. Every row must name
+    the same columns. Returns the dialect's Insert, to which ON CONFLICT and RETURNING can be added.
+
+    One JSON text costs the client a fifth of what a typed array per column does (asyncpg encodes and checks each
+    array element in turn: 4-6 ms against 1.2-1.4 ms of CPU for 400 listings of 16 columns), and the server no more.
+    JSON values of a JSON column go as they are; a timestamp column refuses naive times, as UtcDateTime does.
+    """
     from sqlalchemy.dialects.postgresql import insert as pg_insert  # loaded only where PostgreSQL is used
 
     names = list(rows[0])
-    # A JSON column travels as text[] and is cast back per row: asyncpg has no encoder for an array of JSON values.
-    as_json = {name for name in names if isinstance(table.c[name].type, sa.JSON)}
-    arrays = [
-        _array([None if row[name] is None else json.dumps(row[name]) for row in rows], sa.Text())
-        if name in as_json else _array([row[name] for row in rows], table.c[name].type)
-        for name in names
-    ]
-    source = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="v")
-    columns = [sa.cast(column, table.c[column.name].type) if column.name in as_json else column
-               for column in source.c]
-    return pg_insert(table).from_select(names, sa.select(*columns))
+    for name in names:
+        if isinstance(table.c[name].type, UtcDateTime) and any(
+                row[name] is not None and row[name].tzinfo is None for row in rows):
+            raise ValueError(f"naive datetime given to the UTC column {table.name}.{name}")
+    payload = sa.cast(sa.bindparam(None, _ROWS_JSON.encode(rows).decode(), type_=sa.Text()), sa.JSON())
+    source = sa.func.json_to_recordset(payload).table_valued(
+        *(sa.column(name, table.c[name].type) for name in names)).render_derived(name="v", with_types=True)
+    return pg_insert(table).from_select(names, sa.select(*source.c))

@@ -33,7 +33,7 @@ from scout.deals import (
 )
 from scout.models import AlertKind, DealFacts, FetchOutcome, Listing, Money
 from scout.sparkline import price_spread, price_trend
-from storage.bulk import POSTGRESQL, json_rows, one_of, unnest_insert
+from storage.bulk import POSTGRESQL, json_insert, json_rows, one_of
 from storage.decode import text_list
 from storage.tables import ListingRow, ListingWordsRow, OutboxRow, PriceHistoryRow, SearchRow
 from storage.types import UtcDateTime
@@ -125,7 +125,7 @@ async def record_words(session: AsyncSession, dialect: str, fetches: Sequence[Fe
     table = ListingWordsRow.__table__
     names = ["words", "marketplace", "listing_id"]
     if dialect == POSTGRESQL:
-        stmt = unnest_insert(table, [{"words": words, "marketplace": marketplace, "listing_id": listing_id,
+        stmt = json_insert(table, [{"words": words, "marketplace": marketplace, "listing_id": listing_id,
                                       "seen_at": now} for words, marketplace, listing_id in keys])
     else:
         # One statement over one JSON array of the rows: SQLite steps through them without a round of Python

@@ -29,7 +29,7 @@ from scout.models import (
     SearchRun,
     SearchStatus,
 )
-from storage.bulk import POSTGRESQL, one_of, planned_for_now, select_by_keys, unnest_insert
+from storage.bulk import POSTGRESQL, json_insert, one_of, planned_for_now, select_by_keys
 from storage.convert import listing_values, outcome_value, shipping_amount
 from storage.crosslist import fold_cross_listings
 from storage.deals import (
@@ -248,7 +248,7 @@ class ScanQueries(Queries):
         values = [listing_values(listing, now) for listing in fresh]
         ids: dict[tuple[str, str], int] = {}
         if self.dialect == POSTGRESQL:
-            stmt = unnest_insert(table, values).on_conflict_do_nothing(
+            stmt = json_insert(table, values).on_conflict_do_nothing(
                 index_elements=["marketplace", "external_id"]
             ).returning(table.c.id, table.c.marketplace, table.c.external_id)
             ids = {(marketplace, external_id): row_id
@@ -410,7 +410,7 @@ class ScanQueries(Queries):
         table = OutboxRow.__table__
         conflict = {"index_elements": ["platform", "target", "listing_id", "occasion"]}
         if self.dialect == POSTGRESQL:
-            stmt = unnest_insert(table, rows).on_conflict_do_nothing(**conflict).returning(
+            stmt = json_insert(table, rows).on_conflict_do_nothing(**conflict).returning(
                 table.c.listing_id, table.c.platform, table.c.target, table.c.occasion)
             return set((await session.execute(stmt)).all())
         # SQLite: RETURNING would need a VALUES list as long as the rows, so the rows queued before are read first
