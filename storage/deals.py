@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scout.deals import (
@@ -33,10 +32,9 @@ from scout.deals import (
 )
 from scout.models import AlertKind, DealFacts, FetchOutcome, Listing, Money
 from scout.sparkline import price_spread, price_trend
-from storage.bulk import POSTGRESQL, json_insert, json_rows, one_of
+from storage.bulk import json_insert, one_of
 from storage.decode import text_list
 from storage.tables import ListingRow, ListingWordsRow, OutboxRow, PriceHistoryRow, SearchRow
-from storage.types import UtcDateTime
 
 __all__ = ["comparable_words"]  # the save imports it from here, with the rest of the deal part
 
@@ -123,22 +121,12 @@ async def record_words(session: AsyncSession, dialect: str, fetches: Sequence[Fe
         return
     # Rows in key order: two saves writing overlapping rows at once lock them in the same order.
     table = ListingWordsRow.__table__
-    names = ["words", "marketplace", "listing_id"]
-    if dialect == POSTGRESQL:
-        stmt = json_insert(table, [{"words": words, "marketplace": marketplace, "listing_id": listing_id,
-                                      "seen_at": now} for words, marketplace, listing_id in keys])
-    else:
-        # One statement over one JSON array of the rows: SQLite steps through them without a round of Python
-        # per row, as an executemany would take.
-        rows = json_rows(keys)
-        stmt = sqlite_insert(table).from_select(
-            [*names, "seen_at"],
-            sa.select(*(sa.func.json_extract(rows.c.value, f"$[{index}]") for index in range(len(names))),
-                      sa.literal(now, UtcDateTime())).where(sa.true()),  # WHERE: SQLite's upsert after a SELECT
-        )
+    stmt = json_insert(dialect, table, [{"words": words, "marketplace": marketplace, "listing_id": listing_id,
+                                         "seen_at": now} for words, marketplace, listing_id in keys])
     # A row seen within the last day is left as it is: the deal window is days long, and a scan that sees the same
     # listings every few minutes writes nothing for them.
-    stmt = stmt.on_conflict_do_update(index_elements=names, set_={"seen_at": stmt.excluded.seen_at},
+    stmt = stmt.on_conflict_do_update(index_elements=["words", "marketplace", "listing_id"],
+                                      set_={"seen_at": stmt.excluded.seen_at},
                                       where=table.c.seen_at < now - SEEN_REFRESH)
     await session.execute(stmt)
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scout.deals import DealPolicy
 from scout.errors import StorageError
-from storage.bulk import POSTGRESQL, json_insert
+from storage.bulk import json_insert
 
 # A database's refusal, as a task log, a search's last outcome and the scan log show it.
 DATABASE_ERROR_LENGTH = 300
@@ -74,14 +74,10 @@ class Queries:
 
     async def _insert_rows(self, session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]], *,
                            skip_conflicts: bool = False) -> None:
-        """Insert many rows (each naming the same columns) in one statement of fixed text: an INSERT ... SELECT
-        from one JSON text of the rows on PostgreSQL, executed once; one INSERT stepped for each row on SQLite."""
-        if self.dialect == POSTGRESQL:
-            stmt = json_insert(table, rows)
-            await session.execute(stmt.on_conflict_do_nothing() if skip_conflicts else stmt)
-            return
-        stmt = self._insert(table)
-        await session.execute(stmt.on_conflict_do_nothing() if skip_conflicts else stmt, rows)
+        """Insert many rows (each naming the same columns) in one statement of fixed text, an INSERT ... SELECT
+        from one JSON text of the rows (storage.bulk.json_insert), executed once."""
+        stmt = json_insert(self.dialect, table, rows)
+        await session.execute(stmt.on_conflict_do_nothing() if skip_conflicts else stmt)
 
     async def ping(self) -> None:
         try:

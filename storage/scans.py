@@ -246,18 +246,11 @@ class ScanQueries(Queries):
         """Insert listings not stored yet (idempotent on the unique key) in one statement; returns their ids."""
         table = ListingRow.__table__
         values = [listing_values(listing, now) for listing in fresh]
-        ids: dict[tuple[str, str], int] = {}
-        if self.dialect == POSTGRESQL:
-            stmt = json_insert(table, values).on_conflict_do_nothing(
-                index_elements=["marketplace", "external_id"]
-            ).returning(table.c.id, table.c.marketplace, table.c.external_id)
-            ids = {(marketplace, external_id): row_id
-                   for row_id, marketplace, external_id in await session.execute(stmt)}
-        else:
-            # One statement prepared once and stepped for every row (sqlite3's executemany).
-            await session.execute(
-                self._insert(table).on_conflict_do_nothing(index_elements=["marketplace", "external_id"]), values)
-        # On SQLite all of them; on PostgreSQL only those another writer stored in the meantime.
+        stmt = json_insert(self.dialect, table, values).on_conflict_do_nothing(
+            index_elements=["marketplace", "external_id"]
+        ).returning(table.c.id, table.c.marketplace, table.c.external_id)
+        ids = {(marketplace, external_id): row_id for row_id, marketplace, external_id in await session.execute(stmt)}
+        # Those another writer stored in the meantime (PostgreSQL; SQLite lets one writer in at a time).
         missing = [listing.key for listing in fresh if listing.key not in ids]
         if missing:
             ids.update({key: row.id for key, row in (await self._load_known(session, missing)).items()})
@@ -408,21 +401,10 @@ class ScanQueries(Queries):
         """Insert outbox rows, one per destination, listing and occasion at most, in one statement; returns the
         (listing id, platform, target, occasion) of those inserted (the others were queued before)."""
         table = OutboxRow.__table__
-        conflict = {"index_elements": ["platform", "target", "listing_id", "occasion"]}
-        if self.dialect == POSTGRESQL:
-            stmt = json_insert(table, rows).on_conflict_do_nothing(**conflict).returning(
-                table.c.listing_id, table.c.platform, table.c.target, table.c.occasion)
-            return set((await session.execute(stmt)).all())
-        # SQLite: RETURNING would need a VALUES list as long as the rows, so the rows queued before are read first
-        # (this transaction already holds SQLite's one write lock, so nobody queues any in between).
-        keys = [(row["platform"], row["target"], row["listing_id"], row["occasion"]) for row in rows]
-        columns = (table.c.platform, table.c.target, table.c.listing_id, table.c.occasion)
-        before = await session.execute(select_by_keys(self.dialect, columns, columns, keys))
-        queued_before = set(before.all())
-        new_rows = [row for row, key in zip(rows, keys, strict=True) if key not in queued_before]
-        if new_rows:
-            await session.execute(self._insert(table).on_conflict_do_nothing(**conflict), new_rows)
-        return {(row["listing_id"], row["platform"], row["target"], row["occasion"]) for row in new_rows}
+        stmt = json_insert(self.dialect, table, rows).on_conflict_do_nothing(
+            index_elements=["platform", "target", "listing_id", "occasion"]
+        ).returning(table.c.listing_id, table.c.platform, table.c.target, table.c.occasion)
+        return set((await session.execute(stmt)).all())
 
     async def _update_searches(
         self, session: AsyncSession, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],

@@ -18,6 +18,13 @@ class _SqliteText(sqlite.DATETIME):
         return None
 
 
+def sqlite_text(value: datetime) -> str:
+    """An aware time as SQLite keeps it: the text SQLAlchemy's SQLite DATETIME writes, in UTC ("2026-12-01
+    00:51:21.000000", the offset "+00:00" cut off), at under half its cost: a scan writes several timestamps for every
+    listing it saves. Rows compare as this text, so every writer must use it."""
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+
+
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """Timestamps stored as UTC and always read back timezone-aware (SQLite keeps no zone of its own)."""
 
@@ -32,12 +39,7 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            # The text SQLAlchemy's SQLite DATETIME writes ("2026-12-01 00:51:21.000000", the UTC offset "+00:00"
-            # cut off), at under half its cost: a scan binds several timestamps for every listing it saves.
-            return value.isoformat(" ", "microseconds")[:-6]
-        return value
+        return sqlite_text(value) if dialect.name == "sqlite" else value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return utc_datetime(value)

@@ -1,5 +1,6 @@
-"""Rows inserted as one JSON text on PostgreSQL come back exactly as given: decimals to the last place, times as the
-same instants, JSON values, NULLs and awkward text; a naive time is refused before anything is sent."""
+"""Rows inserted as one JSON text come back as binding them would have stored them: on both databases times as the
+same instants, JSON values, NULLs and awkward text, decimals to the last place (SQLite keeps them as its numbers), and
+SQLite's times as the very text SQLAlchemy writes; a naive time is refused before anything is sent."""
 
 from __future__ import annotations
 
@@ -41,9 +42,9 @@ ROWS = [
 ]
 
 
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with fresh_database("postgres", tmp_path) as url:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    async with fresh_database(request.param, tmp_path) as url:
         engine = create_engine(url)
         async with engine.begin() as conn:
             await conn.run_sync(TABLE.metadata.create_all)
@@ -53,30 +54,39 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
             await engine.dispose()
 
 
-@pytest.mark.postgres
-async def test_rows_come_back_exactly_as_given(engine: AsyncEngine) -> None:
+async def test_rows_come_back_as_bound_rows_would(engine: AsyncEngine) -> None:
+    dialect = engine.dialect.name
     async with engine.begin() as conn:
-        inserted = (await conn.execute(json_insert(TABLE, ROWS).returning(TABLE.c.name))).scalars().all()
+        inserted = (await conn.execute(json_insert(dialect, TABLE, ROWS).returning(TABLE.c.name))).scalars().all()
+        # The same rows bound one by one, as SQLAlchemy stores them, under other names.
+        await conn.execute(TABLE.insert(), [{**row, "name": f"bound {row['name']}"} for row in ROWS])
         read = {row.name: row._asdict() for row in await conn.execute(sa.select(TABLE))}
-    assert inserted == ["plain", "awkward", "empty"]
+        stored = dict((await conn.execute(sa.select(TABLE.c.name, sa.cast(TABLE.c.at, sa.Text)))).all())
+    assert sorted(inserted) == ["awkward", "empty", "plain"]
     for given in ROWS:
-        got = read[given["name"]]
-        assert {name: got[name] for name in given} == given
+        got, bound = read[given["name"]], read[f"bound {given['name']}"]
+        compared = [name for name in given if name not in ("name", "detail")]
+        assert {name: got[name] for name in compared} == {name: bound[name] for name in compared}
+        assert got["detail"] == given["detail"]  # a JSON null is stored as NULL, as on PostgreSQL
+        assert got["at"] == given["at"] and stored[given["name"]] == stored[f"bound {given['name']}"]
     assert read["awkward"]["at"] == datetime(2026, 12, 1, 8, 0, 0, 123456, tzinfo=UTC)
-    assert str(read["plain"]["price"]) == "12.3400"
+    assert read["plain"]["price"] == Decimal("12.34") and read["awkward"]["price"] == read["bound awkward"]["price"]
+    if dialect == "postgresql":
+        for given in ROWS:
+            assert {name: read[given["name"]][name] for name in given} == given
+        assert str(read["plain"]["price"]) == "12.3400"
 
 
-@pytest.mark.postgres
 async def test_conflicts_are_skipped_and_the_rest_inserted(engine: AsyncEngine) -> None:
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
+    dialect = engine.dialect.name
     async with engine.begin() as conn:
-        await conn.execute(pg_insert(TABLE).values(name="plain"))
-        inserted = (await conn.execute(json_insert(TABLE, ROWS).on_conflict_do_nothing(index_elements=["name"])
-                                       .returning(TABLE.c.name))).scalars().all()
+        await conn.execute(TABLE.insert().values(name="plain"))
+        inserted = (await conn.execute(json_insert(dialect, TABLE, ROWS).on_conflict_do_nothing(
+            index_elements=["name"]).returning(TABLE.c.name))).scalars().all()
     assert sorted(inserted) == ["awkward", "empty"]
 
 
-def test_a_naive_time_is_refused_before_anything_is_sent() -> None:
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_naive_time_is_refused_before_anything_is_sent(dialect: str) -> None:
     with pytest.raises(ValueError, match="naive datetime given to the UTC column bulk_rows.at"):
-        json_insert(TABLE, [{**ROWS[0], "at": datetime(2026, 12, 1, 8, 0)}])
+        json_insert(dialect, TABLE, [{**ROWS[0], "at": datetime(2026, 12, 1, 8, 0)}])
