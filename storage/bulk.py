@@ -68,15 +68,21 @@ def select_by_keys(dialect: str, columns: Sequence[sa.ColumnElement[Any]], keys:
     """
     table = keys[0].table
     if dialect == POSTGRESQL:
-        names = [f"k{index}" for index in range(len(keys))]
-        arrays = [_array([row[index] for row in rows], key.type) for index, key in enumerate(keys)]
-        source: Any = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="wanted")
+        source: Any = unnest_keys(keys, rows)
         parts = list(source.c)
     else:
         source = json_rows([list(row) for row in rows])
         parts = [sa.func.json_extract(source.c.value, f"$[{index}]") for index in range(len(keys))]
     joined = sa.and_(*(key == part for key, part in zip(keys, parts, strict=True)))
     return sa.select(*columns).select_from(source).join(table, joined)
+
+
+def unnest_keys(keys: Sequence[sa.ColumnElement[Any]], rows: Sequence[Sequence[int | str]]) -> Any:
+    """PostgreSQL only: `unnest($1, $2, ...) AS wanted(k0, k1, ...)`, the rows as one array per key column, each
+    typed as its column."""
+    names = [f"k{index}" for index in range(len(keys))]
+    arrays = [_array([row[index] for row in rows], key.type) for index, key in enumerate(keys)]
+    return sa.func.unnest(*arrays).table_valued(*names).render_derived(name="wanted")
 
 
 @asynccontextmanager
