@@ -117,7 +117,9 @@ def json_insert(dialect: str, table: sa.Table, rows: Sequence[Mapping[str, Any]]
     times = [name for name in names if isinstance(table.c[name].type, UtcDateTime)]
     for name in times:
         if any(row[name] is not None and row[name].tzinfo is None for row in rows):
-            raise ValueError(f"naive datetime given to the UTC column {table.name}.{name}")
+            # Refused as a bound value would be: a statement the database layer could not send, nothing written.
+            refusal = ValueError(f"naive datetime given to the UTC column {table.name}.{name}")
+            raise sa.exc.StatementError(str(refusal), f"INSERT INTO {table.name}", None, refusal)
     if dialect == POSTGRESQL:
         from sqlalchemy.dialects.postgresql import insert as pg_insert  # loaded only where PostgreSQL is used
 

@@ -88,5 +88,5 @@ async def test_conflicts_are_skipped_and_the_rest_inserted(engine: AsyncEngine) 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_a_naive_time_is_refused_before_anything_is_sent(dialect: str) -> None:
-    with pytest.raises(ValueError, match="naive datetime given to the UTC column bulk_rows.at"):
+    with pytest.raises(sa.exc.StatementError, match="naive datetime given to the UTC column bulk_rows.at"):
         json_insert(dialect, TABLE, [{**ROWS[0], "at": datetime(2026, 12, 1, 8, 0)}])
