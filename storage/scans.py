@@ -344,11 +344,12 @@ class ScanQueries(Queries):
         currencies = {lid: where[lid][1].price.currency for lid in told if where[lid][1].price is not None}
         trends = await price_trends(session, self.dialect, currencies)
         rows: dict[tuple[str, str, int, str], dict[str, Any]] = {}
+        occasions = {kind: occasion(kind, now) for kind in AlertKind}
 
         def add(platform: str, target: str, listing_id: int, search_id: int, index: int, kind: AlertKind,
                 told_as: AlertKind, facts: DealFacts) -> None:
             """Queue one alert: `kind` names its occasion (news, a return, a drop), `told_as` how it reads."""
-            happening = occasion(kind, now)
+            happening = occasions[kind]
             rows.setdefault((platform, target, listing_id, happening), {
                 "platform": platform, "target": target, "listing_id": listing_id, "search_id": search_id,
                 "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
@@ -364,7 +365,7 @@ class ScanQueries(Queries):
             if search.snoozed_until is not None and search.snoozed_until > now:
                 continue
             destination = search.destination
-            if (destination.platform, destination.target, listing_id, occasion(kind, now)) in rows:
+            if (destination.platform, destination.target, listing_id, occasions[kind]) in rows:
                 continue  # another search already tells this chat of it
             facts, judged = judge.facts(listing_id, listing, words[search_id], search.spec.exclude)
             if not passes(judged, search.spec.min_deal):
