@@ -3,8 +3,8 @@
 A statement whose text grows with its values (`IN (?, ?, ...)`, a VALUES row per listing) is a new statement for every
 count: PostgreSQL plans it again (asyncpg prepares each distinct text), SQLite compiles it again, and a tuple
 `IN` list can keep either from its index. Here a list travels as ONE parameter instead: a typed array read with
-`= ANY(...)` or `unnest(...)` on PostgreSQL, a JSON array read with `json_each(...)` on SQLite, and rows to insert
-as one JSON text read with `json_to_recordset(...)` on PostgreSQL. Each statement is then prepared once per
+`= ANY(...)` or `unnest(...)` on PostgreSQL, a JSON array read with `json_each(...)` on SQLite; rows to insert travel
+as one JSON text on both (`json_to_recordset(...)`, `json_each(...)`). Each statement is then prepared once per
 connection and looked up through the index its columns name.
 """
 
@@ -26,7 +26,7 @@ from storage.types import UtcDateTime, sqlite_text
 POSTGRESQL = "postgresql"
 # Rows to insert as JSON: decimals as strings, read back exactly by PostgreSQL's numeric columns, aware times with
 # their offset; SQLite keeps decimals as numbers (what SQLAlchemy binds for them there).
-_ROWS_JSON = msgspec.json.Encoder(decimal_format="string")
+_POSTGRESQL_ROWS_JSON = msgspec.json.Encoder(decimal_format="string")
 _SQLITE_ROWS_JSON = msgspec.json.Encoder(decimal_format="number")
 
 
@@ -123,7 +123,7 @@ def json_insert(dialect: str, table: sa.Table, rows: Sequence[Mapping[str, Any]]
     if dialect == POSTGRESQL:
         from sqlalchemy.dialects.postgresql import insert as pg_insert  # loaded only where PostgreSQL is used
 
-        payload = sa.cast(sa.bindparam(None, _ROWS_JSON.encode(rows).decode(), type_=sa.Text()), sa.JSON())
+        payload = sa.cast(sa.bindparam(None, _POSTGRESQL_ROWS_JSON.encode(rows).decode(), type_=sa.Text()), sa.JSON())
         source = sa.func.json_to_recordset(payload).table_valued(
             *(sa.column(name, table.c[name].type) for name in names)).render_derived(name="v", with_types=True)
         return pg_insert(table).from_select(names, sa.select(*source.c))
@@ -131,8 +131,15 @@ def json_insert(dialect: str, table: sa.Table, rows: Sequence[Mapping[str, Any]]
 
     if times:
         texts: dict[datetime, str] = {}  # a save's rows share a few times (its own "now" above all)
-        rows = [{**row, **{name: None if row[name] is None else texts.get(row[name])
-                           or texts.setdefault(row[name], sqlite_text(row[name])) for name in times}} for row in rows]
+
+        def text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value not in texts:
+                texts[value] = sqlite_text(value)
+            return texts[value]
+
+        rows = [{**row, **{name: text(row[name]) for name in times}} for row in rows]
     values = json_rows_value(_SQLITE_ROWS_JSON.encode(rows).decode())
     # WHERE: without one, SQLite would read an ON CONFLICT clause that follows as part of the SELECT's join.
     return sqlite_insert(table).from_select(names, sa.select(
