@@ -229,34 +229,33 @@ def pick_comparables(candidates: Iterable[Comparable], *, exclude: Sequence[str]
     return picked
 
 
-def _kth_deviation(prices: Sequence[Decimal], split: int, median: Decimal, k: int) -> Decimal:
-    """The k-th smallest (from 0) of |price - median| over sorted `prices`, in O(log n) without building the list.
+def _kth_deviations(prices: Sequence[Decimal], split: int, median: Decimal, k: int) -> tuple[Decimal, Decimal | None]:
+    """The k-th and the (k-1)-th smallest (from 0; None for k = 0) of |price - median| over sorted `prices`, in
+    O(log n) without building the list.
 
     Left of `split` the deviations are median - price, ascending as the index falls; from `split` on they are
     price - median, ascending as it rises: two sorted runs, and the k-th of two sorted runs is a binary search for
-    how many of the first k + 1 come from the left run."""
+    how many of the first k + 1 come from the left run. Those k + 1 are the left run's first `lo` and the right
+    run's first `j`: the k-th is the larger of the two last ones, the (k-1)-th the larger of what is left. (A score
+    runs this for every alert: the deviations are worked out in place, not through helper functions.)"""
     n_left, n_right = split, len(prices) - split
-
-    def left(i: int) -> Decimal:
-        return median - prices[split - 1 - i]
-
-    def right(j: int) -> Decimal:
-        return prices[split + j] - median
-
     lo, hi = max(0, k + 1 - n_right), min(k + 1, n_left)
     while lo < hi:  # the largest i such that the i-th smallest of the left run is not above its partner on the right
         mid = (lo + hi + 1) // 2
         j = k + 1 - mid
-        if j < n_right and left(mid - 1) > right(j):
+        if j < n_right and median - prices[split - mid] > prices[split + j] - median:
             hi = mid - 1
         else:
             lo = mid
     j = k + 1 - lo
-    if lo == 0:
-        return right(j - 1)
-    if j == 0:
-        return left(lo - 1)
-    return max(left(lo - 1), right(j - 1))
+    left = median - prices[split - lo] if lo else None  # the left run's last of the k + 1
+    right = prices[split + j - 1] - median if j else None  # the right run's
+    if right is None or (left is not None and left >= right):
+        assert left is not None
+        before = median - prices[split - lo + 1] if lo > 1 else None
+        return left, right if before is None or (right is not None and right > before) else before
+    before = prices[split + j - 2] - median if j > 1 else None
+    return right, left if before is None or (left is not None and left > before) else before
 
 
 def _median_sorted(prices: Sequence[Decimal]) -> Decimal:
@@ -268,9 +267,11 @@ def _median_sorted(prices: Sequence[Decimal]) -> Decimal:
 def _mad_sorted(prices: Sequence[Decimal], median: Decimal) -> Decimal:
     split = bisect_left(prices, median)
     n = len(prices)
+    kth, before = _kth_deviations(prices, split, median, n // 2)
     if n % 2:
-        return _kth_deviation(prices, split, median, n // 2)
-    return (_kth_deviation(prices, split, median, n // 2 - 1) + _kth_deviation(prices, split, median, n // 2)) / 2
+        return kth
+    assert before is not None  # n >= 2
+    return (before + kth) / 2
 
 
 def score(total: Decimal, comparables: Sequence[Decimal], policy: DealPolicy = DEFAULT_POLICY) -> DealScore | None:

@@ -305,6 +305,22 @@ def test_robust_z_matches_a_plain_computation_on_random_prices() -> None:
             assert result.robust_z == pytest.approx(float(total - median) / (1.4826 * float(mad)))
 
 
+def test_the_mad_is_exact_with_ties_and_either_count_of_prices() -> None:
+    """Robust z from the MAD worked out the plain way, to the last bit: many equal prices (a pool of a few), odd and
+    even counts, prices on either side of the median."""
+    rng = random.Random(20261201)
+    for _ in range(3000):
+        pool = rng.choice([2, 5, 40, 5000])
+        comparables = sorted(D(rng.randint(1, pool)) / rng.choice([1, 4, 100]) for _ in range(rng.randint(3, 41)))
+        total = D(rng.randint(1, pool)) / 4
+        median = statistics.median(comparables)
+        mad = statistics.median([abs(value - median) for value in comparables])
+        result = score(total, comparables)
+        assert result is not None
+        expected = float(total - median) / (1.4826 * float(mad)) if mad else None
+        assert result.robust_z == expected, (comparables, total)
+
+
 def test_mad_of_zero_gives_no_z_and_the_percentile_decides() -> None:
     cheaper = score(D(80), FLAT)
     assert cheaper is not None
