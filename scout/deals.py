@@ -252,10 +252,17 @@ def _kth_deviations(prices: Sequence[Decimal], split: int, median: Decimal, k: i
     right = prices[split + j - 1] - median if j else None  # the right run's
     if right is None or (left is not None and left >= right):
         assert left is not None
-        before = median - prices[split - lo + 1] if lo > 1 else None
-        return left, right if before is None or (right is not None and right > before) else before
+        before = median - prices[split - lo + 1] if lo > 1 else None  # the left run's one before its last
+        return left, _larger(before, right)
     before = prices[split + j - 2] - median if j > 1 else None
-    return right, left if before is None or (left is not None and left > before) else before
+    return right, _larger(before, left)
+
+
+def _larger(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    """The larger of two deviations, either of which may be missing."""
+    if a is None or (b is not None and b > a):
+        return b
+    return a
 
 
 def _median_sorted(prices: Sequence[Decimal]) -> Decimal:
