@@ -7,6 +7,7 @@ listings the fetch holds: ix_listing_words_recent holds the comparables of one f
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,7 @@ from scout.deals import (
 )
 from scout.models import AlertKind, DealFacts, FetchOutcome, Listing, Money
 from scout.sparkline import price_spread, price_trend
-from storage.bulk import POSTGRESQL, json_insert, one_of, unnest_keys
+from storage.bulk import POSTGRESQL, json_insert, json_rows, keyed, one_of, unnest_keys
 from storage.decode import text_list
 from storage.tables import ListingRow, ListingWordsRow, OutboxRow, PriceHistoryRow, SearchRow
 
@@ -120,15 +121,22 @@ async def record_words(session: AsyncSession, dialect: str, fetches: Sequence[Fe
     if not keys:
         return
     # Rows in key order: two saves writing overlapping rows at once lock them in the same order.
+    rows = [{"words": words, "marketplace": marketplace, "listing_id": listing_id, "seen_at": now}
+            for words, marketplace, listing_id in keys]
+    await session.execute(_words_upsert(dialect), {
+        **json_rows(dialect, ListingWordsRow.__table__, rows), "stale_before": now - SEEN_REFRESH})
+
+
+@functools.cache
+def _words_upsert(dialect: str) -> Any:
+    """listing_words rows, each new one inserted and each older than its parameter `stale_before` seen anew."""
     table = ListingWordsRow.__table__
-    stmt = json_insert(dialect, table, [{"words": words, "marketplace": marketplace, "listing_id": listing_id,
-                                         "seen_at": now} for words, marketplace, listing_id in keys])
+    stmt = json_insert(dialect, table, ("words", "marketplace", "listing_id", "seen_at"))
     # A row seen within the last day is left as it is: the deal window is days long, and a scan that sees the same
     # listings every few minutes writes nothing for them.
-    stmt = stmt.on_conflict_do_update(index_elements=["words", "marketplace", "listing_id"],
-                                      set_={"seen_at": stmt.excluded.seen_at},
-                                      where=table.c.seen_at < now - SEEN_REFRESH)
-    await session.execute(stmt)
+    return stmt.on_conflict_do_update(
+        index_elements=["words", "marketplace", "listing_id"], set_={"seen_at": stmt.excluded.seen_at},
+        where=table.c.seen_at < sa.bindparam("stale_before", type_=table.c.seen_at.type))
 
 
 async def load_judge(session: AsyncSession, keys: Iterable[WordsKey], now: datetime,
@@ -139,35 +147,48 @@ async def load_judge(session: AsyncSession, keys: Iterable[WordsKey], now: datet
     scan keeps the event loop busy."""
     judge = Judge(policy=policy or DealPolicy())
     since = now - timedelta(days=judge.policy.window_days)
-    listings, words_table = ListingRow.__table__, ListingWordsRow.__table__
     wanted = sorted(set(keys))
     if not wanted:
         return judge
+    found: dict[WordsKey, list[Comparable]] = {key: [] for key in wanted}
+    dialect = session.bind.dialect.name
+    if dialect == POSTGRESQL:
+        rows: Iterable[Any] = await session.execute(_comparables_select(dialect),
+                                                    {**keyed(dialect, wanted), "since": since})
+    else:
+        rows = [(words, marketplace, *row) for words, marketplace in wanted
+                for row in await session.execute(_comparables_select(dialect),
+                                                 {"words": words, "marketplace": marketplace, "since": since})]
+    for words, marketplace, listing_id, title, price, shipping, currency in rows:
+        found[(words, marketplace)].append(Comparable(listing_id, title, price + (shipping or 0)))
+        judge.currencies[listing_id] = currency
+    judge.comparables.update(found)
+    return judge
+
+
+@functools.cache
+def _comparables_select(dialect: str) -> sa.Select[Any]:
+    """The newest MAX_COMPARABLES priced listings of a (words, marketplace) seen since the parameter `since`:
+    PostgreSQL, of every key bound (`keyed`), each with its key; SQLite, of the one bound as `words` and
+    `marketplace`."""
+    listings, words_table = ListingRow.__table__, ListingWordsRow.__table__
 
     def newest(words: Any, marketplace: Any) -> sa.Select[Any]:
         return (
             sa.select(listings.c.id, listings.c.title, listings.c.price, listings.c.shipping, listings.c.currency)
             .select_from(words_table.join(listings, listings.c.id == words_table.c.listing_id))
             .where(words_table.c.words == words, words_table.c.marketplace == marketplace,
-                   words_table.c.seen_at >= since, listings.c.price.is_not(None))
+                   words_table.c.seen_at >= sa.bindparam("since", type_=words_table.c.seen_at.type),
+                   listings.c.price.is_not(None))
             .order_by(words_table.c.seen_at.desc())
             .limit(MAX_COMPARABLES)
         )
 
-    found: dict[WordsKey, list[Comparable]] = {key: [] for key in wanted}
-    if session.bind.dialect.name == POSTGRESQL:
-        key = unnest_keys((words_table.c.words, words_table.c.marketplace), wanted)
+    if dialect == POSTGRESQL:
+        key = unnest_keys((words_table.c.words, words_table.c.marketplace))
         each = newest(key.c.k0, key.c.k1).lateral("comparable")
-        rows: Iterable[Any] = await session.execute(
-            sa.select(key.c.k0, key.c.k1, *each.c).select_from(key.join(each, sa.true())))
-    else:
-        rows = [(words, marketplace, *row) for words, marketplace in wanted
-                for row in await session.execute(newest(words, marketplace))]
-    for words, marketplace, listing_id, title, price, shipping, currency in rows:
-        found[(words, marketplace)].append(Comparable(listing_id, title, price + (shipping or 0)))
-        judge.currencies[listing_id] = currency
-    judge.comparables.update(found)
-    return judge
+        return sa.select(key.c.k0, key.c.k1, *each.c).select_from(key.join(each, sa.true()))
+    return newest(sa.bindparam("words", type_=sa.String()), sa.bindparam("marketplace", type_=sa.String()))
 
 
 def facts_value(kind: AlertKind, facts: DealFacts) -> dict[str, Any] | None:

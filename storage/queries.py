@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from scout.deals import DealPolicy
 from scout.errors import StorageError
-from storage.bulk import json_insert
+from storage.bulk import json_insert, json_rows
 
 # A database's refusal, as a task log, a search's last outcome and the scan log show it.
 DATABASE_ERROR_LENGTH = 300
@@ -55,6 +55,12 @@ def _storage_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[
     return translated
 
 
+@functools.cache
+def _rows_insert(dialect: str, table: sa.Table, names: tuple[str, ...], skip_conflicts: bool) -> Any:
+    stmt = json_insert(dialect, table, names)
+    return stmt.on_conflict_do_nothing() if skip_conflicts else stmt
+
+
 class Queries:
     """What every aggregate of storage.repo.Repository works with; each public method is one transaction."""
 
@@ -76,8 +82,8 @@ class Queries:
                            skip_conflicts: bool = False) -> None:
         """Insert many rows (each naming the same columns) in one statement of fixed text, an INSERT ... SELECT
         from one JSON text of the rows (storage.bulk.json_insert), executed once."""
-        stmt = json_insert(self.dialect, table, rows)
-        await session.execute(stmt.on_conflict_do_nothing() if skip_conflicts else stmt)
+        await session.execute(_rows_insert(self.dialect, table, tuple(rows[0]), skip_conflicts),
+                              json_rows(self.dialect, table, rows))
 
     async def ping(self) -> None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,7 +30,16 @@ from scout.models import (
     SearchRun,
     SearchStatus,
 )
-from storage.bulk import POSTGRESQL, json_insert, one_of, planned_for_now, select_by_keys
+from storage.bulk import (
+    POSTGRESQL,
+    any_of,
+    json_insert,
+    json_rows,
+    keyed,
+    listed,
+    planned_for_now,
+    select_by_keys,
+)
 from storage.convert import listing_values, outcome_value, shipping_amount
 from storage.crosslist import fold_cross_listings
 from storage.deals import (
@@ -126,6 +136,57 @@ async def marketplace_row(session: AsyncSession, key: str) -> MarketplaceStateRo
     return row
 
 
+@functools.cache
+def _listings_insert(dialect: str, names: tuple[str, ...]) -> Any:
+    """New listings, those stored meanwhile by another writer left alone; returns the ids of those inserted."""
+    table = ListingRow.__table__
+    return json_insert(dialect, table, names).on_conflict_do_nothing(
+        index_elements=["marketplace", "external_id"]).returning(table.c.id, table.c.marketplace, table.c.external_id)
+
+
+@functools.cache
+def _outbox_insert(dialect: str, names: tuple[str, ...]) -> Any:
+    """Alerts, one per destination, listing and occasion at most; returns the keys of those inserted."""
+    table = OutboxRow.__table__
+    return json_insert(dialect, table, names).on_conflict_do_nothing(
+        index_elements=["platform", "target", "listing_id", "occasion"]
+    ).returning(table.c.listing_id, table.c.platform, table.c.target, table.c.occasion)
+
+
+@functools.cache
+def _known_select(dialect: str) -> sa.Select[Any]:
+    """PostgreSQL: the listings among the keys bound (`keyed`). SQLite: among one marketplace's external ids, bound
+    as `marketplace` and `ids` (`listed`)."""
+    columns = (ListingRow.id, ListingRow.marketplace, ListingRow.external_id, ListingRow.price, ListingRow.currency,
+               ListingRow.last_seen_at)
+    if dialect == POSTGRESQL:
+        return select_by_keys(dialect, columns, (ListingRow.marketplace, ListingRow.external_id))
+    return sa.select(*columns).where(ListingRow.marketplace == sa.bindparam("marketplace", type_=sa.String()),
+                                     any_of(dialect, ListingRow.external_id, "ids"))
+
+
+@functools.cache
+def _matches_select(dialect: str) -> sa.Select[Any]:
+    """The (search, listing) matches stored among the pairs bound (`keyed`)."""
+    keys = (SearchMatchRow.search_id, SearchMatchRow.listing_id)
+    return select_by_keys(dialect, keys, keys)
+
+
+@functools.cache
+def _searches_lock(dialect: str) -> sa.Select[Any]:
+    """The baseline and last outcomes of the searches bound as `ids` (`listed`), read for update."""
+    return (sa.select(SearchRow.id, SearchRow.baselined, SearchRow.last_outcomes)
+            .where(any_of(dialect, SearchRow.id, "ids")).with_for_update())
+
+
+@functools.cache
+def _seen_update(dialect: str) -> Any:
+    """The listings bound as `ids` (`listed`) seen at `now`."""
+    table = ListingRow.__table__
+    return sa.update(table).where(any_of(dialect, table.c.id, "ids")).values(
+        last_seen_at=sa.bindparam("now", type_=table.c.last_seen_at.type))
+
+
 class ScanQueries(Queries):
     """The scan part of storage.repo.Repository."""
 
@@ -204,10 +265,7 @@ class ScanQueries(Queries):
         repriced = {row["row_id"] for row in changed}
         seen = [row.id for row in known.values() if row.id not in repriced]
         if seen:
-            await session.execute(
-                sa.update(ListingRow).where(one_of(self.dialect, ListingRow.id, seen)).values(last_seen_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            await session.execute(_seen_update(self.dialect), {"ids": listed(self.dialect, seen), "now": now})
         if history:
             await self._insert_rows(session, PriceHistoryRow.__table__, history)
         returned = {row.id: row.last_seen_at for row in known.values()
@@ -219,24 +277,22 @@ class ScanQueries(Queries):
         key. PostgreSQL: the keys joined to the table (`= ANY` on the index's second column would be a filter in a
         generic plan, over every listing of the marketplace), planned for the table as it is now. SQLite: per
         marketplace, `marketplace = ? AND external_id` among one JSON array."""
-        columns = (ListingRow.id, ListingRow.marketplace, ListingRow.external_id, ListingRow.price, ListingRow.currency,
-                   ListingRow.last_seen_at)
         if not keys:
             return {}
+        statement = _known_select(self.dialect)
         if self.dialect == POSTGRESQL:
-            statements = [select_by_keys(self.dialect, columns, (ListingRow.marketplace, ListingRow.external_id),
-                                         list(keys))]
+            lookups = [keyed(self.dialect, keys)]
         else:
             by_marketplace: dict[str, list[str]] = {}
             for marketplace, external_id in keys:
                 by_marketplace.setdefault(marketplace, []).append(external_id)
-            statements = [sa.select(*columns).where(ListingRow.marketplace == marketplace,
-                                                    one_of(self.dialect, ListingRow.external_id, external_ids))
-                          for marketplace, external_ids in by_marketplace.items()]
+            lookups = [{"marketplace": marketplace, "ids": listed(self.dialect, ids)}
+                       for marketplace, ids in by_marketplace.items()]
         known: dict[tuple[str, str], Known] = {}
         async with planned_for_now(session) if self.dialect == POSTGRESQL else contextlib.nullcontext():
-            for statement in statements:
-                for row_id, marketplace, external_id, price, currency, last_seen in await session.execute(statement):
+            for params in lookups:
+                for row_id, marketplace, external_id, price, currency, last_seen in await session.execute(statement,
+                                                                                                          params):
                     known[(marketplace, external_id)] = Known(row_id, price, currency, last_seen)
         return known
 
@@ -244,12 +300,10 @@ class ScanQueries(Queries):
         self, session: AsyncSession, fresh: list[Listing], now: datetime
     ) -> dict[tuple[str, str], int]:
         """Insert listings not stored yet (idempotent on the unique key) in one statement; returns their ids."""
-        table = ListingRow.__table__
         values = [listing_values(listing, now) for listing in fresh]
-        stmt = json_insert(self.dialect, table, values).on_conflict_do_nothing(
-            index_elements=["marketplace", "external_id"]
-        ).returning(table.c.id, table.c.marketplace, table.c.external_id)
-        ids = {(marketplace, external_id): row_id for row_id, marketplace, external_id in await session.execute(stmt)}
+        inserted = await session.execute(_listings_insert(self.dialect, tuple(values[0])),
+                                         json_rows(self.dialect, ListingRow.__table__, values))
+        ids = {(marketplace, external_id): row_id for row_id, marketplace, external_id in inserted}
         # Those another writer stored in the meantime (PostgreSQL; SQLite lets one writer in at a time).
         missing = [listing.key for listing in fresh if listing.key not in ids]
         if missing:
@@ -263,10 +317,7 @@ class ScanQueries(Queries):
         live: dict[int, _SearchState] = {}
         if not searches:
             return live
-        rows = await session.execute(
-            sa.select(SearchRow.id, SearchRow.baselined, SearchRow.last_outcomes)
-            .where(one_of(self.dialect, SearchRow.id, list(searches))).with_for_update()
-        )
+        rows = await session.execute(_searches_lock(self.dialect), {"ids": listed(self.dialect, list(searches))})
         for search_id, baselined, outcomes in rows:
             live[search_id] = _SearchState(set(text_list(baselined)), dict(outcomes or {}))
         return live
@@ -290,8 +341,7 @@ class ScanQueries(Queries):
                         wanted.setdefault((search_id, ids[listing.key]), (index, listing))
         already: set[tuple[int, int]] = set()
         if wanted:
-            keys = (SearchMatchRow.search_id, SearchMatchRow.listing_id)
-            rows = await session.execute(select_by_keys(self.dialect, keys, keys, list(wanted)))
+            rows = await session.execute(_matches_select(self.dialect), keyed(self.dialect, list(wanted)))
             already.update((s, lst) for s, lst in rows)
         new_matches: dict[int, int] = {}
         match_rows: list[dict[str, Any]] = []
@@ -401,11 +451,9 @@ class ScanQueries(Queries):
     async def _queue_alerts(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[int, str, str, str]]:
         """Insert outbox rows, one per destination, listing and occasion at most, in one statement; returns the
         (listing id, platform, target, occasion) of those inserted (the others were queued before)."""
-        table = OutboxRow.__table__
-        stmt = json_insert(self.dialect, table, rows).on_conflict_do_nothing(
-            index_elements=["platform", "target", "listing_id", "occasion"]
-        ).returning(table.c.listing_id, table.c.platform, table.c.target, table.c.occasion)
-        return set((await session.execute(stmt)).all())
+        inserted = await session.execute(_outbox_insert(self.dialect, tuple(rows[0])),
+                                         json_rows(self.dialect, OutboxRow.__table__, rows))
+        return set(inserted.all())
 
     async def _update_searches(
         self, session: AsyncSession, fetches: Sequence[FetchOutcome], runs: Sequence[SearchRun],

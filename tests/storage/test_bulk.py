@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.bulk import json_insert
+from storage.bulk import json_insert, json_rows
 from storage.db import create_engine
 from storage.types import Price, TextList, UtcDateTime
 from tests.db import fresh_database
@@ -40,6 +40,7 @@ ROWS = [
      "detail": None, "tags": [], "count": -2_000_000_000, "flag": False},
     {"name": "empty", "note": None, "price": None, "at": None, "detail": {}, "tags": None, "count": None, "flag": None},
 ]
+NAMES = tuple(ROWS[0])
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -57,7 +58,8 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 async def test_rows_come_back_as_bound_rows_would(engine: AsyncEngine) -> None:
     dialect = engine.dialect.name
     async with engine.begin() as conn:
-        inserted = (await conn.execute(json_insert(dialect, TABLE, ROWS).returning(TABLE.c.name))).scalars().all()
+        inserted = (await conn.execute(json_insert(dialect, TABLE, NAMES).returning(TABLE.c.name),
+                                       json_rows(dialect, TABLE, ROWS))).scalars().all()
         # The same rows bound one by one, as SQLAlchemy stores them, under other names.
         await conn.execute(TABLE.insert(), [{**row, "name": f"bound {row['name']}"} for row in ROWS])
         read = {row.name: row._asdict() for row in await conn.execute(sa.select(TABLE))}
@@ -81,12 +83,23 @@ async def test_conflicts_are_skipped_and_the_rest_inserted(engine: AsyncEngine) 
     dialect = engine.dialect.name
     async with engine.begin() as conn:
         await conn.execute(TABLE.insert().values(name="plain"))
-        inserted = (await conn.execute(json_insert(dialect, TABLE, ROWS).on_conflict_do_nothing(
-            index_elements=["name"]).returning(TABLE.c.name))).scalars().all()
+        inserted = (await conn.execute(json_insert(dialect, TABLE, NAMES).on_conflict_do_nothing(
+            index_elements=["name"]).returning(TABLE.c.name), json_rows(dialect, TABLE, ROWS))).scalars().all()
     assert sorted(inserted) == ["awkward", "empty"]
+
+
+async def test_one_statement_inserts_whatever_rows_it_is_given(engine: AsyncEngine) -> None:
+    dialect = engine.dialect.name
+    assert json_insert(dialect, TABLE, ("name", "count")) is json_insert(dialect, TABLE, ("name", "count"))
+    stmt = json_insert(dialect, TABLE, ("name", "count")).returning(TABLE.c.name, TABLE.c.count)
+    async with engine.begin() as conn:
+        first = (await conn.execute(stmt, json_rows(dialect, TABLE, [{"name": "one", "count": 1}]))).all()
+        second = (await conn.execute(stmt, json_rows(dialect, TABLE, [{"name": "two", "count": 2},
+                                                                      {"name": "three", "count": None}]))).all()
+    assert first == [("one", 1)] and sorted(second) == [("three", None), ("two", 2)]
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_a_naive_time_is_refused_before_anything_is_sent(dialect: str) -> None:
     with pytest.raises(sa.exc.StatementError, match="naive datetime given to the UTC column bulk_rows.at"):
-        json_insert(dialect, TABLE, [{**ROWS[0], "at": datetime(2026, 12, 1, 8, 0)}])
+        json_rows(dialect, TABLE, [{**ROWS[0], "at": datetime(2026, 12, 1, 8, 0)}])
