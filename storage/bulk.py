@@ -11,7 +11,6 @@ connection and looked up through the index its columns name.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -25,10 +24,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from storage.types import UtcDateTime, sqlite_text
 
 POSTGRESQL = "postgresql"
-# Rows to insert as JSON: decimals as strings, read back exactly by PostgreSQL's numeric columns, aware times with
-# their offset; SQLite keeps decimals as numbers (what SQLAlchemy binds for them there).
-_POSTGRESQL_ROWS_JSON = msgspec.json.Encoder(decimal_format="string")
-_SQLITE_ROWS_JSON = msgspec.json.Encoder(decimal_format="number")
+# Rows and lists as JSON: on PostgreSQL decimals as strings, read back exactly by its numeric columns, aware times
+# with their offset; SQLite keeps decimals as numbers (what SQLAlchemy binds for them there).
+_POSTGRESQL_JSON = msgspec.json.Encoder(decimal_format="string")
+_SQLITE_JSON = msgspec.json.Encoder(decimal_format="number")
 
 
 # The parameters select_by_keys' and unnest_keys' statements read their rows of keys from (see `keyed`).
@@ -48,7 +47,7 @@ def _json_each(name: str | None, values: Sequence[Any] | None = None) -> Any:
     """SQLite's `json_each` over one JSON array, bound here when `values` are given, else at execution as `name`;
     its rows' `value` column holds the items."""
     param = (sa.bindparam(name, type_=sa.String()) if values is None
-             else sa.bindparam(None, json.dumps(list(values)), type_=sa.String()))
+             else sa.bindparam(None, _SQLITE_JSON.encode(list(values)).decode(), type_=sa.String()))
     return sa.func.json_each(param).table_valued("value")
 
 
@@ -74,7 +73,7 @@ def any_of(dialect: str, column: sa.ColumnElement[Any], name: str) -> ColumnElem
 
 def listed(dialect: str, values: Sequence[int | str]) -> Any:
     """The value of an any_of parameter: an array on PostgreSQL, a JSON array on SQLite."""
-    return list(values) if dialect == POSTGRESQL else json.dumps(list(values))
+    return list(values) if dialect == POSTGRESQL else _SQLITE_JSON.encode(list(values)).decode()
 
 
 def select_by_keys(dialect: str, columns: Sequence[sa.ColumnElement[Any]],
@@ -109,7 +108,7 @@ def keyed(dialect: str, rows: Sequence[Sequence[int | str]]) -> dict[str, Any]:
     """The parameters of a select_by_keys or unnest_keys statement for `rows` (at least one, of one width)."""
     if dialect == POSTGRESQL:
         return {f"{KEYS}{index}": [row[index] for row in rows] for index in range(len(rows[0]))}
-    return {KEYS: json.dumps([list(row) for row in rows])}
+    return {KEYS: _SQLITE_JSON.encode(rows).decode()}
 
 
 @asynccontextmanager
@@ -173,16 +172,19 @@ def json_rows(dialect: str, table: sa.Table, rows: Sequence[Mapping[str, Any]]) 
             refusal = ValueError(f"naive datetime given to the UTC column {table.name}.{name}")
             raise sa.exc.StatementError(str(refusal), f"INSERT INTO {table.name}", None, refusal)
     if dialect == POSTGRESQL:
-        return {ROWS: _POSTGRESQL_ROWS_JSON.encode(rows).decode()}
+        return {ROWS: _POSTGRESQL_JSON.encode(rows).decode()}
     if times:
-        texts: dict[datetime, str] = {}  # a save's rows share a few times (its own "now" above all)
-
-        def text(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value not in texts:
-                texts[value] = sqlite_text(value)
-            return texts[value]
-
-        rows = [{**row, **{name: text(row[name]) for name in times}} for row in rows]
-    return {ROWS: _SQLITE_ROWS_JSON.encode(rows).decode()}
+        # A save's rows share a few times (its own "now" above all): each is written out once.
+        texts: dict[datetime | None, str | None] = {None: None}
+        converted = []
+        for row in rows:
+            row = dict(row)
+            for name in times:
+                value = row[name]
+                text = texts.get(value)
+                if text is None and value is not None:
+                    text = texts[value] = sqlite_text(value)
+                row[name] = text
+            converted.append(row)
+        rows = converted
+    return {ROWS: _SQLITE_JSON.encode(rows).decode()}

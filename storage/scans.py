@@ -362,11 +362,11 @@ class ScanQueries(Queries):
         outbox_rows = await self._plan_alerts(session, candidates, searches, upserted, where, now)
         queued: dict[int, int] = {}
         if outbox_rows:
-            inserted = await self._queue_alerts(session, [{k: v for k, v in row.items() if k != "_index"}
-                                                          for row in outbox_rows])
-            for row in outbox_rows:
+            indexes = [row.pop("_index") for row in outbox_rows]  # the rows are this save's own
+            inserted = await self._queue_alerts(session, outbox_rows)
+            for row, index in zip(outbox_rows, indexes, strict=True):
                 if (row["listing_id"], row["platform"], row["target"], row["occasion"]) in inserted:
-                    queued[row["_index"]] = queued.get(row["_index"], 0) + 1
+                    queued[index] = queued.get(index, 0) + 1
         return new_matches, queued
 
     async def _plan_alerts(
