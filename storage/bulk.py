@@ -6,6 +6,10 @@ count: PostgreSQL plans it again (asyncpg prepares each distinct text), SQLite c
 `= ANY(...)` or `unnest(...)` on PostgreSQL, a JSON array read with `json_each(...)` on SQLite; rows to insert travel
 as one JSON text on both (`json_to_recordset(...)`, `json_each(...)`). Each statement is then prepared once per
 connection and looked up through the index its columns name.
+
+The statements a save runs every time are built once, their values bound at execution by name (`json_insert` with
+`json_rows`, `any_of` with `listed`, `select_by_keys` and `unnest_keys` with `keyed`); `one_of` binds its values
+into a statement built for one use.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ def _storage_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[
 
 @functools.cache
 def _rows_insert(dialect: str, table: sa.Table, names: tuple[str, ...], skip_conflicts: bool) -> Any:
+    """Queries._insert_rows' statement, built once per table and columns."""
     stmt = json_insert(dialect, table, names)
     return stmt.on_conflict_do_nothing() if skip_conflicts else stmt
 
