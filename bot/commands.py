@@ -20,7 +20,14 @@ from bot.deal_options import (
     read_seller_rating,
     read_sellers,
 )
-from bot.describe import SEARCH_ID_LIMIT, pause_reasons, read_search_number, recent_deals_limit, search_not_found
+from bot.describe import (
+    SEARCH_ID_LIMIT,
+    describe_search,
+    pause_reasons,
+    read_search_number,
+    recent_deals_limit,
+    search_not_found,
+)
 from scout.errors import InputError
 from scout.models import (
     Destination,
@@ -285,6 +292,10 @@ class Commands:
     def now(self) -> datetime:
         """The time by this service's clock, for front ends that time a conversation (tests set the clock)."""
         return self._clock()
+
+    def describe(self, search: SavedSearch, paused_marketplaces: Mapping[str, str] | None = None) -> str:
+        """describe_search with this service's marketplaces, as the search stands by this service's clock."""
+        return describe_search(search, self.adapters, paused_marketplaces, now=self._clock())
 
     @property
     def default_marketplaces(self) -> tuple[str, ...]:

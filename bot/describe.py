@@ -72,8 +72,8 @@ def format_amount(amount: Decimal) -> str:
 
 
 def describe_search(search: SavedSearch, adapters: Marketplaces | None = None,
-                    paused_marketplaces: Mapping[str, str] | None = None) -> str:
-    """A one-paragraph, platform-neutral description of a search.
+                    paused_marketplaces: Mapping[str, str] | None = None, *, now: datetime | None = None) -> str:
+    """A one-paragraph, platform-neutral description of a search, as it stands at `now` (a snooze may be over).
 
     `paused_marketplaces` (key -> reason, from Commands.paused_marketplaces) adds why a marketplace it uses waits.
     """
@@ -91,7 +91,7 @@ def describe_search(search: SavedSearch, adapters: Marketplaces | None = None,
     if spec.sponsored is SponsoredRule.EXCLUDE:
         parts.append("no sponsored listings")
     parts.extend(describe_deal_options(spec))
-    parts.append(describe_state(search))
+    parts.append(describe_state(search, now))
     for key in spec.marketplaces:
         if paused_marketplaces and key in paused_marketplaces:
             parts.append(f"{_market_name(key, adapters)} is paused by the operators: {paused_marketplaces[key]}")

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 
 from bot.commands import Actor, Commands
-from bot.describe import describe_outcomes, describe_search
+from bot.describe import describe_outcomes
 from bot.discord.client import DealScoutClient, send_ephemeral, view_from_components
 from bot.discord.render import (
     channel_tag,
@@ -90,9 +90,9 @@ async def load_page(client: DealScoutClient, interaction: discord.Interaction, *
         raise PermissionDeniedError("Only server managers can list everyone's searches.")
     searches = await client.services.commands.list_searches(actor, platform=PLATFORM, scope=_scope(interaction),
                                                             everyone=everyone)
-    adapters = client.services.commands.adapters
-    paused = await client.services.commands.paused_marketplaces()
-    descriptions = {search.id: describe_search(search, adapters, paused) for search in searches}
+    commands = client.services.commands
+    paused = await commands.paused_marketplaces()
+    descriptions = {search.id: commands.describe(search, paused) for search in searches}
     pages = page_count(len(searches), PAGE_SIZE)
     page = min(max(1, page), pages)
     embed = render_search_page(searches, descriptions, page=page, page_size=PAGE_SIZE, everyone=everyone)
@@ -205,7 +205,7 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         search = await services.commands.add_search(
             actor, Destination(PLATFORM, str(channel_id)), scope=_scope(interaction), **fields)
         first_scan = search.next_run_at + timedelta(seconds=services.scan_tick_seconds)
-        text = render_saved(search, describe_search(search, services.commands.adapters), first_scan_at=first_scan,
+        text = render_saved(search, services.commands.describe(search), first_scan_at=first_scan,
                             baseline=services.baseline_first_scan)
         await send_ephemeral(interaction, text if ignored is None else f"{text}\n{render_ignored(ignored)}")
 
@@ -223,7 +223,7 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         actor = await client.access.actor(interaction)
         commands = client.services.commands
         found = await commands.show_search(actor, search, scope=_scope(interaction))
-        text = describe_search(found, commands.adapters, await commands.paused_marketplaces())
+        text = commands.describe(found, await commands.paused_marketplaces())
         outcomes = describe_outcomes(found, commands.adapters, now=commands.now())
         await send_ephemeral(interaction, embed=discord.Embed.from_dict(render_search_detail(found, text, outcomes)))
 
@@ -258,7 +258,7 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
                    "price_drop": price_drop, "exclude_sellers": _cleared(exclude_sellers),
                    "min_seller_rating": _cleared(min_seller_rating)}
         after = await commands.edit_search(actor, before.id, scope=_scope(interaction), **changes)
-        text = escape_markdown(describe_search(after, commands.adapters))
+        text = escape_markdown(commands.describe(after))
         verb = "Nothing to change in" if after == before else "Updated"
         await send_ephemeral(interaction, f"{verb} {text}.")
 
@@ -270,7 +270,7 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         actor = await client.access.actor(interaction)
         paused = await client.services.commands.pause_search(actor, search, scope=_scope(interaction),
                                                              reason=f"paused by {interaction.user.name}")
-        text = escape_markdown(describe_search(paused, client.services.commands.adapters))
+        text = escape_markdown(client.services.commands.describe(paused))
         await send_ephemeral(interaction, f"Paused {text}.\nResume it with `/search resume {paused.id}`.")
 
     @app_commands.command(name="resume", description="Check a paused search again")
@@ -283,7 +283,7 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         # Resuming a search whose channel we lost would only pause it again at the first alert.
         await _check_bot_can_post(client, interaction, int(before.destination.target))
         resumed = await client.services.commands.resume_search(actor, before.id, scope=_scope(interaction))
-        text = escape_markdown(describe_search(resumed, client.services.commands.adapters))
+        text = escape_markdown(client.services.commands.describe(resumed))
         await send_ephemeral(interaction, f"Resumed {text}.")
 
     @app_commands.command(name="snooze",
@@ -324,7 +324,7 @@ class SearchGroup(app_commands.Group, name="search", description="Your saved dea
         client = _client(interaction)
         actor = await client.access.actor(interaction)
         removed = await client.services.commands.remove_search(actor, search, scope=_scope(interaction))
-        text = escape_markdown(describe_search(removed, client.services.commands.adapters))
+        text = escape_markdown(client.services.commands.describe(removed))
         await send_ephemeral(interaction, f"Removed {text}.")
 
 

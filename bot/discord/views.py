@@ -11,7 +11,6 @@ from typing import Any
 import discord
 
 from bot.buttons import existed_by, latest_creation, parse_stamp
-from bot.describe import describe_search
 from bot.discord.client import DealScoutClient, reply_error, send_ephemeral
 from bot.discord.render import (
     CONFIRM_REMOVE_TEMPLATE,
@@ -90,7 +89,7 @@ class PauseButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=PAUSE
                 existed_at=moment)
         except NotFoundError:
             raise await _refusal(client, self.search_id, moment, "pause") from None
-        text = describe_search(search, client.services.commands.adapters)
+        text = client.services.commands.describe(search)
         await send_ephemeral(interaction, f"Paused {escape_markdown(text)}.\n"
                                           f"Resume it with `/search resume {search.id}`.")
 
@@ -121,7 +120,7 @@ class RemoveButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=REMO
         view = discord.ui.View(timeout=None)
         view.add_item(discord.ui.Button(label="Yes, remove it", style=discord.ButtonStyle.danger,
                                         custom_id=confirm_remove_custom_id(search.id, search.created_at)))
-        text = describe_search(search, client.services.commands.adapters)
+        text = client.services.commands.describe(search)
         await send_ephemeral(interaction, f"Remove {escape_markdown(text)}? This cannot be undone.", view=view)
 
 
@@ -147,7 +146,7 @@ class ConfirmRemoveButton(discord.ui.DynamicItem[discord.ui.Button[Any]], templa
                                                                   existed_at=moment)
         except NotFoundError:
             raise await _refusal(client, self.search_id, moment, "remove") from None
-        text = describe_search(search, client.services.commands.adapters)
+        text = client.services.commands.describe(search)
         await interaction.response.edit_message(content=f"Removed {escape_markdown(text)}.", view=None)
 
 

@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot.admin import AdminCommands
 from bot.buttons import existed_by, latest_creation
 from bot.commands import Actor, Commands
-from bot.describe import describe_outcomes, describe_search
+from bot.describe import describe_outcomes
 from bot.telegram.deal_handlers import DealHandlers
 from bot.telegram.grammar import EXAMPLE, parse_edit_line, parse_search_line
 from bot.telegram.guided import command_args, for_another_bot, install_guided_add
@@ -215,7 +215,7 @@ class TelegramHandlers:
         return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 
     def describe(self, search: SavedSearch, paused: dict[str, str] | None = None) -> str:
-        return html.escape(describe_search(search, self.commands.adapters, paused), quote=False)
+        return html.escape(self.commands.describe(search, paused), quote=False)
 
     def keyboard(self, search: SavedSearch) -> Any:
         return to_markup(build_alert_keyboard(search.id, None, existed_at=search.created_at,
@@ -259,12 +259,12 @@ class TelegramHandlers:
         if not searches:
             return f"No searches in this chat yet. Add one: <code>{html.escape(EXAMPLE)}</code>", None
         paused = await self.commands.paused_marketplaces()
-        lines = [describe_search(s, self.commands.adapters, paused) for s in searches]
+        lines = [self.commands.describe(s, paused) for s in searches]
         return render_lines(f"{len(searches)} searches here", lines, more="\u2026 and {n} more (see /show N)"), None
 
     async def show(self, update: Update, context: ContextTypes.DEFAULT_TYPE, args: str) -> Reply:
         search = await self.read(update, self.commands.show_search, need_id(args, "show"))
-        description = describe_search(search, self.commands.adapters, await self.commands.paused_marketplaces())
+        description = self.commands.describe(search, await self.commands.paused_marketplaces())
         outcomes = describe_outcomes(search, self.commands.adapters, now=self.commands.now())
         return render_search_detail(description, outcomes), self.keyboard(search)
 
