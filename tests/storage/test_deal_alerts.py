@@ -29,9 +29,9 @@ from scout.models import (
 )
 from scout.scan import Scanner, ScanReport
 from storage.db import create_engine, current_revision, downgrade, upgrade
-from storage.deals import RELIST_AFTER
+from storage.deals import RELIST_AFTER, SEEN_REFRESH, record_words
 from storage.repo import Repository
-from storage.tables import SearchMatchRow
+from storage.tables import ListingRow, ListingWordsRow, SearchMatchRow
 from tests.fakes.adapters import TableAdapter
 from tests.scout.clock import ManualClock
 from tests.storage.test_migrations import seed_first_schema
@@ -521,3 +521,24 @@ async def test_a_save_of_two_fetch_groups_reads_both_ranges_of_comparables(repo:
                                      searches={search.id: search for search in searches})
     assert saved.alerts_queued == 6
     assert words_selects(statements) == (1 if repo.dialect == "postgresql" else 2)
+
+
+async def test_a_comparable_seen_again_is_written_anew_only_once_its_sighting_is_a_day_old(repo: Repository) -> None:
+    start = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    seen = Listing(marketplace="ebay", external_id="1", title="lego castle", url="https://www.ebay.com/itm/1")
+    fetch = FetchOutcome("ebay", "lego castle", "success", 1, (seen,), carrying={"castle lego": (seen,)})
+    dialect = repo.dialect
+
+    async def sighting(now: datetime) -> datetime:
+        async with repo._sessions.begin() as session:
+            listing_id = await session.scalar(sa.select(ListingRow.id).where(ListingRow.external_id == "1"))
+            await record_words(session, dialect, [fetch], {seen.key: listing_id}, now)
+        async with repo._sessions() as session:
+            return await session.scalar(sa.select(ListingWordsRow.seen_at))
+
+    async with repo._sessions.begin() as session:
+        session.add(ListingRow(marketplace="ebay", external_id="1", title="lego castle", url=seen.url,
+                               first_seen_at=start, last_seen_at=start))
+    assert await sighting(start) == start
+    assert await sighting(start + SEEN_REFRESH - timedelta(minutes=1)) == start
+    assert await sighting(start + SEEN_REFRESH + timedelta(minutes=1)) == start + SEEN_REFRESH + timedelta(minutes=1)
