@@ -16,10 +16,13 @@ when listings were seeded.
 Measured, through the real service (`dealscout.app.build_service`, BASELINE_FIRST_SCAN=false so matches reach the
 outbox): the first scan (`scanner.run_until_idle()`, all N due, every served listing new) and a repeat scan once
 all are due again (every listing known: the steady state), each with searches/s, the scan process's CPU time per
-search (all its threads), event-loop lag from a 10 ms probe, and the statements it sent (calls, rows, bound
-parameters per execution, time from send to result); then the plan of each statement (PostgreSQL: the generic plan,
-EXPLAIN; SQLite: EXPLAIN QUERY PLAN), and, unless --no-drain, the outbox drained between the scans to a notifier
-that counts and discards, with the statements the drain sent.
+search (all its threads) and the event loop thread's alone (times searches/s, the share of the pass the loop was
+busy: near 1, the loop limits the rate), event-loop lag from a 10 ms probe, and the statements it sent (calls, rows,
+bound parameters per execution, time from send to result); then the plan of each statement (PostgreSQL: the
+generic plan, EXPLAIN; SQLite: EXPLAIN QUERY PLAN), and, unless --no-drain, the outbox drained between the scans to a
+notifier that counts and discards, with the statements the drain sent.
+The scan's settings (SCAN_BATCH_SIZE, SCAN_CONCURRENCY, ...) are the service's defaults, or the environment's
+SCAN_* variables: `SCAN_BATCH_SIZE=500 .venv/bin/python -m bench.scan`.
 Targets (real pages): 1,000 searches over 200 queries >= 300 searches/s first and repeat, loop lag p99 < 50 ms;
 10,000 searches on 1,000,000 listings >= 200 searches/s, and >= 80% of the rate at 1,000 on 100,000 (two runs).
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import resource
 import sys
 import tempfile
@@ -101,6 +105,7 @@ class ScanPass:
     requests: int
     profile: StatementProfile
     cpu_seconds: float  # the scan process's CPU time in the pass, all its threads (the fake site is another process)
+    loop_cpu_seconds: float  # the event loop thread's alone
 
     @property
     def rate(self) -> float:
@@ -110,14 +115,15 @@ class ScanPass:
         r = self.report
         db_s = sum(s.seconds for s in self.profile.stats.values())
         return (self.label, r.searches, f"{self.seconds:.2f}", f"{self.rate:.0f}",
-                f"{self.cpu_seconds / r.searches * 1000:.2f}", r.fetches, self.requests,
+                f"{self.cpu_seconds / r.searches * 1000:.2f}", f"{self.loop_cpu_seconds / r.searches * 1000:.2f}",
+                r.fetches, self.requests,
                 r.new_listings, r.alerts_queued, r.failed_fetches, f"{db_s:.2f}",
                 *(f"{x:.1f}" for x in self.lag_ms), self.samples)
 
 
-PASS_HEADERS = ("pass", "searches", "seconds", "searches/s", "CPU ms/search", "fetches", "HTTP requests",
-                "listings stored", "alerts queued", "failed", "db s", "lag p50 ms", "lag p99 ms", "lag max ms",
-                "probe samples")
+PASS_HEADERS = ("pass", "searches", "seconds", "searches/s", "CPU ms/search", "loop CPU ms/search", "fetches",
+                "HTTP requests", "listings stored", "alerts queued", "failed", "db s", "lag p50 ms", "lag p99 ms",
+                "lag max ms", "probe samples")
 
 
 async def timed_scan(label: str, service: Service, server: ServedSite) -> ScanPass:
@@ -125,11 +131,12 @@ async def timed_scan(label: str, service: Service, server: ServedSite) -> ScanPa
     profile = StatementProfile()
     with profile.recording(service.store.engine):
         async with LagProbe() as probe:
-            started, cpu_started = time.perf_counter(), time.process_time()
+            started, cpu_started, loop_started = time.perf_counter(), time.process_time(), time.thread_time()
             report = await service.scanner.run_until_idle(max_batches=10_000)
             seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+            loop_cpu_seconds = time.thread_time() - loop_started
     return ScanPass(label, report, seconds, probe.summary_ms(), len(probe.lags), server.requests - before, profile,
-                    cpu_seconds)
+                    cpu_seconds, loop_cpu_seconds)
 
 
 def print_statements(label: str, profile: StatementProfile) -> None:
@@ -165,7 +172,8 @@ async def run(args: argparse.Namespace, pages: PageSource, server: ServedSite) -
     counter = CountingNotifier()
     queries = [pages.query(i) for i in range(args.queries)]
     with tempfile.TemporaryDirectory(prefix="dealscout-bench-") as data_dir:
-        env = {"DEALSCOUT_DATA_DIR": data_dir, "BASELINE_FIRST_SCAN": "false", "DATABASE_URL": args.database_url or ""}
+        env = {**{name: value for name, value in os.environ.items() if name.startswith("SCAN_")},
+               "DEALSCOUT_DATA_DIR": data_dir, "BASELINE_FIRST_SCAN": "false", "DATABASE_URL": args.database_url or ""}
         settings = load_settings(env, env_file=None)
         where = safe_url(settings.resolved_database_url)
         async with build_service(settings, resolve={EBAY_HOST: server.url},
@@ -195,8 +203,9 @@ async def run(args: argparse.Namespace, pages: PageSource, server: ServedSite) -
             repeat = await timed_scan("repeat scan (all known)", service, server)
 
             print_table(PASS_HEADERS, [first.row(), repeat.row()])
-            print("('CPU ms/search': the scan process's CPU time, all its threads, per search; 'db s': time from "
-                  "sending each statement to its result, summed; saves overlap fetching)")
+            print("('CPU ms/search': the scan process's CPU time, all its threads, per search; 'loop CPU': the event "
+                  "loop thread's alone; 'db s': time from sending each statement to its result, summed; saves overlap "
+                  "fetching)")
             for scan in (first, repeat):
                 print_statements(scan.label, scan.profile)
             if drained is not None:
