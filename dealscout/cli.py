@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dealscout.cli_deals import add_deal_parsers
+from scout.circuit import CircuitState
 from scout.config import SETTINGS, Settings, deal_policy, default_data_dir, load_settings, whole_number
 from scout.errors import ConfigError, DealScoutError, InputError, StorageError
 
@@ -346,8 +347,13 @@ def describe_health(state: MarketplaceState | None) -> str:
     if state is None or not (state.last_success_at or state.last_failure_at):
         return "not fetched yet"
     circuit = state.circuit
-    until = f" until {_when(circuit.open_until)}" if circuit.open_until and circuit.state.value == "open" else ""
-    parts = [f"circuit {circuit.state.value}{until}", f"last success {_when(state.last_success_at)}"]
+    if circuit.open_until and circuit.state is CircuitState.OPEN:
+        shown = f"circuit open until {_when(circuit.open_until)}"
+    elif circuit.open_until and circuit.state is CircuitState.HALF_OPEN:  # a worker's probe is out
+        shown = f"circuit half_open, probing until {_when(circuit.open_until)}"
+    else:
+        shown = f"circuit {circuit.state.value}"
+    parts = [shown, f"last success {_when(state.last_success_at)}"]
     if state.last_failure_at:
         failing = (f" ({state.last_status}, {state.consecutive_failures} in a row)"
                    if state.consecutive_failures else "")

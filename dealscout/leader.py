@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
+from scout.circuit import CircuitState
 from scout.models import SavedSearch
 from scout.scan import FetchKey, ScanBatch, Scanner, ScanReport
 from storage.claims import ScanTask, ScanTasks
@@ -93,7 +94,11 @@ class TaskScanner(Scanner):
                           tuple(search.id for search in members))
                  for (marketplace, query), members in admitted.items()]
         pending = Counter(search_id for task in tasks for search_id in task.search_ids)
-        await self._tasks.create(tasks, pending=pending, now=self._clock())
+        now = self._clock()
+        # A probe goes to the queue and may wait there: its circuit is held half-open for as long as a task may take.
+        probes = {key: now + self._lease for key, circuit in batch.circuits.items()
+                  if circuit.state is CircuitState.HALF_OPEN}
+        await self._tasks.create(tasks, pending=pending, now=now, probes=probes)
         batch.finished.update(pending)  # the workers finish them now; the scan's release leaves them be
         batch.report = ScanReport(fetches=len(tasks))
         await self.send_due()

@@ -72,10 +72,14 @@ def circuit_key(marketplace: str, host: str | None = None) -> str:
 
 
 def admit(circuit: Circuit, now: datetime) -> tuple[int | None, Circuit]:
-    """How many fetches the circuit lets through now (None: no limit, 0: none) and its state after asking."""
+    """How many fetches the circuit lets through now (None: no limit, 0: none) and its state after asking.
+
+    An open circuit lets nothing through until `open_until`, then one probe. A half-open circuit as stored has a
+    probe out (a leader's, on the task queue) until `open_until`: nothing more goes, unless that time passed with
+    no outcome (the probe was lost), when another probe may go."""
     if circuit.state is CircuitState.CLOSED:
         return None, circuit
-    if circuit.state is CircuitState.OPEN and circuit.open_until is not None and now < circuit.open_until:
+    if circuit.open_until is not None and now < circuit.open_until:
         return 0, circuit
     return 1, replace(circuit, state=CircuitState.HALF_OPEN)
 

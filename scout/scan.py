@@ -436,7 +436,10 @@ class Scanner:
 
     def circuit_changes(self, before: CircuitState, circuit: Circuit, fetch: FetchOutcome,
                         now: datetime) -> list[Transition]:
-        """The change worth telling: a circuit that opened, or closed again; probing is no news."""
+        """The change worth telling: a circuit that opened, or closed again; probing is no news (a circuit stored
+        half-open, a leader's probe out, was open to those told)."""
+        if before is CircuitState.HALF_OPEN:
+            before = CircuitState.OPEN
         if circuit.state is before or circuit.state is CircuitState.HALF_OPEN:
             return []
         if circuit.state is CircuitState.OPEN:

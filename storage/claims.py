@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from scout.circuit import CircuitState
 from scout.errors import StorageError
 from scout.models import SavedSearch, SearchRun
 from storage.bulk import one_of
 from storage.convert import search_from_row
-from storage.tables import ScanTaskRow, SearchRow
+from storage.tables import MarketplaceStateRow, ScanTaskRow, SearchRow
 
 # Run inside the transaction that saves a task's results: the runs of the searches whose last task this was.
 CommitGuard = Callable[[AsyncSession], Awaitable[Sequence[SearchRun]]]
@@ -45,11 +46,25 @@ class ScanTasks:
         bind = sessions.kw.get("bind")
         self.dialect = bind.dialect.name if bind is not None else "sqlite"
 
-    async def create(self, tasks: Sequence[ScanTask], *, pending: Mapping[int, int], now: datetime) -> None:
-        """Record the tasks of one claim and put their lease token on its searches, with how many tasks each has."""
+    async def create(self, tasks: Sequence[ScanTask], *, pending: Mapping[int, int], now: datetime,
+                     probes: Mapping[str, datetime] | None = None) -> None:
+        """Record the tasks of one claim and put their lease token on its searches, with how many tasks each has.
+
+        `probes`: the circuits (by key) whose probe this claim sends, each stored half-open until the given time, so
+        that no later claim sends another while it waits on the queue (scout.circuit.admit). A circuit that a
+        worker closed, or opened again, meanwhile is left as it is."""
         if not tasks:
             return
         async with self._sessions.begin() as session:
+            for key, until in (probes or {}).items():
+                await session.execute(
+                    sa.update(MarketplaceStateRow)
+                    .where(MarketplaceStateRow.marketplace == key,
+                           MarketplaceStateRow.circuit_state != CircuitState.CLOSED.value,
+                           sa.or_(MarketplaceStateRow.circuit_open_until.is_(None),
+                                  MarketplaceStateRow.circuit_open_until <= now))
+                    .values(circuit_state=CircuitState.HALF_OPEN.value, circuit_open_until=until)
+                    .execution_options(synchronize_session=False))
             session.add_all(ScanTaskRow(
                 token=task.token, lease_token=task.lease_token, marketplace=task.marketplace, query=task.query,
                 location=task.location, radius_km=task.radius_km, search_ids=list(task.search_ids),

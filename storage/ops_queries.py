@@ -240,7 +240,7 @@ class OpsQueries(StatusQueries):
         async with self._sessions.begin() as session:
             row = await marketplace_row(session, key)
             row.status, row.reason, row.changed_by, row.changed_at = status, reason, actor, now
-            if status == "active" and row.circuit_state == CircuitState.OPEN.value:
+            if status == "active" and row.circuit_state != CircuitState.CLOSED.value:
                 # An operator who resumes a marketplace asks for a try now: the next scan sends the probe.
                 row.circuit_open_until = now
             session.add(AuditLogRow(actor=actor, action=f"marketplace.{'pause' if status == 'paused' else 'resume'}",

@@ -11,6 +11,7 @@ import pytest
 from bot.commands import Actor, Commands
 from dealscout.leader import TaskScanner
 from dealscout.worker import TaskRunner
+from scout.circuit import CircuitPolicy, CircuitState
 from scout.config import load_settings
 from scout.models import Destination
 from scrapers.base import ScrapeResult
@@ -223,3 +224,43 @@ async def test_a_put_off_task_is_never_lost_to_the_leader_marking_it_sent(
     await boss.run_until_idle()
     clock.advance(seconds=3)
     assert await tasks.take_due(now=clock(), limit=10) == sent  # due again, not lost
+
+
+async def test_an_open_circuit_has_one_probe_out_at_a_time_and_a_failed_probe_waits_longer(
+    repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
+) -> None:
+    """The leader's probe is held in the database until a worker has run it: later claims send no second probe
+    meanwhile, and a probe that fails opens the circuit again for a longer wait."""
+    settings = load_settings({"BASELINE_FIRST_SCAN": "false", "SCAN_LEASE_SECONDS": "1200",
+                              "CIRCUIT_FAILURE_THRESHOLD": "1", "CIRCUIT_BASE_WAIT_SECONDS": "600"}, env_file=None)
+    adapters = {market.key: market}
+    commands = Commands(repo, adapters, clock=clock)
+    for query in ("lego", "duplo", "brio"):
+        await commands.add_search(Actor("a"), DEST, query=query, interval_minutes="5")
+        market.results[query] = ScrapeResult.blocked("HTTP 429")
+    queue = Queue()
+    boss = TaskScanner(repo, adapters, None, clock=clock, jitter=0.0, baseline_first_scan=False, tasks=tasks,
+                       send=queue.send, backlog=queue.depth, max_backlog=1000, lease_seconds=1200,
+                       circuit_policy=CircuitPolicy(failure_threshold=1, base_wait=timedelta(seconds=600)))
+    runner = TaskRunner(settings, repo, tasks, adapters, None, clock=clock)  # type: ignore[arg-type]
+    clock.advance(seconds=10)
+    await boss.run_until_idle()
+    for token in list(queue.sent):
+        await runner.run(token)
+    opened = (await repo.load_marketplace_states())["fakebay"].circuit
+    assert (opened.state, opened.openings) == (CircuitState.OPEN, 1)
+
+    clock.advance(minutes=11)  # the wait is over: one probe goes out
+    await boss.run_until_idle()
+    assert len(queue.sent) == 4
+    probe = queue.sent[-1]
+    clock.advance(minutes=5, seconds=1)  # the other searches are due again while the probe waits on the queue
+    await boss.run_until_idle()
+    assert len(queue.sent) == 4
+    assert (await runner.run(probe)).status == "done"
+    again = (await repo.load_marketplace_states())["fakebay"].circuit
+    assert (again.state, again.openings) == (CircuitState.OPEN, 2)
+    assert again.open_until is not None and again.open_until >= clock() + timedelta(minutes=20)
+    clock.advance(minutes=6)
+    await boss.run_until_idle()
+    assert len(queue.sent) == 4  # still waiting out the longer wait

@@ -43,6 +43,14 @@ def test_a_failed_probe_reopens_for_longer_and_a_good_one_closes() -> None:
     assert record(probing, ok=True, now=T0, policy=POLICY) == Circuit()
 
 
+def test_a_probe_out_admits_nothing_until_its_time_is_up() -> None:
+    """Stored half-open: a leader's probe waits on the task queue until open_until; a lost probe is replaced."""
+    out = Circuit(CircuitState.HALF_OPEN, 3, 1, T0 + timedelta(minutes=10))
+    assert admit(out, T0 + timedelta(minutes=9)) == (0, out)
+    allowed, probing = admit(out, T0 + timedelta(minutes=10))
+    assert allowed == 1 and probing.state is CircuitState.HALF_OPEN
+
+
 def test_closed_admits_everything() -> None:
     assert admit(Circuit(), T0) == (None, Circuit())
 
