@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.commands import Actor, Commands
+from dealscout.cli import describe_health
 from dealscout.leader import TaskScanner
 from dealscout.worker import TaskRunner
 from scout.circuit import CircuitPolicy, CircuitState
@@ -254,6 +255,8 @@ async def test_an_open_circuit_has_one_probe_out_at_a_time_and_a_failed_probe_wa
     await boss.run_until_idle()
     assert len(queue.sent) == 4
     probe = queue.sent[-1]
+    out = (await repo.load_marketplace_states())["fakebay"]
+    assert describe_health(out).startswith("circuit half_open, probing until ")
     clock.advance(minutes=5, seconds=1)  # the other searches are due again while the probe waits on the queue
     await boss.run_until_idle()
     assert len(queue.sent) == 4
@@ -264,3 +267,31 @@ async def test_an_open_circuit_has_one_probe_out_at_a_time_and_a_failed_probe_wa
     clock.advance(minutes=6)
     await boss.run_until_idle()
     assert len(queue.sent) == 4  # still waiting out the longer wait
+
+
+async def test_an_operator_resume_sends_a_probe_at_once_while_one_is_out(
+    repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
+) -> None:
+    adapters = {market.key: market}
+    commands = Commands(repo, adapters, clock=clock)
+    for query in ("lego", "duplo"):
+        await commands.add_search(Actor("a"), DEST, query=query, interval_minutes="5")
+    queue = Queue()
+    boss = TaskScanner(repo, adapters, None, clock=clock, jitter=0.0, baseline_first_scan=False, tasks=tasks,
+                       send=queue.send, backlog=queue.depth, max_backlog=1000, lease_seconds=1200,
+                       circuit_policy=CircuitPolicy(failure_threshold=1, base_wait=timedelta(seconds=600)))
+    market.results["lego"] = market.results["duplo"] = ScrapeResult.blocked("HTTP 429")
+    runner = TaskRunner(load_settings({"BASELINE_FIRST_SCAN": "false", "SCAN_LEASE_SECONDS": "1200",
+                                       "CIRCUIT_FAILURE_THRESHOLD": "1"}, env_file=None),
+                        repo, tasks, adapters, None, clock=clock)  # type: ignore[arg-type]
+    clock.advance(seconds=10)
+    await boss.run_until_idle()
+    for token in list(queue.sent):
+        await runner.run(token)
+    clock.advance(minutes=11)
+    await boss.run_until_idle()  # the probe goes out and waits on the queue
+    assert len(queue.sent) == 3
+    await repo.set_marketplace_status("fakebay", status="active", reason=None, actor="op", now=clock())
+    clock.advance(minutes=5, seconds=1)
+    await boss.run_until_idle()
+    assert len(queue.sent) == 4  # the operator asked for a try now
