@@ -141,13 +141,23 @@ class ScanTasks:
 
     async def defer(self, task: ScanTask, *, due_at: datetime, lease_until: datetime) -> bool:
         """Make the task due again at `due_at` (a request budget said wait), its searches' leases lasting to
-        `lease_until`; False when the task is gone."""
+        `lease_until`; False when the task is gone.
+
+        While its marketplace's probe is out (the circuit stored half-open), the hold lasts to `lease_until` too: the
+        task put off is the probe, or a fetch that will tell as much, and no other probe goes out before it runs."""
         async with self._sessions.begin() as session:
             moved = await session.execute(
                 sa.update(ScanTaskRow).where(ScanTaskRow.token == task.token)
                 .values(sent_at=None, started_at=None, due_at=due_at, deferrals=ScanTaskRow.deferrals + 1))
             if not moved.rowcount:
                 return False
+            await session.execute(
+                sa.update(MarketplaceStateRow)
+                .where(MarketplaceStateRow.marketplace == task.marketplace,
+                       MarketplaceStateRow.circuit_state == CircuitState.HALF_OPEN.value,
+                       MarketplaceStateRow.circuit_open_until < lease_until)
+                .values(circuit_open_until=lease_until)
+                .execution_options(synchronize_session=False))
             await session.execute(
                 sa.update(SearchRow).where(one_of(self.dialect, SearchRow.id, list(task.search_ids)),
                                            SearchRow.lease_token == task.lease_token)

@@ -269,6 +269,55 @@ async def test_an_open_circuit_has_one_probe_out_at_a_time_and_a_failed_probe_wa
     assert len(queue.sent) == 4  # still waiting out the longer wait
 
 
+async def test_a_probe_put_off_by_the_request_budget_keeps_its_circuit_held_until_it_runs(
+    repo: Repository, clock: ManualClock, tasks: ScanTasks,
+) -> None:
+    """A worker that must wait for the shared request budget puts the probe off past its hold: no second probe goes
+    out meanwhile, and the probe is sent again once it is due."""
+
+    class Spent(TableAdapter):
+        denied = 0
+
+        async def search(self, query, fetcher):  # type: ignore[no-untyped-def]
+            if self.denied:
+                self.denied -= 1
+                raise BudgetDenied("fakebay.test", 1500.0)
+            return await super().search(query, fetcher)
+
+    market = Spent()
+    adapters = {market.key: market}
+    commands = Commands(repo, adapters, clock=clock)
+    for query in ("lego", "duplo"):
+        await commands.add_search(Actor("a"), DEST, query=query, interval_minutes="5")
+        market.results[query] = ScrapeResult.blocked("HTTP 429")
+    queue = Queue()
+    boss = TaskScanner(repo, adapters, None, clock=clock, jitter=0.0, baseline_first_scan=False, tasks=tasks,
+                       send=queue.send, backlog=queue.depth, max_backlog=1000, lease_seconds=1200,
+                       circuit_policy=CircuitPolicy(failure_threshold=1, base_wait=timedelta(seconds=600)))
+    runner = TaskRunner(load_settings({"BASELINE_FIRST_SCAN": "false", "SCAN_LEASE_SECONDS": "1200",
+                                       "CIRCUIT_FAILURE_THRESHOLD": "1"}, env_file=None),
+                        repo, tasks, adapters, None, clock=clock)  # type: ignore[arg-type]
+    clock.advance(seconds=10)
+    await boss.run_until_idle()
+    for token in list(queue.sent):
+        await runner.run(token)
+    clock.advance(minutes=11)
+    await boss.run_until_idle()
+    assert len(queue.sent) == 3
+    probe = queue.sent[-1]
+    market.denied = 1
+    assert (await runner.run(probe)).status == "deferred"  # due again in 25 minutes, past the 20-minute hold
+    clock.advance(minutes=21)
+    await boss.run_until_idle()
+    assert len(queue.sent) == 3  # the probe is put off, not lost: no second one
+    clock.advance(minutes=5)
+    await boss.run_until_idle()
+    assert queue.sent[3:] == [probe]  # sent again when due, still the only probe
+    market.results["lego"] = market.results["duplo"] = ScrapeResult.of([make_listing(1, "Lego castle")])
+    assert (await runner.run(probe)).status == "done"
+    assert (await repo.load_marketplace_states())["fakebay"].circuit.state is CircuitState.CLOSED
+
+
 async def test_an_operator_resume_sends_a_probe_at_once_while_one_is_out(
     repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
 ) -> None:
