@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from datetime import datetime
@@ -131,6 +132,7 @@ def _posted(dc_date: str | None, pub_date: etree._Element | None) -> datetime | 
     return parse_date(dc_date) or parse_date(pub_date.text if pub_date is not None else None)
 
 
+@functools.lru_cache(maxsize=1024)  # pure, and a feed polled again shows the same ads, priced the same
 def _price(text: str) -> Money | None:
     # g-core:price is absent on "wanted" ads and on ads with no price ("Please contact", "Swap / Trade").
     try:
@@ -141,6 +143,7 @@ def _price(text: str) -> Money | None:
     return Money(amount, CURRENCY) if amount.is_finite() and amount >= 0 else None
 
 
+@functools.lru_cache(maxsize=1024)  # pure, and a feed's ads come from a few places
 def _location(place: str | None, lat: str | None, lon: str | None) -> str | None:
     """The place named in the ad's address ("city-of-toronto") and its coordinates, when given."""
     lat, lon = (lat.strip(), lon.strip()) if lat and lon else (None, None)
