@@ -4,6 +4,7 @@ its lease holds, a task that arrives twice commits nothing, and a spent request 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,6 @@ from scout.config import load_settings
 from scout.models import Destination
 from scrapers.base import ScrapeResult
 from scrapers.shared_budget import BudgetDenied
-from storage import db
 from storage.claims import ScanTasks
 from storage.repo import Repository
 from tests.fakes.adapters import TableAdapter, make_listing
@@ -61,6 +61,20 @@ def second() -> TableAdapter:
 @pytest.fixture
 def tasks(repo: Repository) -> ScanTasks:
     return ScanTasks(repo._sessions)
+
+
+@dataclass
+class Spent(TableAdapter):
+    """FakeBay whose shared request budget refuses its next `denied` fetches, saying to wait `wait` seconds."""
+
+    denied: int = 0
+    wait: float = 20.0
+
+    async def search(self, query, fetcher):  # type: ignore[no-untyped-def]
+        if self.denied:
+            self.denied -= 1
+            raise BudgetDenied("fakebay.test", self.wait)
+        return await super().search(query, fetcher)
 
 
 def leader(repo: Repository, adapters: dict[str, TableAdapter], clock: ManualClock, tasks: ScanTasks,
@@ -129,16 +143,7 @@ async def test_a_task_whose_lease_passed_to_a_newer_claim_commits_nothing(
 async def test_a_spent_budget_puts_the_task_off_and_the_leader_sends_it_again(
     repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
 ) -> None:
-    class Spent(TableAdapter):
-        denied = 1
-
-        async def search(self, query, fetcher):  # type: ignore[no-untyped-def]
-            if self.denied:
-                self.denied -= 1
-                raise BudgetDenied("fakebay.test", 20.0)
-            return await super().search(query, fetcher)
-
-    spent = Spent()
+    spent = Spent(denied=1)
     spent.serve("lego", make_listing(1, "Lego castle"))
     adapters = {spent.key: spent}
     await Commands(repo, adapters, clock=clock).add_search(Actor("a"), DEST, query="lego")
@@ -227,29 +232,37 @@ async def test_a_put_off_task_is_never_lost_to_the_leader_marking_it_sent(
     assert await tasks.take_due(now=clock(), limit=10) == sent  # due again, not lost
 
 
-async def test_an_open_circuit_has_one_probe_out_at_a_time_and_a_failed_probe_waits_longer(
-    repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
-) -> None:
-    """The leader's probe is held in the database until a worker has run it: later claims send no second probe
-    meanwhile, and a probe that fails opens the circuit again for a longer wait."""
-    settings = load_settings({"BASELINE_FIRST_SCAN": "false", "SCAN_LEASE_SECONDS": "1200",
-                              "CIRCUIT_FAILURE_THRESHOLD": "1", "CIRCUIT_BASE_WAIT_SECONDS": "600"}, env_file=None)
+async def opened_circuit(repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
+                         *queries: str) -> tuple[TaskScanner, TaskRunner, Queue]:
+    """A leader and a worker with 20-minute leases, whose circuits open at the first failure for 10 minutes, after
+    the first fetches of `queries` (every five minutes each) were answered HTTP 429: FakeBay's circuit is open."""
     adapters = {market.key: market}
     commands = Commands(repo, adapters, clock=clock)
-    for query in ("lego", "duplo", "brio"):
+    for query in queries:
         await commands.add_search(Actor("a"), DEST, query=query, interval_minutes="5")
         market.results[query] = ScrapeResult.blocked("HTTP 429")
     queue = Queue()
     boss = TaskScanner(repo, adapters, None, clock=clock, jitter=0.0, baseline_first_scan=False, tasks=tasks,
                        send=queue.send, backlog=queue.depth, max_backlog=1000, lease_seconds=1200,
                        circuit_policy=CircuitPolicy(failure_threshold=1, base_wait=timedelta(seconds=600)))
+    settings = load_settings({"BASELINE_FIRST_SCAN": "false", "SCAN_LEASE_SECONDS": "1200",
+                              "CIRCUIT_FAILURE_THRESHOLD": "1", "CIRCUIT_BASE_WAIT_SECONDS": "600"}, env_file=None)
     runner = TaskRunner(settings, repo, tasks, adapters, None, clock=clock)  # type: ignore[arg-type]
     clock.advance(seconds=10)
     await boss.run_until_idle()
     for token in list(queue.sent):
         await runner.run(token)
-    opened = (await repo.load_marketplace_states())["fakebay"].circuit
-    assert (opened.state, opened.openings) == (CircuitState.OPEN, 1)
+    assert (await repo.load_marketplace_states())[market.key].circuit.state is CircuitState.OPEN
+    return boss, runner, queue
+
+
+async def test_an_open_circuit_has_one_probe_out_at_a_time_and_a_failed_probe_waits_longer(
+    repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
+) -> None:
+    """The leader's probe is held in the database until a worker has run it: later claims send no second probe
+    meanwhile, and a probe that fails opens the circuit again for a longer wait."""
+    boss, runner, queue = await opened_circuit(repo, market, clock, tasks, "lego", "duplo", "brio")
+    assert (await repo.load_marketplace_states())["fakebay"].circuit.openings == 1
 
     clock.advance(minutes=11)  # the wait is over: one probe goes out
     await boss.run_until_idle()
@@ -274,33 +287,8 @@ async def test_a_probe_put_off_by_the_request_budget_keeps_its_circuit_held_unti
 ) -> None:
     """A worker that must wait for the shared request budget puts the probe off past its hold: no second probe goes
     out meanwhile, and the probe is sent again once it is due."""
-
-    class Spent(TableAdapter):
-        denied = 0
-
-        async def search(self, query, fetcher):  # type: ignore[no-untyped-def]
-            if self.denied:
-                self.denied -= 1
-                raise BudgetDenied("fakebay.test", 1500.0)
-            return await super().search(query, fetcher)
-
-    market = Spent()
-    adapters = {market.key: market}
-    commands = Commands(repo, adapters, clock=clock)
-    for query in ("lego", "duplo"):
-        await commands.add_search(Actor("a"), DEST, query=query, interval_minutes="5")
-        market.results[query] = ScrapeResult.blocked("HTTP 429")
-    queue = Queue()
-    boss = TaskScanner(repo, adapters, None, clock=clock, jitter=0.0, baseline_first_scan=False, tasks=tasks,
-                       send=queue.send, backlog=queue.depth, max_backlog=1000, lease_seconds=1200,
-                       circuit_policy=CircuitPolicy(failure_threshold=1, base_wait=timedelta(seconds=600)))
-    runner = TaskRunner(load_settings({"BASELINE_FIRST_SCAN": "false", "SCAN_LEASE_SECONDS": "1200",
-                                       "CIRCUIT_FAILURE_THRESHOLD": "1"}, env_file=None),
-                        repo, tasks, adapters, None, clock=clock)  # type: ignore[arg-type]
-    clock.advance(seconds=10)
-    await boss.run_until_idle()
-    for token in list(queue.sent):
-        await runner.run(token)
+    market = Spent(wait=1500.0)
+    boss, runner, queue = await opened_circuit(repo, market, clock, tasks, "lego", "duplo")
     clock.advance(minutes=11)
     await boss.run_until_idle()
     assert len(queue.sent) == 3
@@ -321,22 +309,7 @@ async def test_a_probe_put_off_by_the_request_budget_keeps_its_circuit_held_unti
 async def test_an_operator_resume_sends_a_probe_at_once_while_one_is_out(
     repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
 ) -> None:
-    adapters = {market.key: market}
-    commands = Commands(repo, adapters, clock=clock)
-    for query in ("lego", "duplo"):
-        await commands.add_search(Actor("a"), DEST, query=query, interval_minutes="5")
-    queue = Queue()
-    boss = TaskScanner(repo, adapters, None, clock=clock, jitter=0.0, baseline_first_scan=False, tasks=tasks,
-                       send=queue.send, backlog=queue.depth, max_backlog=1000, lease_seconds=1200,
-                       circuit_policy=CircuitPolicy(failure_threshold=1, base_wait=timedelta(seconds=600)))
-    market.results["lego"] = market.results["duplo"] = ScrapeResult.blocked("HTTP 429")
-    runner = TaskRunner(load_settings({"BASELINE_FIRST_SCAN": "false", "SCAN_LEASE_SECONDS": "1200",
-                                       "CIRCUIT_FAILURE_THRESHOLD": "1"}, env_file=None),
-                        repo, tasks, adapters, None, clock=clock)  # type: ignore[arg-type]
-    clock.advance(seconds=10)
-    await boss.run_until_idle()
-    for token in list(queue.sent):
-        await runner.run(token)
+    boss, runner, queue = await opened_circuit(repo, market, clock, tasks, "lego", "duplo")
     clock.advance(minutes=11)
     await boss.run_until_idle()  # the probe goes out and waits on the queue
     assert len(queue.sent) == 3
