@@ -34,6 +34,7 @@ import lxml.html
 from selectolax.lexbor import LexborHTMLParser
 
 from bench.common import LagProbe, print_table
+from scout.models import Listing
 from scrapers.base import Adapter, Page, Request, ScrapeStatus, SearchQuery
 from scrapers.craigslist.adapter import CraigslistAdapter
 from scrapers.ebay.adapter import EbayAdapter
@@ -107,6 +108,36 @@ class Case:
 
     def parse(self) -> object:
         return self.adapter.parse(self.page)
+
+    @property
+    def is_feed(self) -> bool:
+        return self.page.content_type.startswith("application/rss+xml")
+
+    def bare_read(self) -> list[Listing]:
+        return bare_feed_read(self.page.body)
+
+
+def bare_feed_read(body: bytes) -> list[Listing]:
+    """The least any reader of an RSS 2.0 feed does: the bare parse, then each item's title, link, guid and
+    description texts taken as they stand into a Listing. No date, price, picture, unescaping, whitespace or check:
+    a reference for how much of a feed reader's multiple the reading itself leaves."""
+    channel = next(lxml.etree.fromstring(body).iterchildren("channel"))
+    listings = []
+    for item in channel.iterchildren("item"):
+        title = link = guid = description = None
+        for child in item[:]:
+            tag = child.tag
+            if tag == "title":
+                title = child.text
+            elif tag == "link":
+                link = child.text
+            elif tag == "guid":
+                guid = child.text
+            elif tag == "description":
+                description = child.text
+        listings.append(Listing(marketplace="rss", external_id=guid or link or "", title=title or "", url=link or "",
+                                description=description))
+    return listings
 
 
 def ebay_domain(body: bytes) -> str:
@@ -209,6 +240,7 @@ def bench_cost(cases: list[Case]) -> bool:
           f"(lxml.html, or lxml.etree / json.loads), x lexbor = parse / bare lexbor parse of the same HTML, each the "
           f"median of the rounds' ratios; ms: the best round\n")
     rows = []
+    bare: list[tuple[str, str, str, str, str]] = []
     ok = True
     for case in cases:
         result = case.adapter.parse(case.page)
@@ -216,6 +248,10 @@ def bench_cost(cases: list[Case]) -> bool:
         if case.is_html:
             timing = time_paired([case.floor, case.parse, case.lexbor_floor])
             lexbor_ms, lexbor_ratio = timing.best_ms(2), timing.ratio(1, 2)
+        elif case.is_feed:
+            timing = time_paired([case.floor, case.parse, case.bare_read])
+            bare.append((case.name, case.adapter.key, f"{timing.best_ms(2):.2f}", f"{timing.ratio(2, 0):.2f}x",
+                         f"{timing.ratio(1, 0):.2f}x"))
         else:
             timing = time_paired([case.floor, case.parse])
         floor_ms, parse_ms, ratio = timing.best_ms(0), timing.best_ms(1), timing.ratio(1, 0)
@@ -227,6 +263,10 @@ def bench_cost(cases: list[Case]) -> bool:
                      f"<= {case.target:g}x", "ok" if met else "MISSED"))
     print_table(("page", "adapter site", "bytes", "listings", "floor ms", "lexbor ms", "parse ms", "x lxml",
                  "x lexbor", "target", ""), rows)
+    if bare:
+        print("\nFeeds against a bare read (bench.parse.bare_feed_read: the parse, then four child texts of each item "
+              "into a Listing, nothing more), in the same rounds; x lxml as above\n")
+        print_table(("page", "adapter", "bare read ms", "bare read x lxml", "parse x lxml"), bare)
     return ok
 
 
