@@ -297,17 +297,18 @@ def _rss_fields(item: etree._Element, ns: str) -> _Fields:
             dc_date = child
         elif tag == _DC_CREATOR:
             creator = child
+    title_text = link_text = guid_text = None
     if title is not None:
         raw = title.text if len(title) == 0 else "".join(title.itertext())
         # Titles are HTML-escaped text in practice, often escaped twice ("&amp;amp;"): unescaping plain text is
         # harmless.
-        title = " ".join((html.unescape(raw) if "&" in raw else raw).split()) or None if raw else None
+        title_text = " ".join((html.unescape(raw) if "&" in raw else raw).split()) or None if raw else None
     if link is not None:
         raw = link.text if len(link) == 0 else "".join(link.itertext())
-        link = " ".join(raw.split()) or None if raw else None
+        link_text = " ".join(raw.split()) or None if raw else None
     if guid is not None:
         raw = guid.text if len(guid) == 0 else "".join(guid.itertext())
-        guid = " ".join(raw.split()) or None if raw else None
+        guid_text = " ".join(raw.split()) or None if raw else None
     posted = None
     if pub_date is not None:
         raw = pub_date.text
@@ -319,9 +320,9 @@ def _rss_fields(item: etree._Element, ns: str) -> _Fields:
     if posted is None and dc_date is not None:
         posted = parse_date(text_of(dc_date))
     return (
-        title,
-        link,
-        guid or item.get(_RDF_ABOUT),
+        title_text,
+        link_text,
+        guid_text or item.get(_RDF_ABOUT),
         posted,
         image or _media_image(item),
         text_of(creator) if creator is not None else None,
