@@ -119,7 +119,7 @@ class TaskRunner:
             wait = max(err.retry_after, 0.1) if isinstance(err, BudgetDenied) else BUDGET_UNKNOWN_RETRY_SECONDS
             due = now + timedelta(seconds=wait)
             await self._tasks.defer(task, due_at=due, lease_until=due + timedelta(
-                seconds=self._settings.scan_lease_seconds))
+                seconds=self._settings.scan_lease_seconds), circuit=self._scanner.circuit_of(key))
             log.info("task %s put off %.1f s: %s", token, wait, err)
             return TaskOutcome("deferred")
         except InputError as err:
@@ -161,7 +161,7 @@ class TaskRunner:
                       STORAGE_RETRY_SECONDS)
             due = self._clock() + timedelta(seconds=STORAGE_RETRY_SECONDS)
             await self._tasks.defer(task, due_at=due, lease_until=due + timedelta(
-                seconds=self._settings.scan_lease_seconds))
+                seconds=self._settings.scan_lease_seconds), circuit=self._scanner.circuit_of(key))
             return TaskOutcome("deferred")
         await self._tell(told)
         return TaskOutcome("done", saved.new_listings, saved.alerts_queued)

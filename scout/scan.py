@@ -282,7 +282,7 @@ class Scanner:
         admitted: dict[FetchKey, list[SavedSearch]] = {}
         left: dict[str, int | None] = {}
         for key, members in groups.items():
-            circuit = circuit_key(key[0], self._circuit_host(key))
+            circuit = self.circuit_of(key)
             if circuit not in left:
                 state = states.get(circuit)
                 stored = state.circuit if state else Circuit()
@@ -297,6 +297,10 @@ class Scanner:
             admitted[key] = members
             batch.expect(members)
         return admitted
+
+    def circuit_of(self, key: FetchKey) -> str:
+        """The key of the circuit a fetch counts against: its marketplace's, or its feed host's."""
+        return circuit_key(key[0], self._circuit_host(key))
 
     def _circuit_host(self, key: FetchKey) -> str | None:
         marketplace, query = key

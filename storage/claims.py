@@ -139,12 +139,13 @@ class ScanTasks:
                 SearchRow.lease_token == task.lease_token, SearchRow.lease_until >= hold_until))
             return [search_from_row(row) for row in rows]
 
-    async def defer(self, task: ScanTask, *, due_at: datetime, lease_until: datetime) -> bool:
+    async def defer(self, task: ScanTask, *, due_at: datetime, lease_until: datetime, circuit: str) -> bool:
         """Make the task due again at `due_at` (a request budget said wait), its searches' leases lasting to
         `lease_until`; False when the task is gone.
 
-        While its marketplace's probe is out (the circuit stored half-open), the hold lasts to `lease_until` too: the
-        task put off is the probe, or a fetch that will tell as much, and no other probe goes out before it runs."""
+        While a probe is out on the task's circuit (by key: its marketplace's, or its feed host's; stored half-open),
+        the hold lasts to `lease_until` too: the task put off is the probe, or a fetch that will tell as much, and no
+        other probe goes out before it runs."""
         async with self._sessions.begin() as session:
             moved = await session.execute(
                 sa.update(ScanTaskRow).where(ScanTaskRow.token == task.token)
@@ -153,7 +154,7 @@ class ScanTasks:
                 return False
             await session.execute(
                 sa.update(MarketplaceStateRow)
-                .where(MarketplaceStateRow.marketplace == task.marketplace,
+                .where(MarketplaceStateRow.marketplace == circuit,
                        MarketplaceStateRow.circuit_state == CircuitState.HALF_OPEN.value,
                        MarketplaceStateRow.circuit_open_until < lease_until)
                 .values(circuit_open_until=lease_until)

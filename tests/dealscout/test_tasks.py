@@ -16,7 +16,7 @@ from dealscout.worker import TaskRunner
 from scout.circuit import CircuitPolicy, CircuitState
 from scout.config import load_settings
 from scout.models import Destination
-from scrapers.base import ScrapeResult
+from scrapers.base import ScrapeResult, SearchQuery
 from scrapers.shared_budget import BudgetDenied
 from storage.claims import ScanTasks
 from storage.repo import Repository
@@ -75,6 +75,17 @@ class Spent(TableAdapter):
             self.denied -= 1
             raise BudgetDenied("fakebay.test", self.wait)
         return await super().search(query, fetcher)
+
+
+@dataclass
+class SpentFeeds(Spent):
+    """The same as a feed marketplace: every query's fetch counts against the circuit of one feed host."""
+
+    def circuit_host(self, query: SearchQuery) -> str:
+        return "feeds.example"
+
+    async def check_address(self, query: SearchQuery) -> None:
+        return None
 
 
 def leader(repo: Repository, adapters: dict[str, TableAdapter], clock: ManualClock, tasks: ScanTasks,
@@ -223,7 +234,8 @@ async def test_a_put_off_task_is_never_lost_to_the_leader_marking_it_sent(
         sent.extend(tokens)
         task = await tasks.load(tokens[0])
         assert task is not None
-        await tasks.defer(task, due_at=clock() + timedelta(seconds=2), lease_until=clock() + timedelta(minutes=9))
+        await tasks.defer(task, due_at=clock() + timedelta(seconds=2), lease_until=clock() + timedelta(minutes=9),
+                          circuit=task.marketplace)
 
     boss = TaskScanner(repo, adapters, None, clock=clock, jitter=0.0, baseline_first_scan=False, tasks=tasks,
                        send=send_and_put_off, backlog=Queue().depth, max_backlog=10)
@@ -233,9 +245,10 @@ async def test_a_put_off_task_is_never_lost_to_the_leader_marking_it_sent(
 
 
 async def opened_circuit(repo: Repository, market: TableAdapter, clock: ManualClock, tasks: ScanTasks,
-                         *queries: str) -> tuple[TaskScanner, TaskRunner, Queue]:
+                         *queries: str, circuit: str = "fakebay") -> tuple[TaskScanner, TaskRunner, Queue]:
     """A leader and a worker with 20-minute leases, whose circuits open at the first failure for 10 minutes, after
-    the first fetches of `queries` (every five minutes each) were answered HTTP 429: FakeBay's circuit is open."""
+    the first fetches of `queries` (every five minutes each) were answered HTTP 429: the circuit stored under the key
+    `circuit` is open."""
     adapters = {market.key: market}
     commands = Commands(repo, adapters, clock=clock)
     for query in queries:
@@ -252,7 +265,7 @@ async def opened_circuit(repo: Repository, market: TableAdapter, clock: ManualCl
     await boss.run_until_idle()
     for token in list(queue.sent):
         await runner.run(token)
-    assert (await repo.load_marketplace_states())[market.key].circuit.state is CircuitState.OPEN
+    assert (await repo.load_marketplace_states())[circuit].circuit.state is CircuitState.OPEN
     return boss, runner, queue
 
 
@@ -282,13 +295,15 @@ async def test_an_open_circuit_has_one_probe_out_at_a_time_and_a_failed_probe_wa
     assert len(queue.sent) == 4  # still waiting out the longer wait
 
 
+@pytest.mark.parametrize(("kind", "circuit"), [(Spent, "fakebay"), (SpentFeeds, "fakebay:feeds.example")],
+                         ids=["marketplace", "feed host"])
 async def test_a_probe_put_off_by_the_request_budget_keeps_its_circuit_held_until_it_runs(
-    repo: Repository, clock: ManualClock, tasks: ScanTasks,
+    repo: Repository, clock: ManualClock, tasks: ScanTasks, kind: type[Spent], circuit: str,
 ) -> None:
     """A worker that must wait for the shared request budget puts the probe off past its hold: no second probe goes
-    out meanwhile, and the probe is sent again once it is due."""
-    market = Spent(wait=1500.0)
-    boss, runner, queue = await opened_circuit(repo, market, clock, tasks, "lego", "duplo")
+    out meanwhile, and the probe is sent again once it is due. So too on a circuit kept per feed host."""
+    market = kind(wait=1500.0)
+    boss, runner, queue = await opened_circuit(repo, market, clock, tasks, "lego", "duplo", circuit=circuit)
     clock.advance(minutes=11)
     await boss.run_until_idle()
     assert len(queue.sent) == 3
@@ -303,7 +318,7 @@ async def test_a_probe_put_off_by_the_request_budget_keeps_its_circuit_held_unti
     assert queue.sent[3:] == [probe]  # sent again when due, still the only probe
     market.results["lego"] = market.results["duplo"] = ScrapeResult.of([make_listing(1, "Lego castle")])
     assert (await runner.run(probe)).status == "done"
-    assert (await repo.load_marketplace_states())["fakebay"].circuit.state is CircuitState.CLOSED
+    assert (await repo.load_marketplace_states())[circuit].circuit.state is CircuitState.CLOSED
 
 
 async def test_an_operator_resume_sends_a_probe_at_once_while_one_is_out(
