@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.drills import DRILL_SUMMARY
+
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 
 
@@ -73,3 +75,20 @@ async def repo(database_url: str):  # type: ignore[no-untyped-def]
         yield Repository(session_factory(engine))
     finally:
         await engine.dispose()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep the drills' summary lines: with the suite spread over processes, a drill's own output stays in its
+    process, while its report (and the properties it recorded) comes back to this one."""
+    if report.when == "call":
+        _drill_summaries.extend(str(value) for name, value in report.user_properties if name == DRILL_SUMMARY)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _drill_summaries:
+        terminalreporter.section("drill summaries")
+        for line in _drill_summaries:
+            terminalreporter.write_line(line)
+
+
+_drill_summaries: list[str] = []

@@ -16,6 +16,9 @@ from storage.db import create_engine
 
 POSTGRES_ENV = "DEALSCOUT_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# RabbitMQ (DEALSCOUT_TEST_AMQP_URL) holds one queue of that name for the whole suite: the tests that empty and count
+# it run in one process, one at a time, while the rest of the suite runs beside them.
+SHARED_BROKER_QUEUE = pytest.mark.xdist_group("shared-broker-queue")
 
 
 def postgres_url() -> str:

@@ -12,10 +12,13 @@ from kombu import Connection
 
 from dealscout.broker import QUEUE, Broker, build_celery
 from scout.config import load_settings
+from tests.db import SHARED_BROKER_QUEUE
 
 REDIS_ENV = "DEALSCOUT_TEST_REDIS_URL"
 AMQP_ENV = "DEALSCOUT_TEST_AMQP_URL"
 BROKER_DB = 10  # this file's own Redis database
+
+pytestmark = SHARED_BROKER_QUEUE
 
 
 def broker_url(kind: str) -> str:

@@ -32,6 +32,7 @@ from scout.config import Settings, load_settings
 from scout.models import SavedSearch
 from scrapers.registry import build_adapters
 from tests.db import BACKENDS, fresh_database
+from tests.drills import DRILL_SUMMARY
 from tests.drills.process import ServiceProcess, service_environment
 from tests.drills.service_process import DISCORD_API_ENV, RESOLVE_ENV
 from tests.drills.world import (
@@ -247,7 +248,7 @@ async def save_searches(store: Store, settings: Settings) -> list[SavedSearch]:
 
 @pytest.mark.timeout(1200)  # every life timing out still ends with a report
 @pytest.mark.parametrize("backend", BACKENDS)
-async def test_kill_drill(backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_kill_drill(backend: str, tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     seed = drill_seed()
     kills = int(os.environ.get("DEALSCOUT_DRILL_KILLS") or DEFAULT_KILLS)
     rng = random.Random(seed)
@@ -265,8 +266,7 @@ async def test_kill_drill(backend: str, tmp_path: Path, capsys: pytest.CaptureFi
             left = await drill.unrecorded()
         tally = Tally.count(drill.catalogue.expected(), fakes.arrivals.update(), drill.ledger)
         line = drill.report(tally, len(left))
-    with capsys.disabled():
-        print("\n" + line)  # shown with or without -s, whatever the verdict
+    record_property(DRILL_SUMMARY, line)  # printed at the end of the run, whatever the verdict
     where = f"service logs and drill.log in {tmp_path}"
 
     assert sum(drill.kills.values()) == kills

@@ -42,6 +42,7 @@ from scrapers.registry import build_adapters
 from scrapers.shared_budget import budget_window
 from storage.tables import SearchRow, TaskLogRow
 from tests.db import fresh_database, postgres_url
+from tests.drills import DRILL_SUMMARY
 from tests.drills.leader_process import BUDGETS_ENV
 from tests.drills.process import service_environment
 from tests.drills.scale_processes import (
@@ -232,7 +233,7 @@ def denials(workers: list[Child]) -> Counter[str]:
 
 
 @pytest.mark.timeout(400)
-async def test_scale_drill(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+async def test_scale_drill(tmp_path: Path, record_property: Callable[[str, object], None],
                            monkeypatch: pytest.MonkeyPatch) -> None:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not on PATH: the drill restarts a Redis of its own")
@@ -349,8 +350,7 @@ async def test_scale_drill(tmp_path: Path, capsys: pytest.CaptureFixture[str],
         f"in {events.takeover_seconds:.1f} s, redis restarted with {events.lost_messages} messages queued; queue at "
         f"the end {final_depth}"
     )
-    with capsys.disabled():
-        print("\n" + line)
+    record_property(DRILL_SUMMARY, line)  # printed at the end of the run, whatever the verdict
     where = f"logs in {tmp_path}"
 
     assert not unscanned, f"searches never scanned: {unscanned}\n{line}\n{where}"

@@ -25,12 +25,13 @@ from scrapers.shared_budget import KEY_PREFIX as BUDGET_KEY_PREFIX
 from storage import db
 from storage.claims import ScanTasks
 from storage.repo import Repository
+from tests.db import SHARED_BROKER_QUEUE
 from tests.drills.process import REPO_ROOT, service_environment
 from tests.drills.service_process import RESOLVE_ENV
 from tests.fakes.ebay_pages import ebay_results_page
 from tests.fakes.marketplace import FakeMarketplace
 
-pytestmark = pytest.mark.drill
+pytestmark = [pytest.mark.drill, SHARED_BROKER_QUEUE]
 REDIS_ENV = "DEALSCOUT_TEST_REDIS_URL"
 AMQP_ENV = "DEALSCOUT_TEST_AMQP_URL"  # RabbitMQ, the other broker Celery runs on
 BROKER_DB = 12  # this test's own Redis database; the budgets' tests use another
